@@ -1,0 +1,7 @@
+"""``python -m layercollapse``."""
+
+import sys
+
+from .cli import main
+
+sys.exit(main())

@@ -1,0 +1,118 @@
+"""Command line: ``python -m layercollapse <command>``.
+
+Commands register themselves in :data:`COMMANDS` through :func:`command`, each
+with a function that adds its arguments and one that runs it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable
+
+import numpy as np
+
+COMMANDS: dict[str, tuple[Callable[[argparse.ArgumentParser], None], Callable[[argparse.Namespace], int]]] = {}
+
+
+def command(name: str, add_arguments: Callable[[argparse.ArgumentParser], None]):
+    """Decorator registering ``run(args) -> exit code`` as a subcommand."""
+
+    def register(run: Callable[[argparse.Namespace], int]):
+        COMMANDS[name] = (add_arguments, run)
+        return run
+
+    return register
+
+
+def add_model_task_arguments(parser: argparse.ArgumentParser) -> None:
+    """--model, --task, --format, --limit, --seed, --split, --dtype: shared by every command."""
+    parser.add_argument("--model", default="smollm2-135m", help="short name, Hub id or local folder")
+    parser.add_argument("--task", default="arc_easy", help="task name (or mmlu:<subject>)")
+    parser.add_argument("--format", default="letter", choices=["letter", "cloze"])
+    parser.add_argument("--split", default=None, help="task split (default: the task's evaluation split)")
+    parser.add_argument("--limit", type=int, default=None, help="number of items (seeded subsample)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--dtype", default=None, help="bf16 or fp32 (default: bf16 where fast)")
+
+
+def format_frequency(frequency: np.ndarray) -> str:
+    """'A 0.31 B 0.22 …' for one option-frequency vector."""
+    return " ".join(f"{chr(65 + k)} {value:.2f}" for k, value in enumerate(frequency))
+
+
+def _add_evaluate(parser: argparse.ArgumentParser) -> None:
+    add_model_task_arguments(parser)
+    parser.add_argument("--layerwise", action="store_true", help="also read out every layer (logit lens)")
+
+
+@command("evaluate", _add_evaluate)
+def evaluate(args: argparse.Namespace) -> int:
+    """Print accuracy, mean Decision Margin and Option Frequency (per layer with --layerwise)."""
+    from . import metrics
+    from .lens import layerwise_scores
+    from .models import load_model
+    from .scoring import option_lengths, score
+    from .tasks import load_task, subsample
+
+    data = load_task(args.task, args.split)
+    items = subsample(data.items, args.limit, args.seed)
+    gold = np.array([item.gold for item in items])
+    model, tokenizer = load_model(args.model, dtype=args.dtype)
+    print(f"{args.model} on {data.task}/{data.split} ({data.source}), {len(items)} items, {args.format} format")
+    if args.layerwise:
+        scores = layerwise_scores(model, tokenizer, items, args.format, task=args.task)
+        summary = metrics.summarize(scores, gold)
+        print(f"{'layer':>5} {'acc':>6} {'mean DM':>8} {'OF entropy':>10}  option frequency")
+        for depth in range(scores.shape[0]):
+            name = "emb" if depth == 0 else str(depth - 1)
+            print(f"{name:>5} {summary['accuracy'][depth]:6.3f} {summary['mean_dm'][depth]:8.3f} "
+                  f"{summary['of_entropy'][depth]:10.3f}  {format_frequency(summary['option_frequency'][depth])}")
+        return 0
+    scores = score(model, tokenizer, items, args.format, task=args.task)
+    summary = metrics.summarize(scores, gold)
+    print(f"accuracy {summary['accuracy']:.4f}   mean DM {summary['mean_dm']:.4f}   "
+          f"OF entropy {summary['of_entropy']:.3f} bits")
+    if args.format == "cloze":
+        normed = metrics.length_normalized(scores, option_lengths(items))
+        print(f"acc_norm {metrics.accuracy(normed, gold):.4f}   mean DM (norm) {metrics.mean_decision_margin(normed, gold):.4f}")
+    print(f"option frequency: {format_frequency(summary['option_frequency'])}")
+    print(f"gold frequency:   {format_frequency(metrics.gold_frequency(gold, scores.shape[-1]))}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser with every registered command."""
+    _import_command_modules()
+    parser = argparse.ArgumentParser(prog="layercollapse", description=__doc__.splitlines()[0])
+    subparsers = parser.add_subparsers(dest="command", required=True)
+    for name, (add_arguments, run) in COMMANDS.items():
+        sub = subparsers.add_parser(name, help=(run.__doc__ or "").splitlines()[0])
+        add_arguments(sub)
+        sub.set_defaults(run=run)
+    return parser
+
+
+def _import_command_modules() -> None:
+    """Modules that register further commands (pruning, reproduce, render)."""
+    import importlib
+
+    for module in ("pruning_cli", "reproduce"):
+        try:
+            importlib.import_module(f"{__package__}.{module}")
+        except ModuleNotFoundError as error:
+            if error.name != f"{__package__}.{module}":
+                raise
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of ``python -m layercollapse`` and the ``layercollapse`` script."""
+    from .errors import friendly_errors
+
+    args = build_parser().parse_args(argv)
+    with friendly_errors():
+        return args.run(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

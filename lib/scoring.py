@@ -1,0 +1,284 @@
+"""Option scores: the hot path.
+
+``score`` turns items into one float32 score per option, ``[n_items, n_options]``
+(log-probabilities; ``-inf`` pads items with fewer options). Requests are
+tokenised once, sorted by length, packed into batches under a token budget,
+left-padded (with position ids that ignore the padding), and run under
+``torch.inference_mode``. Only the logits that are needed are computed: the last
+position for ``letter``, the continuation positions for ``cloze``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+from .architectures import backbone, hidden_to_logits, n_layers
+from .layers import keep_layers
+from .prompts import check_format, cloze_pairs, letter_prompt, option_letters
+from .tasks import Item
+
+DEFAULT_TOKEN_BUDGET = 8192
+
+
+@dataclass(frozen=True)
+class Request:
+    """One tokenised sequence to run.
+
+    Attributes:
+        item: index of the item in the scored list.
+        option: option index for cloze (one sequence per option); -1 for letter.
+        tokens: token ids of context (+ continuation for cloze).
+        n_target: number of trailing continuation tokens scored (0 for letter).
+    """
+
+    item: int
+    option: int
+    tokens: tuple[int, ...]
+    n_target: int
+
+
+@dataclass
+class Batch:
+    """Padded tensors of a list of requests.
+
+    Attributes:
+        requests: the requests in row order.
+        input_ids, attention_mask, position_ids: long [B, T], left-padded.
+        read_rows, read_positions: long [P], positions whose hidden state is read out
+            (letter: the last position of each row; cloze: each position that predicts
+            a continuation token).
+        targets: long [P] token predicted at each read position (cloze), else empty.
+        read_owner: long [P] row of each read position.
+    """
+
+    requests: list[Request]
+    input_ids: torch.Tensor
+    attention_mask: torch.Tensor
+    position_ids: torch.Tensor
+    read_rows: torch.Tensor
+    read_positions: torch.Tensor
+    targets: torch.Tensor
+    read_owner: torch.Tensor
+
+
+def _encode(tokenizer, text: str) -> list[int]:
+    return tokenizer(text, add_special_tokens=True).input_ids
+
+
+def letter_token_ids(tokenizer, n_options: int) -> list[int]:
+    """Vocabulary ids of " A", " B", … (each must be one token)."""
+    ids = []
+    for letter in option_letters(n_options):
+        encoded = tokenizer(letter, add_special_tokens=False).input_ids
+        if len(encoded) != 1:
+            raise ValueError(f"Option letter {letter!r} is {len(encoded)} tokens for this tokenizer; letter format needs 1")
+        ids.append(encoded[0])
+    return ids
+
+
+def encode_cloze_pair(tokenizer, context: str, continuation: str) -> tuple[list[int], list[int]]:
+    """Tokenise like lm-evaluation-harness: trailing context spaces move to the continuation,
+    and the continuation tokens are those of ``context + continuation`` past the context's."""
+    n_spaces = len(context) - len(context.rstrip())
+    if n_spaces:
+        continuation = context[-n_spaces:] + continuation
+        context = context[:-n_spaces]
+    whole = _encode(tokenizer, context + continuation)
+    context_ids = _encode(tokenizer, context)
+    return context_ids, whole[len(context_ids):]
+
+
+def build_requests(
+    tokenizer, items: Sequence[Item], format: str, task: str | None = None, shots: Sequence[Item] = ()
+) -> list[Request]:
+    """Tokenise every item into requests (one per item for letter, one per option for cloze)."""
+    check_format(format)
+    requests = []
+    for index, item in enumerate(items):
+        if format == "letter":
+            requests.append(Request(index, -1, tuple(_encode(tokenizer, letter_prompt(item, task, shots))), 0))
+            continue
+        for option, (context, continuation) in enumerate(cloze_pairs(item, task)):
+            context_ids, target_ids = encode_cloze_pair(tokenizer, context, continuation)
+            if not target_ids:
+                raise ValueError(f"Item '{item.id}' option {option}: the continuation {continuation!r} is empty")
+            requests.append(Request(index, option, tuple(context_ids + target_ids), len(target_ids)))
+    return requests
+
+
+def plan_batches(requests: Sequence[Request], token_budget: int) -> list[list[int]]:
+    """Group request indices into batches, longest first, with rows x max length <= budget."""
+    order = sorted(range(len(requests)), key=lambda i: -len(requests[i].tokens))
+    batches: list[list[int]] = []
+    current: list[int] = []
+    for index in order:
+        width = len(requests[current[0]].tokens) if current else len(requests[index].tokens)
+        if current and (len(current) + 1) * width > token_budget:
+            batches.append(current)
+            current = []
+        current.append(index)
+    if current:
+        batches.append(current)
+    return batches
+
+
+def collate(requests: Sequence[Request], pad_id: int, device: torch.device) -> Batch:
+    """Left-pad requests into a :class:`Batch` on ``device``."""
+    width = max(len(r.tokens) for r in requests)
+    ids = torch.full((len(requests), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(requests), width), dtype=torch.long)
+    rows, positions, targets = [], [], []
+    for row, request in enumerate(requests):
+        n = len(request.tokens)
+        ids[row, width - n:] = torch.tensor(request.tokens)
+        mask[row, width - n:] = 1
+        if request.n_target == 0:
+            rows.append(row)
+            positions.append(width - 1)
+        else:
+            start = width - request.n_target
+            rows.extend([row] * request.n_target)
+            positions.extend(range(start - 1, width - 1))
+            targets.extend(request.tokens[-request.n_target:])
+    position_ids = (mask.cumsum(-1) - 1).clamp(min=0)
+    as_long = lambda values: torch.tensor(values, dtype=torch.long, device=device)  # noqa: E731
+    return Batch(list(requests), ids.to(device), mask.to(device), position_ids.to(device),
+                 as_long(rows), as_long(positions), as_long(targets), as_long(rows))
+
+
+def run_backbone(model: nn.Module, batch: Batch, inputs_embeds: torch.Tensor | None = None) -> torch.Tensor:
+    """Final-normed hidden states [B, T, d_model] of the (possibly layer-viewed) model.
+
+    ``inputs_embeds`` ([B, T, d_model]) replaces the token embeddings: the prefix
+    cache passes the residual stream at some layer's input here.
+    """
+    inputs = {"inputs_embeds": inputs_embeds} if inputs_embeds is not None else {"input_ids": batch.input_ids}
+    output = backbone(model)(
+        **inputs, attention_mask=batch.attention_mask, position_ids=batch.position_ids, use_cache=False
+    )
+    return output.last_hidden_state
+
+
+def read_positions(hidden: torch.Tensor, batch: Batch) -> torch.Tensor:
+    """Hidden states at the read positions: [B, T, d] -> [P, d]."""
+    return hidden[batch.read_rows, batch.read_positions]
+
+
+def readout_logprobs(
+    model: nn.Module, states: torch.Tensor, batch: Batch, letter_ids: torch.Tensor | None, normed: bool
+) -> torch.Tensor:
+    """Log-probabilities that the scoring needs, from read-position states [P, d].
+
+    Returns:
+        letter: float32 [P, K] log-probs of the option letters (full-vocabulary softmax);
+        cloze: float32 [P] log-prob of each continuation token.
+    """
+    logprobs = torch.log_softmax(hidden_to_logits(model, states, normed=normed), dim=-1)  # [P, vocab]
+    if letter_ids is not None:
+        return logprobs[:, letter_ids]
+    return logprobs.gather(-1, batch.targets[:, None])[:, 0]
+
+
+def scatter_scores(values: torch.Tensor, batch: Batch, out: np.ndarray, letter: bool) -> None:
+    """Write a batch's read-out log-probs into the [n_items, n_options] array ``out`` in place."""
+    values = values.float().cpu().numpy()
+    if letter:
+        for row, request in enumerate(batch.requests):
+            out[request.item] = values[row]
+        return
+    sums = np.zeros(len(batch.requests), dtype=np.float64)
+    np.add.at(sums, batch.read_owner.cpu().numpy(), values)
+    for row, request in enumerate(batch.requests):
+        out[request.item, request.option] = sums[row]
+
+
+def _mask_missing_options(out: np.ndarray, items: Sequence[Item]) -> np.ndarray:
+    for index, item in enumerate(items):
+        out[..., index, len(item.options):] = -np.inf
+    return out
+
+
+def iter_batches(
+    requests: Sequence[Request], tokenizer, device: torch.device, token_budget: int, progress: bool | str
+) -> Iterator[Batch]:
+    """Batches of requests in plan order, with a progress bar when asked."""
+    plan = plan_batches(requests, token_budget)
+    desc = progress if isinstance(progress, str) else "scoring"
+    for indices in tqdm(plan, desc=desc, disable=not progress or len(plan) < 2, leave=False):
+        yield collate([requests[i] for i in indices], tokenizer.pad_token_id, device)
+
+
+def model_device(model: nn.Module) -> torch.device:
+    """Device of the input embeddings (the first device under a device_map)."""
+    return backbone(model).embed_tokens.weight.device
+
+
+def _run_with_oom_retry(fn: Callable[[int], None], token_budget: int) -> None:
+    """Call ``fn(budget)``; on a GPU out-of-memory error halve the budget and retry."""
+    while True:
+        try:
+            fn(token_budget)
+            return
+        except torch.OutOfMemoryError:
+            if token_budget <= 256:
+                raise
+            token_budget //= 2
+            torch.cuda.empty_cache()
+
+
+def score(
+    model: nn.Module,
+    tokenizer,
+    items: Sequence[Item],
+    format: str = "letter",
+    layers: Sequence[int] | None = None,
+    *,
+    task: str | None = None,
+    shots: Sequence[Item] = (),
+    token_budget: int = DEFAULT_TOKEN_BUDGET,
+    progress: bool | str = True,
+) -> np.ndarray:
+    """Score every option of every item.
+
+    Args:
+        items: the items (any K; shorter option lists are padded with -inf).
+        format: "letter" (next-token log-prob of " A", " B", …) or "cloze" (summed
+            log-likelihood of each option text as a continuation).
+        layers: original indices of the decoder layers to run (None: all).
+        task: task name, for task-specific templates (MMLU header, WinoGrande partial scoring).
+        shots: solved examples prepended in letter format (k-shot).
+        token_budget: max rows x padded length per batch; halved on GPU out-of-memory.
+    Returns:
+        float32 [n_items, n_options] log-probabilities (cloze: summed over continuation tokens).
+    """
+    n_options = max(len(item.options) for item in items)
+    requests = build_requests(tokenizer, items, format, task, shots)
+    device = model_device(model)
+    letter_ids = torch.tensor(letter_token_ids(tokenizer, n_options), device=device) if format == "letter" else None
+    out = np.full((len(items), n_options), -np.inf, dtype=np.float32)
+
+    def run(budget: int) -> None:
+        kept = range(n_layers(model)) if layers is None else layers
+        with torch.inference_mode(), keep_layers(model, kept):
+            for batch in iter_batches(requests, tokenizer, device, budget, progress):
+                hidden = run_backbone(model, batch)
+                values = readout_logprobs(model, read_positions(hidden, batch), batch, letter_ids, normed=True)
+                scatter_scores(values, batch, out, letter=letter_ids is not None)
+
+    _run_with_oom_retry(run, token_budget)
+    return _mask_missing_options(out, items)
+
+
+def option_lengths(items: Sequence[Item]) -> np.ndarray:
+    """Character length of each option text, int [n_items, n_options] (0 pads); harness ``acc_norm`` divides by it."""
+    n_options = max(len(item.options) for item in items)
+    lengths = np.zeros((len(items), n_options), dtype=np.int64)
+    for index, item in enumerate(items):
+        lengths[index, : len(item.options)] = [len(option) for option in item.options]
+    return lengths
