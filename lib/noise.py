@@ -1,0 +1,123 @@
+"""Noise injection into the residual stream (claim C6, §4.3.1).
+
+The output ``h`` of each chosen decoder layer is replaced, at every token, by
+
+    h' = h + ε · σ(h) · z,   z ~ N(0, I),   ε = sqrt(variance),
+
+where σ(h) is the standard deviation of that token's state over the hidden
+dimension. ``variance`` is the paper's σ² (it sweeps 0.02, 0.1, …): the added
+noise has variance ``variance · σ(h)²`` per coordinate, i.e. a fraction
+``variance`` of the state's own per-token variance.
+
+Noise is drawn from a ``torch.Generator`` seeded on entry (one per device), in the
+order the hooked layers run, so the same seed and the same calls (same items,
+batches and layers) give the same scores.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+
+import numpy as np
+import torch
+from torch import nn
+
+from .architectures import decoder_layers
+from .layers import validate_layer_indices
+
+
+def noise_scale(variance: float) -> float:
+    """ε = sqrt(variance): the multiplier of σ(h) · N(0, I); ``variance`` is the paper's σ² (>= 0)."""
+    if not variance >= 0:
+        raise ValueError(f"Noise variance must be >= 0, got {variance}")
+    return math.sqrt(variance)
+
+
+def intact_layers(model: nn.Module) -> nn.ModuleList:
+    """The decoder layers of the intact model, indexed by original index, even inside a layer view."""
+    original = getattr(model, "_layercollapse_original_layers", None)
+    return original if original is not None else decoder_layers(model)
+
+
+def add_noise(hidden: torch.Tensor, scale: float, generator: torch.Generator) -> torch.Tensor:
+    """h + scale · σ(h) · z for states [..., d_model], z drawn from ``generator``; same dtype as ``hidden``.
+
+    σ(h): float32 [..., 1], the (biased) standard deviation over the last axis.
+    """
+    h = hidden.float()
+    sigma = h.std(dim=-1, keepdim=True, unbiased=False)  # [..., 1]
+    z = torch.randn(h.shape, generator=generator, device=h.device, dtype=torch.float32)
+    return (h + scale * sigma * z).to(hidden.dtype)
+
+
+@contextmanager
+def inject_noise(model: nn.Module, layers: Sequence[int], variance: float, seed: int) -> Iterator[nn.Module]:
+    """Add Gaussian noise to the outputs of decoder ``layers`` (original indices) while inside.
+
+    Combine with scoring: ``with inject_noise(model, [3, 4], 0.02, seed=0): score(model, tok, items)``.
+    A layer view (``score(..., layers=kept)``) may be opened inside; a removed layer gets no noise.
+    ``variance == 0`` leaves every output untouched. The hooks are removed on exit, also after an exception.
+
+    Args:
+        layers: original indices of the layers whose output is perturbed.
+        variance: the paper's σ²; ε = sqrt(variance) (see :func:`noise_scale`).
+        seed: seeds one ``torch.Generator`` per device, created on entry.
+    Yields:
+        the same model object.
+    """
+    scale = noise_scale(variance)
+    modules = intact_layers(model)
+    chosen = validate_layer_indices(layers, len(modules), "noisy layer")
+    generators: dict[torch.device, torch.Generator] = {}
+
+    def generator_on(device: torch.device) -> torch.Generator:
+        if device not in generators:
+            generators[device] = torch.Generator(device=device).manual_seed(seed)
+        return generators[device]
+
+    def perturb(module: nn.Module, args, output):
+        if scale == 0:
+            return output
+        hidden = output[0] if isinstance(output, tuple) else output  # [B, T, d_model]
+        noisy = add_noise(hidden, scale, generator_on(hidden.device))
+        return (noisy, *output[1:]) if isinstance(output, tuple) else noisy
+
+    handles = []
+    try:
+        for layer in chosen:
+            handles.append(modules[layer].register_forward_hook(perturb))
+        yield model
+    finally:
+        for handle in handles:
+            handle.remove()
+
+
+def score_with_noise_from_prefix(runner, layer: int, variance: float, seed: int) -> np.ndarray:
+    """Option scores with noise on the output of ``layer``, starting from a remembered intact prefix.
+
+    The layers before ``layer`` are unaffected by the noise, so the run starts from the residual
+    stream entering ``layer`` that ``runner`` (a ``pruning.PrefixRunner`` that remembered the
+    intact network) holds, and runs ``layer`` and everything after it with the noise hook on.
+
+    Returns:
+        float32 [n_rows, n_options] log-probabilities (-inf for missing options).
+    """
+    from .layers import keep_layers
+    from .pruning import read_out
+    from .scoring import run_backbone, scatter_scores
+
+    model, encoded = runner.model, runner.encoded
+    if runner.network is None or layer not in runner.states:
+        raise ValueError(f"the runner remembers no network entering layer {layer}; call runner.remember(all layers)")
+    tail = [kept for kept in runner.network if kept >= layer]
+    out = np.full((encoded.n_rows, encoded.n_options), -np.inf, dtype=np.float32)
+    with torch.inference_mode(), inject_noise(model, [layer], variance, seed), keep_layers(model, tail):
+        for index, batch in enumerate(encoded.batches):
+            hidden = run_backbone(model, batch, inputs_embeds=runner.states[layer][index])  # [B, T, d]
+            scatter_scores(read_out(model, hidden, batch, encoded.letter_ids), batch, out,
+                           letter=encoded.letter_ids is not None)
+    for row, n_options in enumerate(encoded.row_options):
+        out[row, n_options:] = -np.inf
+    return out

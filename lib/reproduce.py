@@ -1,0 +1,46 @@
+"""``python -m layercollapse reproduce``: compute every result of a profile ahead of rendering.
+
+Runs :attr:`Experiments.plan` in order on one machine; each finished experiment is in
+the results store, so an interrupted run resumes where it stopped (pruning traces even
+mid-trace, from their per-step checkpoints). ``--list`` shows what is stored and what
+is missing without computing anything.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+from .cli import command
+
+
+def _add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--profile", default=None, help="profile name (default: the active profile)")
+    parser.add_argument("--only", default=None, help="run only the plan steps whose name contains this text")
+    parser.add_argument("--list", action="store_true", help="list the plan and what is stored; compute nothing")
+
+
+@command("reproduce", _add_arguments)
+def reproduce(args: argparse.Namespace) -> int:
+    """Compute (or check) every stored result a profile's chapters read."""
+    from .experiments import Experiments
+
+    experiments = Experiments(args.profile, compute=not args.list)
+    print(f"profile '{experiments.profile.name}', store {experiments.store.root}")
+    missing = 0
+    for name, run in experiments.plan:
+        if args.only and args.only not in name:
+            continue
+        start = time.perf_counter()
+        try:
+            run()
+        except LookupError:
+            if not args.list:
+                raise
+            missing += 1
+            print(f"  missing  {name}")
+            continue
+        print(f"  {'stored ' if args.list else 'done   '}  {name}  ({time.perf_counter() - start:.1f} s)", flush=True)
+    if args.list:
+        print(f"{missing} experiment(s) missing" if missing else "every experiment is stored")
+    return 1 if missing else 0

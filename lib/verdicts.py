@@ -1,0 +1,203 @@
+"""Verdicts: each chapter's answer to one claim of the ledger, shown and recorded.
+
+A chapter ends with ``Verdict(...).show()``. That displays the verdict (markdown and
+HTML, both carrying the marker ``<!-- verdict:<claim> -->`` and the verdict as display
+metadata under ``layercollapse-verdict``) and writes it to
+``data/verdicts/<profile>/<claim>.json``, from which ``index.qmd`` builds the ledger.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import html
+import json
+import math
+import os
+import re
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .profiles import active_profile, project_root
+
+STATUSES = ("supported", "not supported", "inconclusive")
+METADATA_KEY = "layercollapse-verdict"  # display-metadata key the chapter tests look for
+MARKER_PREFIX = "<!-- verdict:"  # the marker is MARKER_PREFIX + claim + " -->"
+DATA_ENV = "LAYERCOLLAPSE_DATA"  # overrides <root>/data (tests point it at a temp folder)
+
+# The claims ledger (/work/shared/paper/BRIEF.md): C = the paper's claims, R = the referee's controls.
+CLAIMS: dict[str, str] = {
+    "C1": "Layer pruning shows a cliff edge: accuracy holds up to a threshold, then collapses abruptly.",
+    "C2": "Representation similarity (CKA, cosine) stays high while accuracy collapses, so it does not explain the collapse.",
+    "C3": "Decision Margin and Option Frequency show a sharp decision transition splitting the layers "
+          "into a Silent Phase and a Decisive Phase.",
+    "C4": "Pruning layers of the Decisive Phase costs little.",
+    "C5": "Pruning layers of the Silent Phase triggers immediate collapse.",
+    "C6": "The Silent Phase degrades under hidden-state noise at sigma^2 = 0.02; the Decisive Phase holds at 0.1.",
+    "C7": "Fine-tuning after pruning recovers DM only up to a depth-set bound; recovery plateaus beyond ~40% pruned.",
+    "R1": "The findings hold with error bars across seeds, bootstrap CIs, and across models and tasks.",
+    "R2": "Layer-wise probes (logit lens, tuned lens) show the transition inside the intact network.",
+    "R3": "Random pruning inside each phase, a random-layer baseline and an LM-loss task separate "
+          "Silent-Phase disruption from generic early-layer features.",
+}
+_CLAIM_ID = re.compile(r"^(?P<base>[CR][0-9]+)(?P<part>[a-z]?)$")  # "C3", or a part of it: "C3a"
+
+
+def claim_base(claim: str) -> str:
+    """Ledger entry a claim id belongs to: ``"C3b"`` -> ``"C3"``."""
+    match = _CLAIM_ID.match(claim)
+    if not match or match["base"] not in CLAIMS:
+        raise ValueError(
+            f"unknown claim id {claim!r}: use one of {list(CLAIMS)}, optionally with a part letter (e.g. 'C3a')"
+        )
+    return match["base"]
+
+
+def verdicts_dir(profile: str | None = None) -> Path:
+    """Folder of the recorded verdicts of ``profile`` (None: the active profile)."""
+    data = Path(os.environ.get(DATA_ENV) or project_root() / "data")
+    return data / "verdicts" / (profile or active_profile())
+
+
+def _number(value: float | None, digits: int = 3) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "–"
+    return f"{value:.{digits}g}"
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """The outcome of testing one claim under one profile.
+
+    Attributes:
+        claim: ledger id (``C1``…``C7``, ``R1``…``R3``), optionally with a part letter (``C3a``).
+        status: ``supported``, ``not supported`` or ``inconclusive``.
+        statistic: name of the deciding statistic, e.g. ``"accuracy drop at the cliff"``.
+        value: its value (None when not computed).
+        ci: its confidence interval (low, high), e.g. 95% item bootstrap; None if none.
+        n: number of independent units behind it (items, seeds or runs: say which in ``text``).
+        p: p-value of the test, if one was run.
+        text: one or two sentences: what was tested, on what, and why this status.
+    """
+
+    claim: str
+    status: str
+    statistic: str
+    value: float | None
+    text: str
+    ci: tuple[float, float] | None = None
+    n: int = 0
+    p: float | None = None
+
+    def __post_init__(self) -> None:
+        claim_base(self.claim)
+        if self.status not in STATUSES:
+            raise ValueError(f"verdict status {self.status!r} is not one of {STATUSES}")
+        if self.ci is not None:
+            object.__setattr__(self, "ci", tuple(float(x) for x in self.ci))
+            if len(self.ci) != 2:
+                raise ValueError(f"ci must be (low, high), got {self.ci}")
+        if self.value is not None:
+            object.__setattr__(self, "value", float(self.value))
+        if self.p is not None:
+            object.__setattr__(self, "p", float(self.p))
+        object.__setattr__(self, "n", int(self.n))
+
+    @property
+    def marker(self) -> str:
+        """HTML comment that identifies this verdict in rendered output."""
+        return f"{MARKER_PREFIX}{self.claim} -->"
+
+    def summary(self) -> str:
+        """One line: statistic = value [CI], n, p."""
+        parts = [f"{self.statistic} = {_number(self.value)}"]
+        if self.ci is not None:
+            parts.append(f"95% CI [{_number(self.ci[0])}, {_number(self.ci[1])}]")
+        parts.append(f"n = {self.n}")
+        if self.p is not None:
+            parts.append(f"p = {_number(self.p, 2)}")
+        return ", ".join(parts)
+
+    def _repr_markdown_(self) -> str:
+        return (
+            f"{self.marker}\n\n::: {{.callout-note title=\"Verdict on {self.claim}: {self.status}\"}}\n"
+            f"{self.summary()}.\n\n{self.text}\n:::\n"
+        )
+
+    def _repr_html_(self) -> str:
+        return (
+            f'{self.marker}<div class="verdict verdict-{self.status.replace(" ", "-")}">'
+            f"<strong>Verdict on {html.escape(self.claim)}: {html.escape(self.status)}</strong>"
+            f"<br>{html.escape(self.summary())}.<br>{html.escape(self.text)}</div>"
+        )
+
+    def __repr__(self) -> str:
+        return f"Verdict({self.claim}: {self.status}; {self.summary()})"
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-able dict; ``ci`` as a list."""
+        data = dataclasses.asdict(self)
+        data["ci"] = list(self.ci) if self.ci is not None else None
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Verdict:
+        """Inverse of :meth:`to_dict` (extra keys such as ``profile`` are ignored)."""
+        names = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{key: value for key, value in data.items() if key in names})
+
+    def record(self, profile: str | None = None) -> Path:
+        """Write ``<verdicts_dir(profile)>/<claim>.json`` atomically (temp file + os.replace)."""
+        profile = profile or active_profile()
+        folder = verdicts_dir(profile)
+        folder.mkdir(parents=True, exist_ok=True)
+        path = folder / f"{self.claim}.json"
+        payload = json.dumps({**self.to_dict(), "profile": profile}, indent=2, allow_nan=True) + "\n"
+        fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{self.claim}.", suffix=".tmp")
+        try:
+            with os.fdopen(fd, "w") as handle:
+                handle.write(payload)
+            os.replace(tmp, path)
+        finally:
+            Path(tmp).unlink(missing_ok=True)
+        return path
+
+    def show(self, profile: str | None = None) -> None:
+        """Display the verdict in the notebook and record it for the ledger."""
+        from IPython.display import display
+
+        self.record(profile)
+        display(self, metadata={METADATA_KEY: self.to_dict()})
+
+
+def load_verdicts(profile: str | None = None) -> dict[str, Verdict]:
+    """Every recorded verdict of ``profile``, by claim id, in ledger order."""
+    folder = verdicts_dir(profile)
+    found = {}
+    for path in folder.glob("*.json"):
+        verdict = Verdict.from_dict(json.loads(path.read_text()))
+        found[verdict.claim] = verdict
+    order = list(CLAIMS)
+    return dict(sorted(found.items(), key=lambda item: (order.index(claim_base(item[0])), item[0])))
+
+
+def ledger(profile: str | None = None) -> list[dict[str, Any]]:
+    """Rows of the claims ledger: every claim, with its recorded verdicts or "not run".
+
+    Returns:
+        list of dicts with keys claim, claim_text, status, evidence (one row per
+        verdict; a claim without any has status ``"not run"``).
+    """
+    verdicts = load_verdicts(profile)
+    rows = []
+    for claim, claim_text in CLAIMS.items():
+        parts = [v for v in verdicts.values() if claim_base(v.claim) == claim]
+        for verdict in parts or [None]:
+            rows.append({
+                "claim": verdict.claim if verdict else claim,
+                "claim_text": claim_text,
+                "status": verdict.status if verdict else "not run",
+                "evidence": (verdict.summary() + ". " + verdict.text) if verdict else "",
+            })
+    return rows

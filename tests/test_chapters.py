@@ -1,0 +1,61 @@
+"""Every chapter of _quarto.yml executes end to end in the `test` profile.
+
+Chapters run through a Jupyter kernel exactly as Quarto's Jupyter engine runs them
+(layercollapse.chapters.execute_chapter), so this needs no Quarto. A claim chapter
+(chapters/NN-*.qmd) must produce at least one figure (a cell labelled fig-* whose
+output is an Altair/Vega-Lite chart) and at least one verdict (Verdict(...).show()).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+
+from layercollapse.chapters import execute_chapter, project_chapters
+from layercollapse.profiles import project_root
+from layercollapse.verdicts import DATA_ENV, MARKER_PREFIX, METADATA_KEY, STATUSES
+
+ROOT = project_root()
+CLAIM_CHAPTER = re.compile(r"^chapters/\d\d-[a-z0-9-]+\.qmd$")
+CELL_TIMEOUT_S = 900  # the test profile is sized so that no cell comes near this
+VEGA_LITE_MIME = re.compile(r"^application/vnd\.vegalite\.v\d+\+json$")
+
+
+def _is_chart(output: dict) -> bool:
+    """An Altair chart: a Vega-Lite mimebundle, or Altair's HTML renderer output."""
+    data = output.get("data", {})
+    html = data.get("text/html", "")
+    return any(VEGA_LITE_MIME.match(mime) for mime in data) or ("vegaEmbed" in html and "vega-lite" in html)
+
+
+@pytest.fixture(scope="session")
+def data_dir(tmp_path_factory):
+    """Verdicts of the test runs go to a temporary data folder, not the checkout's data/."""
+    return tmp_path_factory.mktemp("data")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("path", project_chapters(), ids=lambda p: str(p.relative_to(ROOT)))
+def test_chapter_executes_in_the_test_profile(path, data_dir):
+    executed = execute_chapter(path, profile="test", timeout=CELL_TIMEOUT_S, env={DATA_ENV: str(data_dir)})
+    assert not [cell.errors for cell in executed.cells if cell.errors]
+    if not CLAIM_CHAPTER.match(str(path.relative_to(ROOT))):
+        return
+
+    figures = [cell for cell in executed.cells if str(cell.label).startswith("fig-")]
+    assert figures, f"{path.name}: no cell labelled fig-*"
+    for cell in figures:
+        assert any(_is_chart(out) for out in cell.outputs), (
+            f"{path.name}: figure cell {cell.label} displayed no Altair chart (mime types {cell.mime_types})")
+
+    shown = [out for out in executed.outputs if METADATA_KEY in out.get("metadata", {})]
+    assert shown, f"{path.name}: no verdict displayed (end the chapter with Verdict(...).show(spec.name))"
+    for out in shown:
+        verdict = out["metadata"][METADATA_KEY]
+        assert verdict["status"] in STATUSES
+        marker = f"{MARKER_PREFIX}{verdict['claim']} -->"
+        assert marker in out["data"].get("text/html", "") and marker in out["data"].get("text/markdown", "")
+        recorded = json.loads((data_dir / "verdicts" / "test" / f"{verdict['claim']}.json").read_text())
+        assert recorded["status"] == verdict["status"] and recorded["profile"] == "test"

@@ -1,0 +1,366 @@
+"""The Quarto site's configuration, the chapters' conventions, and the machinery that runs them.
+
+Quarto is not needed: the configuration is checked against an allow-list of the
+documented Quarto keys this project uses, and chapters are executed through a
+Jupyter kernel the way Quarto's Jupyter engine does (layercollapse.chapters).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import textwrap
+from pathlib import Path
+
+import pytest
+import yaml
+
+from layercollapse import profiles, verdicts
+from layercollapse.chapters import ChapterError, execute_chapter, parse_qmd, project_chapters, to_notebook
+from layercollapse.profiles import ProfileError, load_profile, project_root
+
+ROOT = project_root()
+CHAPTERS = project_chapters()
+CLAIM_CHAPTER = re.compile(r"^chapters/\d\d-[a-z0-9-]+\.qmd$")  # chapters that must end with a verdict
+
+# Documented Quarto keys (quarto.org/docs/reference/projects/websites.html, .../formats/html.html,
+# .../projects/profiles.html, .../cells/cells-jupyter.html) that this project may use.
+# A key outside these lists is a typo or needs checking against the Quarto docs first.
+TOP_LEVEL_KEYS = {"project", "profile", "website", "format", "execute", "jupyter", "engine", "bibliography",
+                  "lang", "filters", "metadata-files"}
+PROJECT_KEYS = {"type", "output-dir", "execute-dir", "render", "pre-render", "post-render", "resources",
+                "lib-dir", "preview"}
+PROFILE_KEYS = {"default", "group"}
+WEBSITE_KEYS = {"title", "description", "site-url", "repo-url", "repo-actions", "page-navigation", "navbar",
+                "sidebar", "page-footer", "search", "favicon", "open-graph", "reader-mode", "bread-crumbs"}
+NAVBAR_KEYS = {"title", "left", "right", "background", "search", "logo"}
+NAV_ITEM_KEYS = {"href", "text", "icon", "menu"}
+SIDEBAR_KEYS = {"style", "search", "contents", "title", "collapse-level", "logo"}
+SIDEBAR_SECTION_KEYS = {"section", "contents", "href", "text"}
+PAGE_FOOTER_KEYS = {"left", "center", "right", "border", "background"}
+FORMAT_KEYS = {"html"}
+HTML_KEYS = {"theme", "toc", "toc-depth", "toc-location", "code-fold", "code-summary", "code-tools",
+             "code-overflow", "fig-align", "fig-width", "fig-height", "number-sections", "css",
+             "embed-resources", "smooth-scroll", "link-external-newwindow"}
+EXECUTE_KEYS = {"freeze", "echo", "warning", "error", "eval", "output", "include", "cache", "enabled"}
+FRONT_MATTER_KEYS = {"title", "subtitle", "description", "author", "date", "abstract", "execute", "format",
+                     "jupyter", "bibliography", "categories", "keywords", "toc", "code-fold", "number-sections",
+                     "lang"}
+CELL_OPTION_KEYS = {"label", "fig-cap", "fig-alt", "fig-subcap", "fig-width", "fig-height", "tbl-cap",
+                    "echo", "output", "include", "eval", "warning", "error", "tags", "code-fold",
+                    "code-summary", "column"}
+
+
+def _unknown(mapping: dict, allowed: set[str], where: str) -> list[str]:
+    return [f"{where}: '{key}'" for key in mapping if key not in allowed]
+
+
+def _config_problems(config: dict, where: str) -> list[str]:
+    """Every key of a _quarto*.yml that is not in the allow-lists."""
+    problems = _unknown(config, TOP_LEVEL_KEYS, where)
+    problems += _unknown(config.get("project", {}), PROJECT_KEYS, f"{where} project")
+    problems += _unknown(config.get("profile", {}), PROFILE_KEYS, f"{where} profile")
+    problems += _unknown(config.get("execute", {}), EXECUTE_KEYS, f"{where} execute")
+    problems += _unknown(config.get("format", {}), FORMAT_KEYS, f"{where} format")
+    problems += _unknown(config.get("format", {}).get("html", {}), HTML_KEYS, f"{where} format.html")
+    website = config.get("website", {})
+    problems += _unknown(website, WEBSITE_KEYS, f"{where} website")
+    problems += _unknown(website.get("page-footer", {}), PAGE_FOOTER_KEYS, f"{where} website.page-footer")
+    navbar = website.get("navbar", {})
+    problems += _unknown(navbar, NAVBAR_KEYS, f"{where} website.navbar")
+    for item in navbar.get("left", []) + navbar.get("right", []):
+        problems += _unknown(item if isinstance(item, dict) else {}, NAV_ITEM_KEYS, f"{where} navbar item")
+    sidebar = website.get("sidebar", {})
+    problems += _unknown(sidebar, SIDEBAR_KEYS, f"{where} website.sidebar")
+    stack = list(sidebar.get("contents", []))
+    while stack:
+        item = stack.pop()
+        if isinstance(item, dict):
+            problems += _unknown(item, SIDEBAR_SECTION_KEYS, f"{where} sidebar item")
+            stack += item.get("contents", [])
+    return problems
+
+
+def _nav_files(config: dict) -> list[str]:
+    """Every file the navbar and sidebar link to."""
+    website = config.get("website", {})
+    files = [item["href"] for item in website.get("navbar", {}).get("left", []) if "href" in item]
+    stack = list(website.get("sidebar", {}).get("contents", []))
+    while stack:
+        item = stack.pop(0)
+        if isinstance(item, str):
+            files.append(item)
+        else:
+            files += [item["href"]] if "href" in item else []
+            stack = list(item.get("contents", [])) + stack
+    return files
+
+
+def _quarto_files() -> list[Path]:
+    return [ROOT / "_quarto.yml", *sorted(ROOT.glob("_quarto-*.yml"))]
+
+
+# --- configuration ---------------------------------------------------------------------------
+
+@pytest.mark.parametrize("path", _quarto_files(), ids=lambda p: p.name)
+def test_quarto_config_uses_only_documented_keys(path):
+    config = yaml.safe_load(path.read_text())
+    assert isinstance(config, dict), f"{path.name} is not a YAML mapping"
+    assert _config_problems(config, path.name) == []
+
+
+def test_project_is_a_website_whose_render_list_and_navigation_exist():
+    config = yaml.safe_load((ROOT / "_quarto.yml").read_text())
+    assert config["project"]["type"] == "website"
+    render = config["project"]["render"]
+    missing = [name for name in render if not (ROOT / name).is_file()]
+    assert not missing, f"files in project.render that do not exist: {missing}"
+    assert len(set(render)) == len(render), "a file is listed twice in project.render"
+    numbered = [name for name in render if CLAIM_CHAPTER.match(name)]
+    assert numbered == sorted(numbered), "numbered chapters must be rendered in order"
+    navigation = _nav_files(config)
+    assert [name for name in navigation if name not in render] == [], "navigation links to unrendered files"
+    assert set(render) <= set(navigation), f"rendered but not in the navigation: {set(render) - set(navigation)}"
+    assert [name for name in navigation if CLAIM_CHAPTER.match(name)] == numbered
+
+
+def test_every_quarto_profile_has_an_experiment_spec_and_vice_versa():
+    config = yaml.safe_load((ROOT / "_quarto.yml").read_text())
+    groups = config["profile"]["group"]
+    group = groups[0] if isinstance(groups[0], list) else groups
+    overlays = {path.stem.removeprefix("_quarto-") for path in ROOT.glob("_quarto-*.yml")}
+    specs = set(profiles.available_profiles())
+    assert config["profile"]["default"] == group[0] == "default"
+    assert set(group) == overlays == specs, (group, overlays, specs)
+    for name in specs:
+        assert load_profile(name).name == name
+
+
+def test_profiles_match_the_brief():
+    default, paper, test = load_profile("default"), load_profile("paper"), load_profile("test")
+    assert default.main_run.name == "qwen2.5-coder-1.5b" and default.main_run.format == "letter"
+    assert {run.name for run in default.models} >= {"smollm2-135m", "gemma3-270m"}
+    assert {run.name for run in paper.models} == {"llama2-7b", "llama3-8b", "qwen3-4b"} and paper.n_items is None
+    assert (test.main_run.name, test.main_run.format, test.tasks, test.n_items, len(test.seeds)) == (
+        "smollm2-135m", "letter", ("arc_easy",), 16, 2)
+
+
+# --- chapter conventions ---------------------------------------------------------------------
+
+@pytest.mark.parametrize("path", CHAPTERS, ids=lambda p: str(p.relative_to(ROOT)))
+def test_chapter_front_matter_and_cells_follow_conventions(path):
+    chapter = parse_qmd(path)
+    assert chapter.front_matter.get("title"), f"{path.name}: front matter needs a title"
+    assert _unknown(chapter.front_matter, FRONT_MATTER_KEYS, path.name) == []
+    for cell in chapter.code_cells:
+        where = f"{path.name}:{cell.line}"
+        assert _unknown(cell.options, CELL_OPTION_KEYS, where) == []
+        label = str(cell.options.get("label", ""))
+        if label.startswith("fig-") or "fig-cap" in cell.options or "fig-alt" in cell.options:
+            assert label.startswith("fig-"), f"{where}: a figure cell's label must start with 'fig-'"
+            assert cell.options.get("fig-cap"), f"{where}: figure cell {label} needs fig-cap"
+            assert cell.options.get("fig-alt"), f"{where}: figure cell {label} needs fig-alt"
+        assert not re.search(r"^\s*(async\s+def|def|class)\s", cell.source, re.M), (
+            f"{where}: chapters hold no algorithm; move the function or class into lib/")
+    labels = [cell.label for cell in chapter.code_cells if cell.label]
+    assert len(labels) == len(set(labels)), f"{path.name}: duplicate cell labels"
+    parameter_cells = [cell for cell in chapter.code_cells if "parameters" in cell.tags]
+    assert len(parameter_cells) == 1, f"{path.name}: needs exactly one cell tagged parameters"
+    assert "profile = None" in parameter_cells[0].source, f"{path.name}: the parameters cell sets profile = None"
+    if CLAIM_CHAPTER.match(str(path.relative_to(ROOT))):
+        assert any(str(cell.label).startswith("fig-") for cell in chapter.code_cells), f"{path.name}: no figure"
+        assert any(".show(" in cell.source and "Verdict(" in cell.source for cell in chapter.code_cells), (
+            f"{path.name}: a claim chapter ends with Verdict(...).show(...)")
+
+
+# --- executing a .qmd like Quarto --------------------------------------------------------------
+
+def _write_qmd(tmp_path: Path, body: str) -> Path:
+    path = tmp_path / "tiny.qmd"
+    path.write_text(textwrap.dedent(body).lstrip())
+    return path
+
+
+def _stdout(executed) -> str:
+    return "".join(out.get("text", "") for out in executed.outputs if out.get("output_type") == "stream")
+
+
+def test_parse_qmd_reads_front_matter_options_and_leaves_other_fences(tmp_path):
+    path = _write_qmd(tmp_path, '''
+        ---
+        title: "Tiny"
+        ---
+
+        Some *prose*.
+
+        ```{python}
+        #| label: fig-x
+        #| fig-cap: "A caption: with a colon"
+        x = 1
+        ```
+
+        ```{mermaid}
+        graph LR; A-->B
+        ```
+
+        ````python
+        not executed
+        ````
+        ''')
+    chapter = parse_qmd(path)
+    assert chapter.front_matter == {"title": "Tiny"}
+    assert [cell.kind for cell in chapter.cells] == ["markdown", "code", "markdown"]
+    code = chapter.code_cells[0]
+    assert code.options == {"label": "fig-x", "fig-cap": "A caption: with a colon"} and code.source == "x = 1"
+    assert code.line == 7
+    assert "graph LR" in chapter.cells[2].source and "not executed" in chapter.cells[2].source
+
+
+def test_injected_parameters_override_the_parameters_cell(tmp_path):
+    path = _write_qmd(tmp_path, '''
+        ---
+        title: "Parameters"
+        ---
+
+        ```{python}
+        #| tags: [parameters]
+        n_items = 3
+        name = "default"
+        ```
+
+        ```{python}
+        import os
+        from layercollapse.profiles import active_profile
+        print(n_items * 10, name, os.environ["QUARTO_PROFILE"], active_profile(), os.getcwd())
+        ```
+        ''')
+    executed = execute_chapter(path, profile="test", parameters={"n_items": 7, "name": "over"}, timeout=60)
+    tags = [cell.metadata.get("tags", []) for cell in executed.notebook.cells]
+    assert tags.index(["injected-parameters"]) == tags.index(["parameters"]) + 1
+    assert _stdout(executed).split() == ["70", "over", "test", "test", str(tmp_path.resolve())]
+    plain = execute_chapter(path, profile="default", timeout=60)
+    assert _stdout(plain).split()[:2] == ["30", "default"]
+
+
+def test_a_failing_cell_names_the_chapter_the_cell_and_the_traceback(tmp_path):
+    path = _write_qmd(tmp_path, '''
+        ---
+        title: "Failing"
+        ---
+
+        ```{python}
+        #| error: true
+        raise KeyError("tolerated")
+        ```
+
+        ```{python}
+        #| eval: false
+        raise RuntimeError("never run")
+        ```
+
+        ```{python}
+        #| label: boom
+        value = 1
+        raise ValueError("kaput")
+        ```
+        ''')
+    with pytest.raises(ChapterError) as caught:
+        execute_chapter(path, profile="test", timeout=60)
+    message = str(caught.value)
+    assert "tiny.qmd" in message and "label 'boom'" in message and "line 15" in message
+    assert "ValueError: kaput" in message and "Traceback (most recent call last)" in message
+    assert "never run" not in message.split("--- traceback ---")[1] and "tolerated" not in message
+
+
+def test_notebook_keeps_cell_options_and_marks_eval_false_cells_raw(tmp_path):
+    path = _write_qmd(tmp_path, '''
+        ```{python}
+        #| eval: false
+        1 / 0
+        ```
+        ''')
+    notebook = to_notebook(parse_qmd(path), {"x": 1})
+    assert [cell.cell_type for cell in notebook.cells] == ["code", "raw"]  # no parameters cell: injected on top
+    assert notebook.cells[1].source.startswith("#| eval: false")
+
+
+# --- profiles --------------------------------------------------------------------------------
+
+VALID_SPEC = {"description": "d", "models": [{"name": "smollm2-135m", "format": "letter"}], "tasks": ["arc_easy"]}
+
+
+@pytest.fixture
+def spec_dir(tmp_path, monkeypatch):
+    monkeypatch.setattr(profiles, "profiles_dir", lambda: tmp_path)
+
+    def write(data, name="x"):
+        (tmp_path / f"{name}.yml").write_text(yaml.safe_dump(data) if not isinstance(data, str) else data)
+        return tmp_path / f"{name}.yml"
+    return write
+
+
+def test_a_minimal_profile_gets_defaults(spec_dir):
+    spec_dir(VALID_SPEC)
+    spec = load_profile("x")
+    assert spec.name == "x" and spec.main_model == "smollm2-135m" and spec.seeds == (0, 1, 2)
+    assert json.loads(json.dumps(spec.to_dict()))["models"][0]["format"] == "letter"
+
+
+@pytest.mark.parametrize("change, expected", [
+    ({"n_itmes": 5}, r"unknown key\(s\) \['n_itmes'\]; allowed keys: \[.*'n_items'"),
+    ({"n_items": "many"}, r"key 'n_items': expected int \| null, got str 'many'"),
+    ({"n_items": True}, r"key 'n_items': expected int \| null, got bool"),
+    ({"seeds": 3}, r"key 'seeds': expected list of int, got int 3"),
+    ({"models": [{"name": "smollm2-135m", "format": "mc"}]}, r"key 'models'\[0\].*'mc' is not allowed; allowed: 'letter' \| 'cloze'"),
+    ({"noise": {"sigma": [0.1]}}, r"key 'noise': unknown key\(s\) \['sigma'\]; allowed keys: \['sigma2', 'n_draws'\]"),
+    ({"main_model": "llama3-8b"}, r"main_model 'llama3-8b' is not one of the models"),
+    ({"seeds": [1, 1]}, r"'seeds' must be a non-empty list of distinct ints"),
+])
+def test_invalid_profiles_raise_errors_naming_file_key_and_allowed_values(spec_dir, change, expected):
+    path = spec_dir({**VALID_SPEC, **change})
+    with pytest.raises(ProfileError, match=expected) as caught:
+        load_profile("x")
+    assert str(caught.value).startswith(f"{path}: ")
+
+
+def test_missing_keys_files_and_bad_yaml_are_reported(spec_dir):
+    spec_dir({"description": "d", "tasks": ["arc_easy"]})
+    with pytest.raises(ProfileError, match=r"x.yml: missing required key\(s\) \['models'\]"):
+        load_profile("x")
+    with pytest.raises(ProfileError, match=r"no experiment spec for profile 'nope'.*available profiles: \['x'\]"):
+        load_profile("nope")
+    spec_dir("models: [unclosed", name="broken")
+    with pytest.raises(ProfileError, match="broken.yml: not valid YAML"):
+        load_profile("broken")
+
+
+def test_active_profile_reads_quarto_profile_then_our_variable(monkeypatch):
+    monkeypatch.delenv("QUARTO_PROFILE", raising=False)
+    monkeypatch.delenv(profiles.PROFILE_ENV, raising=False)
+    assert profiles.active_profile() == "default"
+    monkeypatch.setenv(profiles.PROFILE_ENV, "paper")
+    assert profiles.active_profile() == "paper"
+    monkeypatch.setenv("QUARTO_PROFILE", "test")
+    assert profiles.active_profile() == "test"
+    monkeypatch.setenv("QUARTO_PROFILE", "ci,test")  # first entry that has a spec wins
+    assert profiles.active_profile() == "test"
+    monkeypatch.setenv("QUARTO_PROFILE", "ci")
+    assert profiles.active_profile() == "ci"
+
+
+# --- verdicts --------------------------------------------------------------------------------
+
+def test_verdicts_validate_render_with_a_marker_and_round_trip_through_the_store(tmp_path, monkeypatch):
+    monkeypatch.setenv(verdicts.DATA_ENV, str(tmp_path))
+    with pytest.raises(ValueError, match="not one of"):
+        verdicts.Verdict("C1", "probably", "s", 1.0, "t")
+    with pytest.raises(ValueError, match="unknown claim id 'C9'"):
+        verdicts.Verdict("C9", "supported", "s", 1.0, "t")
+    verdict = verdicts.Verdict("C3b", "supported", "accuracy gap", 0.25, "Because.", ci=(0.1, 0.4), n=300, p=0.001)
+    assert "<!-- verdict:C3b -->" in verdict._repr_html_() and "<!-- verdict:C3b -->" in verdict._repr_markdown_()
+    path = verdict.record("unit")
+    assert path == tmp_path / "verdicts" / "unit" / "C3b.json" and not list(path.parent.glob(".*"))
+    assert verdicts.load_verdicts("unit") == {"C3b": verdict}
+    rows = verdicts.ledger("unit")
+    assert [row["claim"] for row in rows] == ["C1", "C2", "C3b", "C4", "C5", "C6", "C7", "R1", "R2", "R3"]
+    assert rows[2]["status"] == "supported" and rows[0]["status"] == "not run"
