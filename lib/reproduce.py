@@ -44,3 +44,18 @@ def reproduce(args: argparse.Namespace) -> int:
     if args.list:
         print(f"{missing} experiment(s) missing" if missing else "every experiment is stored")
     return 1 if missing else 0
+
+
+def _add_render_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--profile", default="default", help="profile name (default: default)")
+    parser.add_argument("--timeout", type=int, default=None, help="seconds per chapter cell")
+
+
+@command("render", _add_render_arguments)
+def render(args: argparse.Namespace) -> int:
+    """Render the site: ``quarto render`` where Quarto is installed, else execute every chapter."""
+    from .chapters import render_all
+
+    for path in render_all(args.profile, args.timeout):
+        print(f"wrote {path}")
+    return 0

@@ -1,0 +1,74 @@
+"""The experiments layer: phases from a readout, item splits, noise from a remembered prefix."""
+
+import numpy as np
+import pytest
+
+from layercollapse.experiments import Experiments, Readout, chance_accuracy, evenly_spaced, phases_from_readout
+from layercollapse.noise import inject_noise, score_with_noise_from_prefix
+from layercollapse.pruning import PrefixRunner, encode_items
+from layercollapse.scoring import score
+
+
+def constructed_readout(n_layers=10, transition=6, n_items=200, seed=0):
+    """Layers < transition predict option A everywhere; from it on the gold option wins by a wide margin."""
+    rng = np.random.default_rng(seed)
+    gold = rng.integers(0, 4, n_items)
+    scores = np.full((n_layers + 1, n_items, 4), -5.0, dtype=np.float32)
+    scores[: transition + 1, :, 0] = 0.0  # rows 0..transition = embeddings + layers 0..transition-1
+    scores[transition + 1 :, np.arange(n_items), gold] = 0.0
+    return Readout(scores, gold, {"model": "toy", "task": "toy"})
+
+
+def test_chance_is_the_best_constant_answer():
+    assert chance_accuracy(np.array([0, 0, 0, 1]), 4) == 0.75
+
+
+def test_transition_layer_of_a_constructed_readout():
+    phases = phases_from_readout(constructed_readout(transition=6), n_resamples=200)
+    assert phases.layer == 6 and phases.dm_rising
+    assert phases.silent == list(range(6)) and phases.decisive == [6, 7, 8, 9]
+    assert phases.layer_ci == (6, 6)
+
+
+def test_a_network_that_never_decides_has_no_decisive_phase():
+    readout = constructed_readout(transition=10)
+    phases = phases_from_readout(readout, n_resamples=100)
+    assert phases.layer is None and phases.decisive == [] and len(phases.silent) == 10
+
+
+def test_evenly_spaced():
+    assert evenly_spaced(list(range(10)), 3) == [0, 4, 9] or evenly_spaced(list(range(10)), 3) == [0, 5, 9]
+    assert evenly_spaced([3, 4], 5) == [3, 4]
+
+
+def test_profile_items_are_disjoint_and_deterministic():
+    experiments = Experiments("test")
+    calibration, evaluation, training = experiments.items("arc_easy")
+    ids = [{i.id for i in part} for part in (calibration, evaluation, training)]
+    assert not (ids[0] & ids[1]) and not (ids[0] & ids[2]) and not (ids[1] & ids[2])
+    assert len(evaluation) == experiments.profile.n_items
+    assert experiments.items("arc_easy")[1] == evaluation
+    assert experiments.split("hellaswag") == "validation" and experiments.split("arc_easy") == "test"
+
+
+def test_noise_from_a_remembered_prefix_equals_noise_on_the_full_forward(tiny_model, tokenizer, items):
+    model = tiny_model("llama")
+    runner = PrefixRunner(model, encode_items(model, tokenizer, items, "letter"))
+    runner.remember(range(5))
+    clean = score(model, tokenizer, items, "letter", progress=False)
+    np.testing.assert_allclose(score_with_noise_from_prefix(runner, 2, 0.0, seed=0), clean, atol=1e-5)
+    with inject_noise(model, [2], 0.1, seed=3):
+        full = score(model, tokenizer, items, "letter", progress=False)
+    from_prefix = score_with_noise_from_prefix(runner, 2, 0.1, seed=3)
+    np.testing.assert_allclose(from_prefix, full, atol=1e-4)
+    assert not np.allclose(from_prefix, clean, atol=1e-4)
+
+
+def test_missing_results_are_an_error_when_computing_is_off(tmp_path):
+    from layercollapse.store import Store
+
+    experiments = Experiments("test", store=Store(tmp_path), compute=False)
+    with pytest.raises(LookupError, match="reproduce --profile test"):
+        experiments.readout()
+    with pytest.raises(LookupError, match="reproduce --profile test"):
+        experiments.trace("iterative")
