@@ -16,7 +16,8 @@ Usage:
 
 Writes ``benchmarks/results/throughput.json`` (one entry per dtype, merged with
 what is already there). Goals: >= 3x for letter, >= 2x for cloze.
-``--profile`` adds a cProfile + torch.profiler breakdown of both sides on cloze.
+``--profile [letter] [cloze]`` adds a cProfile + torch.profiler breakdown of both sides.
+Wall time on a shared machine is noisy: process CPU time is recorded too.
 """
 
 from __future__ import annotations
@@ -51,10 +52,11 @@ FORMATS = {"letter": "mmlu", "cloze": "arc_easy"}
 GOALS = {"letter": 3.0, "cloze": 2.0}
 
 
-def _time(fn) -> float:
-    start = time.perf_counter()
+def _time(fn) -> tuple[float, float]:
+    """(wall seconds, CPU seconds of this process) of ``fn()``; CPU time is less sensitive to other load."""
+    start, cpu = time.perf_counter(), time.process_time()
     fn()
-    return time.perf_counter() - start
+    return time.perf_counter() - start, time.process_time() - cpu
 
 
 def token_stats(tokenizer, items, format: str, task: str) -> dict:
@@ -77,11 +79,14 @@ def bench_format(format: str, items, model, tokenizer, hflm, tasks, repeats: int
     ours_fn(warm)
     parity.run_harness(hflm, parity.harness_requests(warm, task, tasks))
 
-    t_ours, t_theirs = [], []
+    t_ours, t_theirs, c_ours, c_theirs = [], [], [], []
     for _ in range(repeats):
-        t_ours.append(_time(ours_fn))
-        t_theirs.append(_time(theirs_fn))
-        print(f"  {format}: layercollapse {t_ours[-1]:.2f}s  harness {t_theirs[-1]:.2f}s", flush=True)
+        for times, cpus, fn in ((t_ours, c_ours, ours_fn), (t_theirs, c_theirs, theirs_fn)):
+            wall, cpu = _time(fn)
+            times.append(wall)
+            cpus.append(cpu)
+        print(f"  {format}: layercollapse {t_ours[-1]:.2f}s (cpu {c_ours[-1]:.1f}s)  "
+              f"harness {t_theirs[-1]:.2f}s (cpu {c_theirs[-1]:.1f}s)", flush=True)
 
     # sanity: the two sides scored the same thing
     ours = ours_fn().astype(np.float64)
@@ -94,23 +99,25 @@ def bench_format(format: str, items, model, tokenizer, hflm, tasks, repeats: int
     return {
         "task": task, "n_items": n, **token_stats(tokenizer, items, format, task),
         "seconds_layercollapse": t_ours, "seconds_harness": t_theirs,
+        "cpu_seconds_layercollapse": c_ours, "cpu_seconds_harness": c_theirs,
         "items_per_s_layercollapse": n / m_ours, "items_per_s_harness": n / m_theirs,
         "ratio": m_theirs / m_ours,
         "ratio_best_of": min(t_theirs) / min(t_ours),
+        "ratio_cpu_time": statistics.median(c_theirs) / statistics.median(c_ours),
         "goal_ratio": GOALS[format], "meets_goal": bool(m_theirs / m_ours >= GOALS[format]),
         "prediction_agreement_pct": 100 * agree,
         "loglik_abs_diff_max": float(np.abs(ours[finite] - theirs[finite]).max()),
     }
 
 
-def profile_cloze(items, model, tokenizer, hflm, tasks, token_budget: int, top: int = 18) -> dict:
-    """Where the time goes on cloze: torch operator table and cProfile (cumulative) for both sides."""
+def profile_format(format: str, items, model, tokenizer, hflm, tasks, token_budget: int, top: int = 18) -> dict:
+    """Where the time goes: torch operator table and cProfile (cumulative) for both sides."""
     from torch.profiler import ProfilerActivity, profile
 
-    task = FORMATS["cloze"]
+    task = FORMATS[format]
     side = parity.harness_requests(items, task, tasks)
     runs = {
-        "layercollapse": lambda: score(model, tokenizer, items, "cloze", task=task, token_budget=token_budget,
+        "layercollapse": lambda: score(model, tokenizer, items, format, task=task, token_budget=token_budget,
                                        progress=False),
         "harness": lambda: parity.run_harness(hflm, side),
     }
@@ -131,7 +138,7 @@ def profile_cloze(items, model, tokenizer, hflm, tasks, token_budget: int, top: 
         stream = io.StringIO()
         pstats.Stats(profiler, stream=stream).sort_stats("cumulative").print_stats(top)
         out[name]["cprofile_cumulative"] = stream.getvalue().splitlines()[:top + 12]
-        print(f"\n=== profile {name} (cloze) ===")
+        print(f"\n=== profile {name} ({format}) ===")
         for row in out[name]["torch_ops"][:12]:
             print(f"  {row['op']:<40} {row['self_cpu_s']:8.2f}s {row['pct']:5.1f}%  x{row['calls']}")
     return out
@@ -146,7 +153,8 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--token-budget", type=int, default=DEFAULT_TOKEN_BUDGET)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--formats", nargs="+", choices=list(FORMATS), default=list(FORMATS))
-    parser.add_argument("--profile", action="store_true", help="also profile cloze (both sides)")
+    parser.add_argument("--profile", nargs="*", choices=list(FORMATS), default=None,
+                        help="also profile these formats (both sides; default when given bare: cloze)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=RESULTS / "throughput.json")
     args = parser.parse_args(argv)
@@ -179,9 +187,9 @@ def main(argv: list[str] | None = None) -> dict:
                       f"agreement {result['prediction_agreement_pct']:.1f}%", flush=True)
                 args.out.parent.mkdir(parents=True, exist_ok=True)
                 args.out.write_text(json.dumps(report, indent=2) + "\n")
-            if args.profile and "cloze" in args.formats:
-                entry["cloze_profile"] = profile_cloze(list(items["cloze"]), model, tokenizer, hflm, tasks,
-                                                       args.token_budget)
+            for fmt in ([] if args.profile is None else args.profile or ["cloze"]):
+                entry[f"{fmt}_profile"] = profile_format(fmt, list(items[fmt]), model, tokenizer, hflm, tasks,
+                                                         args.token_budget)
                 args.out.write_text(json.dumps(report, indent=2) + "\n")
             del model, hflm
     print(f"wrote {args.out}")

@@ -132,9 +132,11 @@ def phases_from_readout(readout: Readout, confidence: float = 0.95, n_resamples:
 
 
 def evenly_spaced(layers: Sequence[int], n: int) -> list[int]:
-    """``n`` layers spread evenly over ``layers`` (all of them when there are fewer)."""
+    """``n`` layers spread evenly over ``layers``, ends included (one: the middle; all when there are fewer)."""
     if len(layers) <= n:
         return list(layers)
+    if n == 1:
+        return [layers[len(layers) // 2]]
     return [layers[int(i)] for i in np.linspace(0, len(layers) - 1, n).round()]
 
 

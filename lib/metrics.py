@@ -71,7 +71,7 @@ def frequency_entropy(frequency: np.ndarray, base: float = 2.0) -> np.ndarray:
     frequency = np.asarray(frequency, dtype=np.float64)
     with np.errstate(divide="ignore", invalid="ignore"):
         terms = np.where(frequency > 0, frequency * np.log(frequency), 0.0)
-    return -terms.sum(axis=-1) / np.log(base)
+    return np.maximum(-terms.sum(axis=-1) / np.log(base), 0.0)  # no -0.0 for a collapsed distribution
 
 
 def length_normalized(scores: np.ndarray, lengths: np.ndarray) -> np.ndarray:

@@ -172,6 +172,11 @@ class Profile:
             raise ProfileError(f"profile '{self.name}': 'tasks' must list at least one task")
         if not self.main_model:
             object.__setattr__(self, "main_model", self.models[0].name)
+        if self.main_model not in {run.name for run in self.models}:
+            raise ProfileError(
+                f"profile '{self.name}': main_model '{self.main_model}' is not one of the models "
+                f"{[run.name for run in self.models]}"
+            )
         if not self.pruning_model:
             object.__setattr__(self, "pruning_model", self.main_model)
         if not self.pruning_task:
@@ -180,11 +185,6 @@ class Profile:
             object.__setattr__(self, "n_pruning_items", self.n_items)
         if self.pruning_model not in {run.name for run in self.models}:
             raise ProfileError(f"profile '{self.name}': pruning_model '{self.pruning_model}' is not one of the models")
-        if self.main_model not in {run.name for run in self.models}:
-            raise ProfileError(
-                f"profile '{self.name}': main_model '{self.main_model}' is not one of the models "
-                f"{[run.name for run in self.models]}"
-            )
         for key in ("n_calibration", "n_bootstrap", "n_random_orders", "n_text_passages", "phase_k_max",
                     "n_phase_seeds", "tuned_lens_steps", "tuned_lens_tokens"):
             if getattr(self, key) < 1:

@@ -142,7 +142,8 @@ def test_profiles_match_the_brief():
     assert {run.name for run in default.models} >= {"smollm2-135m", "gemma3-270m"}
     assert {run.name for run in paper.models} == {"llama2-7b", "llama3-8b", "qwen3-4b"} and paper.n_items is None
     assert (test.main_run.name, test.main_run.format, test.tasks, test.n_items, len(test.seeds)) == (
-        "smollm2-135m", "letter", ("arc_easy",), 16, 2)
+        "smollm2-135m", "letter", ("arc_easy",), 12, 2)
+    assert default.pruning_model == "smollm2-135m" and paper.pruning_model == paper.main_model
 
 
 # --- chapter conventions ---------------------------------------------------------------------
@@ -169,8 +170,9 @@ def test_chapter_front_matter_and_cells_follow_conventions(path):
     assert "profile = None" in parameter_cells[0].source, f"{path.name}: the parameters cell sets profile = None"
     if CLAIM_CHAPTER.match(str(path.relative_to(ROOT))):
         assert any(str(cell.label).startswith("fig-") for cell in chapter.code_cells), f"{path.name}: no figure"
-        assert any(".show(" in cell.source and "Verdict(" in cell.source for cell in chapter.code_cells), (
-            f"{path.name}: a claim chapter ends with Verdict(...).show(...)")
+        assert any(".show(" in cell.source and re.search(r"\b(Verdict|verdict_\w+)\(", cell.source)
+                   for cell in chapter.code_cells), (
+            f"{path.name}: a claim chapter shows a verdict computed by a rule: verdict_<claim>(...).show(...)")
 
 
 # --- executing a .qmd like Quarto --------------------------------------------------------------
@@ -312,7 +314,7 @@ def test_a_minimal_profile_gets_defaults(spec_dir):
     ({"n_items": True}, r"key 'n_items': expected int \| null, got bool"),
     ({"seeds": 3}, r"key 'seeds': expected list of int, got int 3"),
     ({"models": [{"name": "smollm2-135m", "format": "mc"}]}, r"key 'models'\[0\].*'mc' is not allowed; allowed: 'letter' \| 'cloze'"),
-    ({"noise": {"sigma": [0.1]}}, r"key 'noise': unknown key\(s\) \['sigma'\]; allowed keys: \['sigma2', 'n_draws'\]"),
+    ({"noise": {"sigma": [0.1]}}, r"key 'noise': unknown key\(s\) \['sigma'\]; allowed keys: \['sigma2', 'n_draws', 'layers_per_phase'\]"),
     ({"main_model": "llama3-8b"}, r"main_model 'llama3-8b' is not one of the models"),
     ({"seeds": [1, 1]}, r"'seeds' must be a non-empty list of distinct ints"),
 ])
