@@ -75,8 +75,6 @@ PROMPT_MEDIAN, PROMPT_SIGMA, PROMPT_MIN, PROMPT_MAX = 580, 0.27, 128, 2048
 TINY_PROMPT_MEDIAN = 64  # --tiny: short prompts (clipped to [16, 256]), so CI runs in seconds
 GOAL_FRACTION = 0.40  # of the measured bf16 matmul rate
 GOAL_SWEEP_MINUTES = 30.0  # full greedy sweep of a 32-layer 7B model, 1,000 evaluation items, one H200
-KEYS = ("benchmark", "device", "device_name", "tiny", "dtype", "model", "matmul", "scoring", "pruning_step",
-        "sweep_extrapolation", "goals", "meets_goals")
 
 
 def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:
