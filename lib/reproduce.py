@@ -12,12 +12,14 @@ import argparse
 import time
 
 from .cli import command
+from .distributed import add_distributed_arguments, maybe_run_distributed
 
 
 def _add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--profile", default=None, help="profile name (default: the active profile)")
     parser.add_argument("--only", default=None, help="run only the plan steps whose name contains this text")
     parser.add_argument("--list", action="store_true", help="list the plan and what is stored; compute nothing")
+    add_distributed_arguments(parser)
 
 
 @command("reproduce", _add_arguments)
@@ -25,6 +27,8 @@ def reproduce(args: argparse.Namespace) -> int:
     """Compute (or check) every stored result a profile's chapters read."""
     from .experiments import Experiments
 
+    if (code := maybe_run_distributed(args)) is not None:
+        return code
     experiments = Experiments(args.profile, compute=not args.list)
     print(f"profile '{experiments.profile.name}', store {experiments.store.root}")
     missing = 0

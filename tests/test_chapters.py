@@ -36,10 +36,17 @@ def data_dir(tmp_path_factory):
     return tmp_path_factory.mktemp("data")
 
 
+@pytest.fixture(scope="session")
+def store_dir(tmp_path_factory):
+    """One fresh results store for the session: the first chapter that needs a result computes it."""
+    return tmp_path_factory.mktemp("store")
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("path", project_chapters(), ids=lambda p: str(p.relative_to(ROOT)))
-def test_chapter_executes_in_the_test_profile(path, data_dir):
-    executed = execute_chapter(path, profile="test", timeout=CELL_TIMEOUT_S, env={DATA_ENV: str(data_dir)})
+def test_chapter_executes_in_the_test_profile(path, data_dir, store_dir):
+    env = {DATA_ENV: str(data_dir), "LAYERCOLLAPSE_STORE": str(store_dir)}
+    executed = execute_chapter(path, profile="test", timeout=CELL_TIMEOUT_S, env=env)
     assert not [cell.errors for cell in executed.cells if cell.errors]
     if not CLAIM_CHAPTER.match(str(path.relative_to(ROOT))):
         return

@@ -279,7 +279,7 @@ class FakeExperiments:
 
 def test_two_local_workers_fill_the_store_like_one(tmp_path, monkeypatch):
     """Real subprocesses through submitit's LocalExecutor, two at a time, writing one shared store."""
-    pytest.importorskip("submitit")
+    import submitit  # noqa: F401 - installed by scripts/install.sh (the distributed extra)
     from layercollapse.distributed import run_plan_distributed
 
     (tmp_path / "fake_experiments.py").write_text(FAKE_MODULE)
@@ -351,7 +351,7 @@ def test_cli_arguments(tmp_path, monkeypatch):
 
 
 def test_slurm_executor_writes_an_array_script(tmp_path, monkeypatch):
-    pytest.importorskip("submitit")
+    import submitit  # noqa: F401 - installed by scripts/install.sh (the distributed extra)
     from layercollapse.distributed import make_executor
 
     bin_dir = tmp_path / "bin"
@@ -368,21 +368,3 @@ def test_slurm_executor_writes_an_array_script(tmp_path, monkeypatch):
         assert line in text, line
     with pytest.raises(ValueError, match="Unknown executor"):
         make_executor("ray", tmp_path, 1)
-
-
-# --------------------------------------------------------------------------- CUDA only
-
-
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
-def test_cuda_scoring_and_cached_pruning_match_cpu(tokenizer, split):
-    from conftest import build_tiny_model
-
-    calibration, evaluation = split
-    cpu = build_tiny_model("llama", n_layers=4, seed=5)
-    gpu = build_tiny_model("llama", n_layers=4, seed=5).to("cuda")
-    np.testing.assert_allclose(score(gpu, tokenizer, evaluation, "letter", task="arc_easy", progress=False),
-                               score(cpu, tokenizer, evaluation, "letter", task="arc_easy", progress=False), atol=1e-3)
-    traces = [prune(gpu, tokenizer, evaluation, calibration=calibration, n_remove=2, task="arc_easy", cache=cache,
-                    progress=False) for cache in ("auto", False)]
-    assert traces[0].removed == traces[1].removed
-    np.testing.assert_allclose(traces[0].scores, traces[1].scores, atol=1e-4)
