@@ -179,11 +179,13 @@ class Experiments:
     def split(self, task: str) -> str:
         return evaluation_split(task, self.profile.eval_split)
 
-    def items(self, task: str, n_items: int | None = None) -> tuple[tuple[Item, ...], tuple[Item, ...], tuple[Item, ...]]:
+    def items(self, task: str, n_items: int | None = None, n_calibration: int | None = None
+              ) -> tuple[tuple[Item, ...], tuple[Item, ...], tuple[Item, ...]]:
         """(calibration, evaluation, training) items of a task: disjoint, seeded by the profile's first seed."""
         data = load_task(task, self.split(task))
         n_items = self.profile.n_items if n_items is None else n_items
-        calibration, rest = split_calibration(data.items, self.profile.n_calibration, None, self.profile.seeds[0])
+        n_calibration = self.profile.n_calibration if n_calibration is None else n_calibration
+        calibration, rest = split_calibration(data.items, n_calibration, None, self.profile.seeds[0])
         order = np.random.default_rng(self.profile.seeds[0] + 1).permutation(len(rest))
         n_eval = len(rest) if n_items is None else min(n_items, len(rest))
         evaluation = tuple(rest[i] for i in sorted(order[:n_eval]))
@@ -286,7 +288,8 @@ class Experiments:
 
         model = model or self.profile.pruning_model
         task = task or self.profile.pruning_task
-        calibration, evaluation, _ = self.items(task, n_items or self.profile.n_pruning_items)
+        calibration, evaluation, _ = self.items(task, n_items or self.profile.n_pruning_items,
+                                                self.profile.n_pruning_calibration)
         return self._trace(model, task, evaluation, schedule,
                            calibration=calibration if schedule in USES_CALIBRATION else (),
                            criterion=criterion, seed=seed)
@@ -423,7 +426,7 @@ class Experiments:
         spec_ft = self.profile.finetune
         model, task = self.profile.pruning_model, self.profile.pruning_task
         trace = self.trace("iterative")
-        _, evaluation, training = self.items(task, self.profile.n_pruning_items)
+        _, evaluation, training = self.items(task, self.profile.n_pruning_items, self.profile.n_pruning_calibration)
         training = subsample(training, spec_ft.n_train_items, self.profile.seeds[0])
         format = self.profile.run_of(model).format
         n_total = trace.n_layers

@@ -127,6 +127,7 @@ class Profile:
             random-control chapters (greedy pruning costs O(L^2) evaluations); default main_model.
         pruning_task: task of those traces; default the first task.
         n_pruning_items: evaluation items of the pruning traces; default n_items.
+        n_pruning_calibration: calibration items of the greedy criterion; default n_calibration.
         schedules: pruning schedules compared (``iterative`` is the paper's).
         n_random_orders: random layer-removal orders in the random-layer baseline.
         phase_k_max: phase-targeted pruning removes k = 1..phase_k_max layers inside a phase.
@@ -153,6 +154,7 @@ class Profile:
     pruning_model: str = ""
     pruning_task: str = ""
     n_pruning_items: int | None = None
+    n_pruning_calibration: int | None = None
     schedules: tuple[str, ...] = ("iterative",)
     n_random_orders: int = 20
     phase_k_max: int = 3
@@ -183,6 +185,8 @@ class Profile:
             object.__setattr__(self, "pruning_task", self.tasks[0])
         if self.n_pruning_items is None:
             object.__setattr__(self, "n_pruning_items", self.n_items)
+        if self.n_pruning_calibration is None:
+            object.__setattr__(self, "n_pruning_calibration", self.n_calibration)
         if self.pruning_model not in {run.name for run in self.models}:
             raise ProfileError(f"profile '{self.name}': pruning_model '{self.pruning_model}' is not one of the models")
         for key in ("n_calibration", "n_bootstrap", "n_random_orders", "n_text_passages", "phase_k_max",

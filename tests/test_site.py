@@ -142,7 +142,7 @@ def test_profiles_match_the_brief():
     assert {run.name for run in default.models} >= {"smollm2-135m", "gemma3-270m"}
     assert {run.name for run in paper.models} == {"llama2-7b", "llama3-8b", "qwen3-4b"} and paper.n_items is None
     assert (test.main_run.name, test.main_run.format, test.tasks, test.n_items, len(test.seeds)) == (
-        "smollm2-135m", "letter", ("arc_easy",), 12, 2)
+        "smollm2-135m", "letter", ("arc_easy",), 8, 2)
     assert default.pruning_model == "smollm2-135m" and paper.pruning_model == paper.main_model
 
 
