@@ -10,41 +10,21 @@ served stale. Layer indices are always those of the intact model.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cached_property
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from . import metrics, stats
+from .budget import default_token_budget
 from .profiles import Profile, load_profile
+from .provenance import CODE, code_version  # noqa: F401  (re-exported)
+from .scoring import model_device
 from .store import Result, Store, cached
 from .tasks import TASK_REGISTRY, Item, load_task, split_calibration, subsample
-
-_LIB = Path(__file__).resolve().parent
-#: Modules whose source decides each result family (a change recomputes it).
-CODE = {
-    "readout": ("scoring", "lens", "prompts", "tasks", "layers", "architectures", "models", "embedded"),
-    "noise": ("noise", "pruning"),
-    "lm_loss": ("pruning",),
-    "similarity": ("similarity",),
-    "finetune": ("finetune",),
-    "tuned_lens": ("tuned_lens",),
-}
-
-
-def code_version(kind: str) -> str:
-    """sha256 (16 hex) of the source files that compute results of ``kind``."""
-    modules = CODE["readout"] + tuple(m for m in CODE.get(kind, ()) if m not in CODE["readout"])
-    digest = hashlib.sha256()
-    for module in sorted(modules):
-        digest.update((_LIB / f"{module}.py").read_bytes())
-    return digest.hexdigest()[:16]
-
 
 def evaluation_split(task: str, wanted: str) -> str:
     """``wanted`` when the task has that split offline, else the task's default split."""
@@ -317,7 +297,8 @@ class Experiments:
         net, tokenizer = self.model(model)
         return prune(net, tokenizer, evaluation, schedule, calibration=calibration, criterion=criterion, seed=seed,
                      layers=layers, n_remove=n_remove, format=format, task=task, split=self.split(task),
-                     store=self.store, progress=self.progress and f"{schedule} seed {seed}")
+                     store=self.store, token_budget=default_token_budget(model_device(net)),
+                     progress=self.progress and f"{schedule} seed {seed}")
 
     def random_traces(self) -> list:
         """The random-layer baseline: one trace per seed (``n_random_orders`` seeds)."""

@@ -56,6 +56,7 @@ from .scoring import (
     run_backbone,
     scatter_scores,
 )
+from .provenance import code_version
 from .store import Checkpoint, Result, Store, normalize_spec
 from .tasks import Item
 
@@ -535,13 +536,13 @@ class Trace:
                    arrays["scores"], table["criterion"].to_numpy(dtype=np.float64), arrays["gold"], result.key)
 
     def save(self, store: Store) -> str:
-        """Store the trace under the hash of its spec; returns the key."""
-        return store.save(TRACE_KIND, self.spec, *self.to_payload())
+        """Store the trace under the hash of its spec and of the current pruning code; returns the key."""
+        return store.save(TRACE_KIND, self.spec, *self.to_payload(), code_version=code_version(TRACE_KIND))
 
     @classmethod
     def load(cls, store: Store, spec: Mapping[str, Any]) -> Trace | None:
-        """The stored trace of ``spec``, or None."""
-        result = store.load(TRACE_KIND, spec)
+        """The stored trace of ``spec`` computed by the current code, or None."""
+        result = store.load(TRACE_KIND, spec, code_version=code_version(TRACE_KIND))
         return None if result is None else cls.from_result(result)
 
 
@@ -574,7 +575,7 @@ def run_plan(plan: Plan, evaluation: PrefixRunner, gold: np.ndarray, spec: dict,
              progress: bool | str = True) -> Trace:
     """Run a schedule, scoring the evaluation items after every step (checkpointed when ``store`` is given)."""
     n_total = count_layers(evaluation.model)
-    checkpoint = Checkpoint(store, TRACE_KIND, spec) if store is not None else None
+    checkpoint = Checkpoint(store, TRACE_KIND, spec, code_version=code_version(TRACE_KIND)) if store is not None else None
     steps = [_restore_step(done.row, done.arrays) for done in checkpoint.completed_steps()] if checkpoint else []
     kept = steps[-1][0].kept if steps else tuple(range(n_total))
     desc = progress if isinstance(progress, str) else spec["schedule"]
@@ -755,10 +756,16 @@ def prune(
     return run_plan(plan, evaluation_runner, np.array([item.gold for item in evaluation]), spec, store, progress)
 
 
-def iter_traces(store: Store, **where: Any) -> Iterator[Trace]:
-    """Stored traces whose spec has every ``field == value`` of ``where`` (e.g. ``schedule="random"``)."""
+def iter_traces(store: Store, *, any_code: bool = False, **where: Any) -> Iterator[Trace]:
+    """Stored traces whose spec has every ``field == value`` of ``where`` (e.g. ``schedule="random"``).
+
+    Only traces computed by the current pruning code (:func:`provenance.code_version`), unless ``any_code``.
+    """
+    current = code_version(TRACE_KIND)
     for sidecar in store.sidecars(TRACE_KIND):
         spec = sidecar.get("spec", {})
+        if not any_code and sidecar.get("code_version") != current:
+            continue
         if all(spec.get(name) == value for name, value in where.items()):
             result = store.load_key(TRACE_KIND, sidecar["key"])
             if result is not None:

@@ -12,6 +12,8 @@ import argparse
 import time
 
 from .cli import command
+from .provenance import split_results
+from .store import list_results
 from .distributed import add_distributed_arguments, maybe_run_distributed
 
 
@@ -19,6 +21,8 @@ def _add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--profile", default=None, help="profile name (default: the active profile)")
     parser.add_argument("--only", default=None, help="run only the plan steps whose name contains this text")
     parser.add_argument("--list", action="store_true", help="list the plan and what is stored; compute nothing")
+    parser.add_argument("--remove-stale", action="store_true",
+                        help="delete stored results computed by other code or library versions (never served), then stop")
     add_distributed_arguments(parser)
 
 
@@ -31,6 +35,8 @@ def reproduce(args: argparse.Namespace) -> int:
         return code
     experiments = Experiments(args.profile, compute=not args.list)
     print(f"profile '{experiments.profile.name}', store {experiments.store.root}")
+    if args.remove_stale:
+        return remove_stale(experiments.store)
     missing = 0
     for name, run in experiments.plan:
         if args.only and args.only not in name:
@@ -47,7 +53,21 @@ def reproduce(args: argparse.Namespace) -> int:
         print(f"  {'stored ' if args.list else 'done   '}  {name}  ({time.perf_counter() - start:.1f} s)", flush=True)
     if args.list:
         print(f"{missing} experiment(s) missing" if missing else "every experiment is stored")
+        _, stale = split_results(list_results(experiments.store))
+        if len(stale):
+            print(f"{len(stale)} stale result(s) (other code or library version; never served): "
+                  "remove them with --remove-stale")
     return 1 if missing else 0
+
+
+def remove_stale(store) -> int:
+    """Delete every stored result that the current code would not serve; print what went."""
+    _, stale = split_results(list_results(store))
+    for kind, key in zip(stale["kind"], stale["key"]):
+        store.remove(kind, key)
+        print(f"  removed  {kind}/{key}")
+    print(f"{len(stale)} stale result(s) removed")
+    return 0
 
 
 def _add_render_arguments(parser: argparse.ArgumentParser) -> None:

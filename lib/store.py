@@ -230,11 +230,22 @@ def _fsync_dir(directory: Path) -> None:
             os.close(fd)
 
 
-def _write_atomic(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` via a temp file in the same folder and ``os.replace``."""
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def write_atomic(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` via a temp file in the same folder and ``os.replace``.
+
+    The file gets the permissions of a plain ``open`` (0666 less the umask, e.g. 0644), not
+    ``mkstemp``'s 0600, so a store shared on a cluster stays readable by the group.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        os.fchmod(fd, 0o666 & ~_umask())
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
@@ -284,9 +295,9 @@ def _write_payload_(
     sidecar = dict(meta)
     sidecar["files"] = {n: {"sha256": _sha256(b), "n_bytes": len(b)} for n, b in files.items()}
     for name, data in files.items():
-        _write_atomic(directory / name, data)
+        write_atomic(directory / name, data)
     text = json.dumps(sidecar, indent=1, sort_keys=True, ensure_ascii=False) + "\n"
-    _write_atomic(directory / (stem + SIDECAR_SUFFIX), text.encode("utf-8"))
+    write_atomic(directory / (stem + SIDECAR_SUFFIX), text.encode("utf-8"))
     if arrays is None:  # a result overwritten without arrays leaves none behind
         with contextlib.suppress(FileNotFoundError):
             os.unlink(directory / (stem + ARRAYS_SUFFIX))
@@ -444,6 +455,14 @@ class Store:
     def exists(self, kind: str, spec: Mapping[str, Any], *, code_version: str = "") -> bool:
         """Whether a valid result for ``spec`` is stored."""
         return self.load(kind, spec, code_version=code_version) is not None
+
+    def remove(self, kind: str, key: str) -> None:
+        """Delete the result ``key`` of ``kind``: its sidecar first (the commit point), then its payload files."""
+        directory = self.directory(kind)
+        with _locked(directory, key):
+            for suffix in (SIDECAR_SUFFIX, TABLE_SUFFIX, ARRAYS_SUFFIX):
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(directory / (key + suffix))
 
     def kinds(self) -> list[str]:
         """Kinds present in the store, sorted."""

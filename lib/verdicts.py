@@ -14,12 +14,12 @@ import json
 import math
 import os
 import re
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from .profiles import active_profile, project_root
+from .store import write_atomic
 
 STATUSES = ("supported", "not supported", "inconclusive")
 METADATA_KEY = "layercollapse-verdict"  # display-metadata key the chapter tests look for
@@ -154,13 +154,7 @@ class Verdict:
         folder.mkdir(parents=True, exist_ok=True)
         path = folder / f"{self.claim}.json"
         payload = json.dumps({**self.to_dict(), "profile": profile}, indent=2, allow_nan=True) + "\n"
-        fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{self.claim}.", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "w") as handle:
-                handle.write(payload)
-            os.replace(tmp, path)
-        finally:
-            Path(tmp).unlink(missing_ok=True)
+        write_atomic(path, payload.encode())
         return path
 
     def show(self, profile: str | None = None) -> None:

@@ -86,6 +86,22 @@ def test_cached_subnetworks_equal_the_whole_pruned_network(tiny_model, tokenizer
     assert runner.n_layer_runs < 5 + 5 * 4 + 4 * 3  # fewer layers run than from the embeddings each time
 
 
+def test_benchmark_textbook_loop_equals_prune(tiny_model, tokenizer, split):
+    """benchmarks/bench_pruning.py's naive arm (full forward, full logits per candidate) runs the same greedy
+    sweep as ``prune``: same removals, same evaluation scores, so its wall-time ratio compares like with like."""
+    import runpy
+
+    bench = runpy.run_path(str(Path(__file__).resolve().parents[1] / "benchmarks" / "bench_pruning.py"),
+                           run_name="bench_pruning")
+    model = tiny_model("llama")
+    calibration, evaluation = split
+    naive = bench["naive_sweep"](model, tokenizer, calibration, evaluation, 3, 8192)
+    cached = prune(model, tokenizer, evaluation, calibration=calibration, task="arc_easy", n_remove=3, cache=True,
+                   progress=False)
+    assert naive["removal_order"] == cached.removal_order()
+    np.testing.assert_allclose(naive["scores"], cached.scores, atol=1e-5)
+
+
 def test_cached_cloze_scores_equal_the_whole_pruned_network(tiny_model, tokenizer, split):
     model = tiny_model("qwen2")
     runner = PrefixRunner(model, encode_items(model, tokenizer, split[0], "cloze", "arc_easy"))
@@ -259,6 +275,22 @@ def test_traces_round_trip_through_the_store(tiny_model, tokenizer, split, tmp_p
     assert len(frame) == 5 and frame["removed"][0] == "" and (frame["seed"] == 1).all()
     np.testing.assert_allclose(frame["accuracy"], metrics.accuracy(trace.scores, trace.gold))
     assert trace.option_frequency().shape == (5, 5)
+
+
+def test_a_trace_of_other_pruning_code_is_recomputed_not_served(tiny_model, tokenizer, split, tmp_path, monkeypatch):
+    """Traces are keyed by the source of the modules that compute them (provenance.CODE["trace"])."""
+    import layercollapse.pruning as pruning_module
+
+    model = tiny_model("llama")
+    store = Store(tmp_path)
+    old = prune(model, tokenizer, split[1], "random", seed=2, task="arc_easy", store=store, progress=False)
+    monkeypatch.setattr(pruning_module, "code_version", lambda kind: "edited-pruning-code")
+    assert Trace.load(store, old.spec) is None
+    assert list(iter_traces(store, schedule="random", seed=2)) == []
+    assert [t.key for t in iter_traces(store, any_code=True, schedule="random", seed=2)] == [old.key]
+    new = prune(model, tokenizer, split[1], "random", seed=2, task="arc_easy", store=store, progress=False)
+    assert new.key != old.key and Trace.load(store, old.spec).key == new.key
+    np.testing.assert_array_equal(new.scores, old.scores)  # same code in fact: same numbers, under a new key
 
 
 RESUMABLE_RUN = """

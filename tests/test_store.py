@@ -400,3 +400,15 @@ def test_two_processes_write_same_and_different_keys(tmp_path):
             assert all(store.exists("c", {"own": who, "i": i}) for who in ("a", "b"))
     assert len(list_results(store, "c")) == 45
     assert not list((root / "c").glob(".*.tmp"))
+
+
+def test_written_files_follow_the_umask_not_mkstemp_0600(tmp_path):
+    """A store shared on a cluster must be readable by the group: files get 0666 & ~umask."""
+    previous = os.umask(0o022)
+    try:
+        store_mod.write_atomic(tmp_path / "result.json", b"{}")
+        mode = os.stat(tmp_path / "result.json").st_mode & 0o777
+    finally:
+        os.umask(previous)
+    assert mode == 0o644
+    assert not list(tmp_path.glob(".*.tmp")), "the temp file must be renamed away"
