@@ -26,6 +26,11 @@ from .scoring import model_device
 from .store import Result, Store, cached
 from .tasks import TASK_REGISTRY, Item, load_task, split_calibration, subsample
 
+def _budget(model) -> int:
+    """Tokens per forward pass for ``model``'s device (``budget.default_token_budget``; results do not depend on it)."""
+    return default_token_budget(model_device(model))
+
+
 def evaluation_split(task: str, wanted: str) -> str:
     """``wanted`` when the task has that split offline, else the task's default split."""
     spec = TASK_REGISTRY[task.partition(":")[0]]
@@ -211,7 +216,8 @@ class Experiments:
             from .lens import layerwise_scores
 
             net, tokenizer = self.model(model)
-            scores = layerwise_scores(net, tokenizer, items, format, task=task, progress=self.progress and "readout")
+            scores = layerwise_scores(net, tokenizer, items, format, task=task, token_budget=_budget(net),
+                                      progress=self.progress and "readout")
             return {"scores": scores, "gold": np.array([item.gold for item in items])}
 
         result = self._cached("readout", spec, compute)
@@ -246,7 +252,7 @@ class Experiments:
             lens = train_tuned_lens(net, tokenizer, texts[:n_train], steps=self.profile.tuned_lens_steps,
                                     max_tokens=self.profile.tuned_lens_tokens, batch_size=4,
                                     seed=self.profile.seeds[0], progress=self.progress)
-            scores = layerwise_scores(net, tokenizer, items, format, lens=lens, task=task,
+            scores = layerwise_scores(net, tokenizer, items, format, lens=lens, task=task, token_budget=_budget(net),
                                       progress=self.progress and "tuned readout")
             held_out = texts[n_train:] or texts[:1]
             kl = {name: kl_to_final(net, tokenizer, held_out, which, max_tokens=self.profile.tuned_lens_tokens,
@@ -297,7 +303,7 @@ class Experiments:
         net, tokenizer = self.model(model)
         return prune(net, tokenizer, evaluation, schedule, calibration=calibration, criterion=criterion, seed=seed,
                      layers=layers, n_remove=n_remove, format=format, task=task, split=self.split(task),
-                     store=self.store, token_budget=default_token_budget(model_device(net)),
+                     store=self.store, token_budget=_budget(net),
                      progress=self.progress and f"{schedule} seed {seed}")
 
     def random_traces(self) -> list:
@@ -327,7 +333,7 @@ class Experiments:
             from .pruning import PrefixRunner, encode_passages
 
             net, tokenizer = self.model(trace.spec["model"])
-            encoded = encode_passages(net, tokenizer, texts)
+            encoded = encode_passages(net, tokenizer, texts, token_budget=_budget(net))
             runner = PrefixRunner(net, encoded)
             losses = [-runner.run(trace.kept_layers(step), remember=True).sum() / encoded.n_targets
                       for step in range(trace.n_steps)]
@@ -345,7 +351,8 @@ class Experiments:
             net, tokenizer = self.model(trace.spec["model"])
             items = self._items_by_id(trace.spec["task"], trace.spec["evaluation_ids"])
             run = lambda kept: hidden_states_at_read_positions(  # noqa: E731
-                net, tokenizer, items, trace.spec["format"], layers=kept, task=trace.spec["task"])[-1]
+                net, tokenizer, items, trace.spec["format"], layers=kept, task=trace.spec["task"],
+                token_budget=_budget(net))[-1]
             intact = run(trace.kept_layers(0))
             rows = [representation_similarity(intact, run(trace.kept_layers(step))) for step in range(trace.n_steps)]
             return pd.DataFrame({"step": np.arange(trace.n_steps), **pd.DataFrame(rows).to_dict("list")})
@@ -381,7 +388,7 @@ class Experiments:
             from .pruning import PrefixRunner, encode_items
 
             net, tokenizer = self.model(model)
-            runner = PrefixRunner(net, encode_items(net, tokenizer, items, format, task))
+            runner = PrefixRunner(net, encode_items(net, tokenizer, items, format, task, _budget(net)))
             runner.remember(range(phases.n_layers))
             rows, scores = [], []
             for layer, phase in chosen:
@@ -426,7 +433,8 @@ class Experiments:
                 tuned = finetune_pruned(net, tokenizer, kept, training, format, task, steps=spec_ft.steps,
                                         lr=spec_ft.learning_rate, method=spec_ft.method, seed=self.profile.seeds[0])
                 before.append(trace.scores[step])
-                after.append(score(tuned.model, tokenizer, evaluation, format, task=task, progress=False))
+                after.append(score(tuned.model, tokenizer, evaluation, format, task=task,
+                                   token_budget=_budget(tuned.model), progress=False))
                 losses.append(tuned.losses)
                 rows.append({"step": step, "n_removed": n_total - len(kept), "n_kept": len(kept)})
                 del tuned
