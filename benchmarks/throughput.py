@@ -48,6 +48,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import parity_lm_eval as parity  # noqa: E402
 
 from layercollapse.scoring import DEFAULT_TOKEN_BUDGET, build_requests, score  # noqa: E402
+from layercollapse.shared_context import score_shared_context  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
 FORMATS = {"letter": "mmlu", "cloze": "arc_easy"}
@@ -82,6 +83,9 @@ def bench_format(format: str, items, model, tokenizer, hflm, tasks, repeats: int
     budgets = [token_budget] + [b for b in extra_budgets if b != token_budget]
     runs = {f"layercollapse@{b}": (lambda b=b: score(model, tokenizer, items, format, task=task,
                                                      token_budget=b, progress=False)) for b in budgets}
+    if format == "cloze":  # the context encoded once per item, shared by its options (opt-in)
+        runs.update({f"shared_context@{b}": (lambda b=b: score_shared_context(model, tokenizer, items, task=task,
+                                                                             token_budget=b)) for b in budgets})
     runs["harness"] = lambda: parity.run_harness(hflm, side)
 
     # warm-up: once each, on a slice of the items
@@ -105,6 +109,8 @@ def bench_format(format: str, items, model, tokenizer, hflm, tasks, repeats: int
     theirs = parity.harness_scores(runs["harness"](), ours.shape[1])
     finite = np.isfinite(ours)
     agree = float(np.mean(ours.argmax(-1) == theirs.argmax(-1)))
+    shared_agree = {name: float(np.mean(runs[name]().argmax(-1) == theirs.argmax(-1)))
+                    for name in runs if name.startswith("shared_context@")}
 
     n = len(items)
     ours_name = f"layercollapse@{token_budget}"
@@ -120,9 +126,13 @@ def bench_format(format: str, items, model, tokenizer, hflm, tasks, repeats: int
         "ratio": ratio,
         "ratio_median": median["harness"] / median[ours_name],
         "ratio_cpu_time": statistics.median(cpu["harness"]) / statistics.median(cpu[ours_name]),
-        "ratio_by_budget": {name.split("@")[1]: best["harness"] / t for name, t in best.items() if "@" in name},
+        "ratio_by_budget": {name.split("@")[1]: best["harness"] / t for name, t in best.items()
+                            if name.startswith("layercollapse@")},
+        "ratio_shared_context_by_budget": {name.split("@")[1]: best["harness"] / t for name, t in best.items()
+                                           if name.startswith("shared_context@")},
         "goal_ratio": GOALS[format], "meets_goal": bool(ratio >= GOALS[format]),
         "prediction_agreement_pct": 100 * agree,
+        "shared_context_agreement_pct": {name: 100 * a for name, a in shared_agree.items()},
         "loglik_abs_diff_max": float(np.abs(ours[finite] - theirs[finite]).max()),
     }
 
@@ -235,6 +245,8 @@ def main(argv: list[str] | None = None) -> dict:
                                       args.repeats, args.token_budget, args.extra_budgets)
                 entry[fmt] = result
                 others = ", ".join(f"budget {b}: {r:.2f}x" for b, r in result["ratio_by_budget"].items())
+                others += "".join(f", shared context @ {b}: {r:.2f}x"
+                                  for b, r in result["ratio_shared_context_by_budget"].items())
                 print(f"{dtype} {fmt:<6} ({result['task']}, {result['n_items']} items): layercollapse "
                       f"{result['items_per_s_layercollapse']:.2f} items/s, harness {result['items_per_s_harness']:.2f}"
                       f" items/s (best of {args.repeats}), ratio {result['ratio']:.2f}x (median {result['ratio_median']:.2f}x;"
