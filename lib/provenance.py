@@ -38,11 +38,16 @@ def code_version(kind: str) -> str:
     return digest.hexdigest()[:16]
 
 
-def is_current(kind: str, stored_code_version: str | None, stored_library_version: str | None) -> bool:
-    """Whether a result stored with these versions would still be served (same code, same library version)."""
+def is_current(kind: str, stored_code_version: str | None, stored_library_version: str | None,
+               current_code_version: str | None = None) -> bool:
+    """Whether a result stored with these versions would still be served (same code, same library version).
+
+    ``current_code_version``: ``code_version(kind)`` when the caller has it already (it reads the sources).
+    """
     from . import __version__
 
-    return stored_code_version == code_version(kind) and stored_library_version == __version__
+    current_code_version = current_code_version or code_version(kind)
+    return stored_code_version == current_code_version and stored_library_version == __version__
 
 
 def split_results(results: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -53,7 +58,8 @@ def split_results(results: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
     """
     if results.empty:
         return results, results
-    current = np.array([is_current(kind, code, library) for kind, code, library in
+    versions = {kind: code_version(kind) for kind in results["kind"].unique()}  # hash each kind's sources once
+    current = np.array([is_current(kind, code, library, versions[kind]) for kind, code, library in
                         zip(results["kind"], results["code_version"], results["layercollapse_version"])], dtype=bool)
     return results[current].reset_index(drop=True), results[~current].reset_index(drop=True)
 

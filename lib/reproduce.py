@@ -12,9 +12,9 @@ import argparse
 import time
 
 from .cli import command
+from .distributed import add_distributed_arguments, maybe_run_distributed
 from .provenance import split_results
 from .store import list_results
-from .distributed import add_distributed_arguments, maybe_run_distributed
 
 
 def _add_arguments(parser: argparse.ArgumentParser) -> None:
