@@ -19,16 +19,10 @@ import numpy as np
 import pandas as pd
 
 from . import metrics, stats
-from .budget import default_token_budget
 from .profiles import Profile, load_profile
 from .provenance import CODE, code_version  # noqa: F401  (re-exported)
-from .scoring import model_device
 from .store import Result, Store, cached
 from .tasks import TASK_REGISTRY, Item, load_task, split_calibration, subsample
-
-def _budget(model) -> int:
-    """Tokens per forward pass for ``model``'s device (``budget.default_token_budget``; results do not depend on it)."""
-    return default_token_budget(model_device(model))
 
 
 def evaluation_split(task: str, wanted: str) -> str:
@@ -216,7 +210,7 @@ class Experiments:
             from .lens import layerwise_scores
 
             net, tokenizer = self.model(model)
-            scores = layerwise_scores(net, tokenizer, items, format, task=task, token_budget=_budget(net),
+            scores = layerwise_scores(net, tokenizer, items, format, task=task,
                                       progress=self.progress and "readout")
             return {"scores": scores, "gold": np.array([item.gold for item in items])}
 
@@ -252,7 +246,7 @@ class Experiments:
             lens = train_tuned_lens(net, tokenizer, texts[:n_train], steps=self.profile.tuned_lens_steps,
                                     max_tokens=self.profile.tuned_lens_tokens, batch_size=4,
                                     seed=self.profile.seeds[0], progress=self.progress)
-            scores = layerwise_scores(net, tokenizer, items, format, lens=lens, task=task, token_budget=_budget(net),
+            scores = layerwise_scores(net, tokenizer, items, format, lens=lens, task=task,
                                       progress=self.progress and "tuned readout")
             held_out = texts[n_train:] or texts[:1]
             kl = {name: kl_to_final(net, tokenizer, held_out, which, max_tokens=self.profile.tuned_lens_tokens,
@@ -270,45 +264,54 @@ class Experiments:
     def trace(self, schedule: str, seed: int = 0, model: str | None = None, task: str | None = None,
               criterion: str = "dm", n_items: int | None = None):
         """A pruning trace of the profile's pruning model (see ``pruning.prune``)."""
+        return self.traces(schedule, (seed,), model, task, criterion, n_items)[0]
+
+    def traces(self, schedule: str, seeds: Sequence[int], model: str | None = None, task: str | None = None,
+               criterion: str = "dm", n_items: int | None = None) -> list:
+        """Pruning traces of the profile's pruning model, one per seed (see ``pruning.prune_seeds``)."""
         from .pruning import USES_CALIBRATION
 
         model = model or self.profile.pruning_model
         task = task or self.profile.pruning_task
         calibration, evaluation, _ = self.items(task, n_items or self.profile.n_pruning_items,
                                                 self.profile.n_pruning_calibration)
-        return self._trace(model, task, evaluation, schedule,
-                           calibration=calibration if schedule in USES_CALIBRATION else (),
-                           criterion=criterion, seed=seed)
+        return self._traces(model, task, evaluation, schedule, seeds,
+                            calibration=calibration if schedule in USES_CALIBRATION else (), criterion=criterion)
 
-    def _trace(self, model: str, task: str, evaluation: Sequence[Item], schedule: str, *,
-               calibration: Sequence[Item] = (), criterion: str = "dm", seed: int = 0,
-               layers: Sequence[int] | None = None, n_remove: int | None = None):
-        """A stored trace with this spec, else (``compute=True``) a new one from ``pruning.prune``."""
-        from .pruning import USES_SEED, iter_traces, prune
+    def _traces(self, model: str, task: str, evaluation: Sequence[Item], schedule: str, seeds: Sequence[int], *,
+                calibration: Sequence[Item] = (), criterion: str = "dm",
+                layers: Sequence[int] | None = None, n_remove: int | None = None) -> list:
+        """Stored traces with these specs, the missing ones (``compute=True``) from ``pruning.prune_seeds``."""
+        from .pruning import USES_SEED, iter_traces, prune_seeds
 
         format = self.profile.run_of(model).format
-        wanted = {"model": model, "task": task, "split": self.split(task), "format": format,
-                  "schedule": schedule, "dtype": self.dtype_name(),
-                  "evaluation_ids": [i.id for i in evaluation], "calibration_ids": [i.id for i in calibration],
-                  "criterion": criterion if schedule == "iterative" else None,
-                  "seed": seed if schedule in USES_SEED else None,
-                  "layers": None if layers is None else sorted(layers)}
-        if n_remove is not None:
-            wanted["n_remove"] = n_remove
-        for stored in iter_traces(self.store, **wanted):
-            return stored
-        if not self.compute:
-            raise LookupError(f"No stored '{schedule}' trace (seed {seed}) of {model} on {task} in {self.store.root}; "
-                              f"compute it with: python -m layercollapse reproduce --profile {self.profile.name}")
-        net, tokenizer = self.model(model)
-        return prune(net, tokenizer, evaluation, schedule, calibration=calibration, criterion=criterion, seed=seed,
-                     layers=layers, n_remove=n_remove, format=format, task=task, split=self.split(task),
-                     store=self.store, token_budget=_budget(net),
-                     progress=self.progress and f"{schedule} seed {seed}")
+        found = {}
+        for seed in seeds:
+            wanted = {"model": model, "task": task, "split": self.split(task), "format": format,
+                      "schedule": schedule, "dtype": self.dtype_name(),
+                      "evaluation_ids": [i.id for i in evaluation], "calibration_ids": [i.id for i in calibration],
+                      "criterion": criterion if schedule == "iterative" else None,
+                      "seed": seed if schedule in USES_SEED else None,
+                      "layers": None if layers is None else sorted(layers)}
+            if n_remove is not None:
+                wanted["n_remove"] = n_remove
+            found[seed] = next(iter_traces(self.store, **wanted), None)
+        missing = [seed for seed in seeds if found[seed] is None]
+        if missing and not self.compute:
+            raise LookupError(f"No stored '{schedule}' trace (seed {missing[0]}) of {model} on {task} in "
+                              f"{self.store.root}; compute it with: "
+                              f"python -m layercollapse reproduce --profile {self.profile.name}")
+        if missing:
+            net, tokenizer = self.model(model)
+            computed = prune_seeds(net, tokenizer, evaluation, schedule, missing, calibration=calibration,
+                                   criterion=criterion, layers=layers, n_remove=n_remove, format=format, task=task,
+                                   split=self.split(task), store=self.store, progress=self.progress and schedule)
+            found.update(zip(missing, computed))
+        return [found[seed] for seed in seeds]
 
     def random_traces(self) -> list:
         """The random-layer baseline: one trace per seed (``n_random_orders`` seeds)."""
-        return [self.trace("random", seed) for seed in range(self.profile.n_random_orders)]
+        return self.traces("random", range(self.profile.n_random_orders))
 
     def phase_traces(self, phase: str, model: str | None = None, task: str | None = None) -> list:
         """Phase-targeted pruning: k = 1..phase_k_max random layers removed from inside one phase, per seed."""
@@ -319,9 +322,8 @@ class Experiments:
         if not layers:
             return []
         n_remove = min(self.profile.phase_k_max, len(layers), phases.n_layers - 1)
-        evaluation = self.evaluation(task)
-        return [self._trace(model, task, evaluation, "random_in_range", seed=seed, layers=layers, n_remove=n_remove)
-                for seed in range(self.profile.n_phase_seeds)]
+        return self._traces(model, task, self.evaluation(task), "random_in_range", range(self.profile.n_phase_seeds),
+                            layers=layers, n_remove=n_remove)
 
     def lm_loss_along(self, trace) -> np.ndarray:
         """Mean next-token loss (nats/token) of the plain-text passages at every step of ``trace``: float64 [n_steps]."""
@@ -333,7 +335,7 @@ class Experiments:
             from .pruning import PrefixRunner, encode_passages
 
             net, tokenizer = self.model(trace.spec["model"])
-            encoded = encode_passages(net, tokenizer, texts, token_budget=_budget(net))
+            encoded = encode_passages(net, tokenizer, texts)
             runner = PrefixRunner(net, encoded)
             losses = [-runner.run(trace.kept_layers(step), remember=True).sum() / encoded.n_targets
                       for step in range(trace.n_steps)]
@@ -351,8 +353,7 @@ class Experiments:
             net, tokenizer = self.model(trace.spec["model"])
             items = self._items_by_id(trace.spec["task"], trace.spec["evaluation_ids"])
             run = lambda kept: hidden_states_at_read_positions(  # noqa: E731
-                net, tokenizer, items, trace.spec["format"], layers=kept, task=trace.spec["task"],
-                token_budget=_budget(net))[-1]
+                net, tokenizer, items, trace.spec["format"], layers=kept, task=trace.spec["task"])[-1]
             intact = run(trace.kept_layers(0))
             rows = [representation_similarity(intact, run(trace.kept_layers(step))) for step in range(trace.n_steps)]
             return pd.DataFrame({"step": np.arange(trace.n_steps), **pd.DataFrame(rows).to_dict("list")})
@@ -388,7 +389,7 @@ class Experiments:
             from .pruning import PrefixRunner, encode_items
 
             net, tokenizer = self.model(model)
-            runner = PrefixRunner(net, encode_items(net, tokenizer, items, format, task, _budget(net)))
+            runner = PrefixRunner(net, encode_items(net, tokenizer, items, format, task))
             runner.remember(range(phases.n_layers))
             rows, scores = [], []
             for layer, phase in chosen:
@@ -433,8 +434,7 @@ class Experiments:
                 tuned = finetune_pruned(net, tokenizer, kept, training, format, task, steps=spec_ft.steps,
                                         lr=spec_ft.learning_rate, method=spec_ft.method, seed=self.profile.seeds[0])
                 before.append(trace.scores[step])
-                after.append(score(tuned.model, tokenizer, evaluation, format, task=task,
-                                   token_budget=_budget(tuned.model), progress=False))
+                after.append(score(tuned.model, tokenizer, evaluation, format, task=task, progress=False))
                 losses.append(tuned.losses)
                 rows.append({"step": step, "n_removed": n_total - len(kept), "n_kept": len(kept)})
                 del tuned

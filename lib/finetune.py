@@ -24,14 +24,11 @@ from torch import nn
 from tqdm.auto import trange
 
 from .architectures import n_layers
+from .batching import Batch, Request, collate, model_device
 from .layers import keep_layers, validate_layer_indices
 from .scoring import (
-    Batch,
-    Request,
     build_requests,
-    collate,
     letter_token_ids,
-    model_device,
     read_positions,
     readout_logprobs,
     run_backbone,

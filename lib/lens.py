@@ -17,16 +17,14 @@ import torch
 from torch import nn
 
 from .architectures import decoder_layers, n_layers
+from .batching import Batch, iter_batches, model_device
+from .budget import default_token_budget
 from .layers import keep_layers
 from .scoring import (
-    DEFAULT_TOKEN_BUDGET,
-    Batch,
     _mask_missing_options,
     _run_with_oom_retry,
     build_requests,
-    iter_batches,
     letter_token_ids,
-    model_device,
     read_positions,
     readout_logprobs,
     run_backbone,
@@ -84,8 +82,9 @@ def layerwise_scores(
     lens: nn.Module | None = None,
     task: str | None = None,
     shots: Sequence[Item] = (),
-    token_budget: int = DEFAULT_TOKEN_BUDGET,
+    token_budget: int | None = None,
     progress: bool | str = True,
+    shared_context: bool = True,
 ) -> np.ndarray:
     """Option scores read out after every layer, in one forward pass per batch.
 
@@ -93,6 +92,7 @@ def layerwise_scores(
         layers: original indices of the layers to run (None: all); the readout covers each of them.
         lens: a module with ``transform_hidden(h, layer)`` (default :class:`LogitLens`); ``layer`` is
             the original index of the layer whose output is read (-1 for the embeddings).
+        token_budget, shared_context: batching, as in ``scoring.score``.
     Returns:
         float32 [n_kept + 1, n_items, n_options]: index 0 = embeddings, index i = after the i-th kept layer.
     """
@@ -107,7 +107,7 @@ def layerwise_scores(
 
     def run(budget: int) -> None:
         with torch.inference_mode(), keep_layers(model, kept):
-            for batch in iter_batches(requests, tokenizer, device, budget, progress or False):
+            for batch in iter_batches(model, tokenizer, requests, budget, progress or False, shared_context):
                 states: list[torch.Tensor] = []
                 with capture_read_states(model, [batch], states):
                     run_backbone(model, batch)
@@ -116,5 +116,5 @@ def layerwise_scores(
                     values = readout_logprobs(model, translated, batch, letter_ids, normed=False)
                     scatter_scores(values, batch, out[depth], letter=letter_ids is not None)
 
-    _run_with_oom_retry(run, token_budget)
+    _run_with_oom_retry(run, token_budget or default_token_budget(device))
     return _mask_missing_options(out, items)

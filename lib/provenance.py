@@ -19,7 +19,7 @@ _LIB = Path(__file__).resolve().parent
 
 #: Modules whose source decides each result family (a change recomputes it).
 CODE = {
-    "readout": ("scoring", "lens", "prompts", "tasks", "layers", "architectures", "models", "embedded"),
+    "readout": ("scoring", "batching", "lens", "prompts", "tasks", "layers", "architectures", "models", "embedded"),
     "trace": ("pruning", "metrics"),
     "noise": ("noise", "pruning", "metrics"),
     "lm_loss": ("pruning", "metrics"),  # along a pruning trace

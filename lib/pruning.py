@@ -40,23 +40,19 @@ from tqdm.auto import tqdm
 
 from . import metrics
 from .architectures import decoder_layers, n_layers as count_layers
+from .batching import Batch, Request, collate_rows, model_device, plan_rows
+from .budget import default_token_budget
 from .layers import keep_layers, validate_layer_indices
 from .prompts import check_format
 from .scoring import (
-    DEFAULT_TOKEN_BUDGET,
-    Batch,
-    Request,
     build_requests,
-    collate,
     letter_token_ids,
-    model_device,
-    plan_batches,
     read_positions,
     readout_logprobs,
     run_backbone,
     scatter_scores,
 )
-from .provenance import code_version
+from .provenance import code_version, is_current
 from .store import Checkpoint, Result, Store, normalize_spec
 from .tasks import Item
 
@@ -105,26 +101,28 @@ class EncodedSet:
 
 
 def _encode(model: nn.Module, tokenizer, requests: Sequence[Request], row_options: Sequence[int],
-            letter_ids: Sequence[int] | None, token_budget: int) -> EncodedSet:
+            letter_ids: Sequence[int] | None, token_budget: int | None, shared_context: bool = True) -> EncodedSet:
     device = model_device(model)
-    batches = [collate([requests[i] for i in indices], tokenizer.pad_token_id, device)
-               for indices in plan_batches(requests, token_budget)]
+    budget = token_budget or default_token_budget(device)
+    batches = [collate_rows(model, rows, tokenizer.pad_token_id)
+               for rows in plan_rows(model, requests, budget, shared_context)]
     return EncodedSet(batches, np.asarray(row_options, dtype=np.int64),
                       None if letter_ids is None else torch.tensor(letter_ids, device=device),
                       sum(request.n_target for request in requests))
 
 
 def encode_items(model: nn.Module, tokenizer, items: Sequence[Item], format: str = "letter", task: str | None = None,
-                 token_budget: int = DEFAULT_TOKEN_BUDGET) -> EncodedSet:
-    """Tokenise and batch multiple-choice items (letter: one row per item; cloze: one per option)."""
+                 token_budget: int | None = None, shared_context: bool = True) -> EncodedSet:
+    """Tokenise and batch multiple-choice items (letter: one row per item; cloze: one per item, its options
+    packed behind its context, or with ``shared_context=False`` one per option)."""
     n_options = max(len(item.options) for item in items)
     letter_ids = letter_token_ids(tokenizer, n_options) if format == "letter" else None
     return _encode(model, tokenizer, build_requests(tokenizer, items, format, task),
-                   [len(item.options) for item in items], letter_ids, token_budget)
+                   [len(item.options) for item in items], letter_ids, token_budget, shared_context)
 
 
 def encode_passages(model: nn.Module, tokenizer, passages: Sequence[str], max_tokens: int = MAX_TEXT_TOKENS,
-                    token_budget: int = DEFAULT_TOKEN_BUDGET) -> EncodedSet:
+                    token_budget: int | None = None) -> EncodedSet:
     """Tokenise plain-text passages for the language-model loss: every token after the first is scored."""
     requests = []
     for index, text in enumerate(passages):
@@ -276,6 +274,11 @@ class PrefixRunner:
 # ------------------------------------------------------------------ layer statistics
 
 
+def _require_one_sequence_per_row(encoded: EncodedSet, name: str) -> None:
+    if any(batch.attention_mask.dim() != 2 for batch in encoded.batches):
+        raise ValueError(f"{name} reads each sequence's tokens: encode the items with shared_context=False")
+
+
 def block_influence(model: nn.Module, encoded: EncodedSet) -> np.ndarray:
     """ShortGPT Block Influence of each layer of the intact model: float64 [n_layers].
 
@@ -290,6 +293,7 @@ def block_influence(model: nn.Module, encoded: EncodedSet) -> np.ndarray:
         cosine = F.cosine_similarity(hidden_in.float(), hidden_out.float(), dim=-1)  # [B, T]
         cosine_sums[layer] += cosine[current[0]].double().sum().cpu()
 
+    _require_one_sequence_per_row(encoded, "block_influence")
     n_tokens = 0
     with torch.inference_mode(), keep_layers(model, kept), layer_hooks(model, kept, accumulate):
         for batch in encoded.batches:
@@ -317,6 +321,7 @@ def angular_distances(model: nn.Module, encoded: EncodedSet) -> np.ndarray:
         if layer == n_total - 1:
             last[n_total].append(hidden_out[:, -1].double().cpu())
 
+    _require_one_sequence_per_row(encoded, "angular_distances")
     with torch.inference_mode(), keep_layers(model, kept), layer_hooks(model, kept, record):
         for batch in encoded.batches:
             run_backbone(model, batch)
@@ -683,7 +688,7 @@ def prune(
     split: str | None = None,
     store: Store | None = None,
     cache: bool | str = "auto",
-    token_budget: int = DEFAULT_TOKEN_BUDGET,
+    token_budget: int | None = None,
     progress: bool | str = True,
 ) -> Trace:
     """Prune ``model`` step by step with ``schedule`` and score the evaluation items after every step.
@@ -696,7 +701,8 @@ def prune(
             from ``evaluation``. Unused by reverse / random schedules.
         criterion: greedy criterion of ``iterative``: "dm" (mean Decision Margin, default),
             "acc" (accuracy), "lm_loss" (mean next-token NLL of the passages, nats/token).
-        seed: seed of ``random`` / ``random_in_range`` (numpy ``default_rng``).
+        seed: seed of ``random`` / ``random_in_range`` (numpy ``default_rng``); several seeds
+            at once: :func:`prune_seeds`.
         layers: ``random_in_range``: original indices to remove from.
         n_remove: removal steps to run; default: until one layer is left
             (``random_in_range``: until the range is exhausted or one layer is left).
@@ -706,9 +712,61 @@ def prune(
             checkpoints every step there (a killed run resumes) and stores the trace.
         cache: prefix caching: True, False (recompute every subnetwork from the embeddings),
             or "auto" (cache what fits :func:`memory_budget`, see :func:`plan_prefix_cache`).
-        token_budget: rows x padded length per batch.
+        token_budget: rows x padded length per batch (None: the device's default).
     Returns:
         :class:`Trace`, with n_remove + 1 steps.
+    """
+    return prune_seeds(model, tokenizer, evaluation, schedule, (seed,), calibration=calibration, criterion=criterion,
+                       layers=layers, n_remove=n_remove, format=format, task=task, split=split, store=store,
+                       cache=cache, token_budget=token_budget, progress=progress)[0]
+
+
+def _plan(schedule: str, seed: int, n_steps: int, n_total: int, model: nn.Module, sets: Mapping[str, EncodedSet],
+          use_cache: Mapping[str, bool], calibration: Sequence[Item] | Sequence[str], criterion: str,
+          layers: Sequence[int] | None) -> Plan:
+    """The :class:`Plan` of one trace (the planners above, fed by the encoded sets)."""
+    if schedule == "iterative":
+        gold = np.array([item.gold for item in calibration]) if criterion != "lm_loss" else None
+        runner = PrefixRunner(model, sets["calibration"], use_cache["calibration"])
+        return Plan(greedy_planner(runner, criterion_function(criterion, sets["calibration"], gold),
+                                   CRITERIA[criterion]), n_steps)
+    if schedule == "block_influence":
+        influence = block_influence(model, sets["calibration"])  # [n_layers]
+        order = np.argsort(influence, kind="stable")
+        return Plan(order_planner(order, influence[order]), n_steps)
+    if schedule == "angular_distance":
+        return Plan(block_planner(angular_distances(model, sets["calibration"])), n_steps, nested=False)
+    if schedule == "reverse":
+        return Plan(order_planner(range(n_total - 1, -1, -1)), n_steps)
+    if schedule == "random":
+        return Plan(order_planner(np.random.default_rng(seed).permutation(n_total)), n_steps)
+    # random_in_range: a few steps, each run from the intact network's prefix, which stays cached for the next seed
+    return Plan(order_planner(np.random.default_rng(seed).permutation(sorted(layers))), n_steps, nested=False)
+
+
+def prune_seeds(
+    model: nn.Module,
+    tokenizer,
+    evaluation: Sequence[Item],
+    schedule: str,
+    seeds: Sequence[int],
+    *,
+    calibration: Sequence[Item] | Sequence[str] = (),
+    criterion: str = "dm",
+    layers: Sequence[int] | None = None,
+    n_remove: int | None = None,
+    format: str = "letter",
+    task: str | None = None,
+    split: str | None = None,
+    store: Store | None = None,
+    cache: bool | str = "auto",
+    token_budget: int | None = None,
+    progress: bool | str = True,
+) -> list[Trace]:
+    """One :func:`prune` trace per seed (arguments as there), sharing the tokenised items and the prefix cache.
+
+    ``random_in_range`` runs every step from the intact network's cached prefix, so the intact
+    network runs once for all seeds instead of once per seed. Stored traces are returned as they are.
     """
     check_format(format)
     n_total = count_layers(model)
@@ -719,52 +777,46 @@ def prune(
     n_remove = most if n_remove is None else n_remove
     if not 0 <= n_remove <= most:
         raise ValueError(f"n_remove={n_remove} is outside 0..{most} for schedule '{schedule}' on {n_total} layers")
-    spec = trace_spec(model, schedule, evaluation, calibration,
-                      criterion=criterion if schedule == "iterative" else None,
-                      seed=seed if schedule in USES_SEED else None,
-                      layers=sorted(layers) if schedule == "random_in_range" else None,
-                      n_remove=n_remove, format=format, task=task, split=split)
-    if store is not None and (stored := Trace.load(store, spec)) is not None:
-        return stored
+    specs = [trace_spec(model, schedule, evaluation, calibration,
+                        criterion=criterion if schedule == "iterative" else None,
+                        seed=seed if schedule in USES_SEED else None,
+                        layers=sorted(layers) if schedule == "random_in_range" else None,
+                        n_remove=n_remove, format=format, task=task, split=split) for seed in seeds]
+    traces = [Trace.load(store, spec) if store is not None else None for spec in specs]
+    if all(trace is not None for trace in traces):
+        return traces
 
     sets = {}
     if calibration:
+        # BI and angular distance average over sequences' tokens / last tokens: one sequence per option
+        per_sequence = schedule in ("block_influence", "angular_distance")
         sets["calibration"] = (encode_passages(model, tokenizer, calibration, token_budget=token_budget)
                                if isinstance(calibration[0], str)
-                               else encode_items(model, tokenizer, calibration, format, task, token_budget))
+                               else encode_items(model, tokenizer, calibration, format, task, token_budget,
+                                                 shared_context=not per_sequence))
     sets["evaluation"] = encode_items(model, tokenizer, evaluation, format, task, token_budget)
     use_cache = _use_cache(model, cache, sets if schedule == "iterative" else {"evaluation": sets["evaluation"]})
-    n_steps = n_remove + 1
-    if schedule == "iterative":
-        gold = np.array([item.gold for item in calibration]) if criterion != "lm_loss" else None
-        runner = PrefixRunner(model, sets["calibration"], use_cache["calibration"])
-        plan = Plan(greedy_planner(runner, criterion_function(criterion, sets["calibration"], gold),
-                                   CRITERIA[criterion]), n_steps)
-    elif schedule == "block_influence":
-        influence = block_influence(model, sets["calibration"])  # [n_layers]
-        order = np.argsort(influence, kind="stable")
-        plan = Plan(order_planner(order, influence[order]), n_steps)
-    elif schedule == "angular_distance":
-        plan = Plan(block_planner(angular_distances(model, sets["calibration"])), n_steps, nested=False)
-    elif schedule == "reverse":
-        plan = Plan(order_planner(range(n_total - 1, -1, -1)), n_steps)
-    elif schedule == "random":
-        plan = Plan(order_planner(np.random.default_rng(seed).permutation(n_total)), n_steps)
-    else:  # random_in_range
-        plan = Plan(order_planner(np.random.default_rng(seed).permutation(sorted(layers))), n_steps)
     evaluation_runner = PrefixRunner(model, sets["evaluation"], use_cache["evaluation"])
-    return run_plan(plan, evaluation_runner, np.array([item.gold for item in evaluation]), spec, store, progress)
+    gold = np.array([item.gold for item in evaluation])
+    for index, (seed, spec) in enumerate(zip(seeds, specs)):
+        if traces[index] is None:
+            plan = _plan(schedule, seed, n_remove + 1, n_total, model, sets, use_cache, calibration, criterion, layers)
+            desc = progress if isinstance(progress, str) or len(seeds) == 1 else f"{schedule} seed {seed}"
+            traces[index] = run_plan(plan, evaluation_runner, gold, spec, store, progress and desc)
+    return traces
 
 
 def iter_traces(store: Store, *, any_code: bool = False, **where: Any) -> Iterator[Trace]:
     """Stored traces whose spec has every ``field == value`` of ``where`` (e.g. ``schedule="random"``).
 
-    Only traces computed by the current pruning code (:func:`provenance.code_version`), unless ``any_code``.
+    Only traces the store would serve (same pruning code and library version, :func:`provenance.is_current`),
+    unless ``any_code``.
     """
     current = code_version(TRACE_KIND)
     for sidecar in store.sidecars(TRACE_KIND):
         spec = sidecar.get("spec", {})
-        if not any_code and sidecar.get("code_version") != current:
+        if not any_code and not is_current(TRACE_KIND, sidecar.get("code_version"),
+                                           sidecar.get("layercollapse_version"), current):
             continue
         if all(spec.get(name) == value for name, value in where.items()):
             result = store.load_key(TRACE_KIND, sidecar["key"])

@@ -1,70 +1,27 @@
 """Option scores: the hot path.
 
 ``score`` turns items into one float32 score per option, ``[n_items, n_options]``
-(log-probabilities; ``-inf`` pads items with fewer options). Requests are
-tokenised once, sorted by length, packed into batches under a token budget,
-left-padded (with position ids that ignore the padding), and run under
+(log-probabilities; ``-inf`` pads items with fewer options). Requests are tokenised
+once and batched by ``batching`` (length-sorted under a token budget, left-padded,
+a cloze item's options packed behind one copy of its context), and run under
 ``torch.inference_mode``. Only the logits that are needed are computed: the last
 position for ``letter``, the continuation positions for ``cloze``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import torch
 from torch import nn
-from tqdm.auto import tqdm
 
 from .architectures import backbone, hidden_to_logits, n_layers
+from .batching import Batch, Request, iter_batches, model_device
+from .budget import default_token_budget
 from .layers import keep_layers
 from .prompts import check_format, cloze_pairs, letter_prompt, option_letters
 from .tasks import Item
-
-DEFAULT_TOKEN_BUDGET = 8192
-
-
-@dataclass(frozen=True)
-class Request:
-    """One tokenised sequence to run.
-
-    Attributes:
-        item: index of the item in the scored list.
-        option: option index for cloze (one sequence per option); -1 for letter.
-        tokens: token ids of context (+ continuation for cloze).
-        n_target: number of trailing continuation tokens scored (0 for letter).
-    """
-
-    item: int
-    option: int
-    tokens: tuple[int, ...]
-    n_target: int
-
-
-@dataclass
-class Batch:
-    """Padded tensors of a list of requests.
-
-    Attributes:
-        requests: the requests in row order.
-        input_ids, attention_mask, position_ids: long [B, T], left-padded.
-        read_rows, read_positions: long [P], positions whose hidden state is read out
-            (letter: the last position of each row; cloze: each position that predicts
-            a continuation token).
-        targets: long [P] token predicted at each read position (cloze), else empty.
-        read_owner: long [P] row of each read position.
-    """
-
-    requests: list[Request]
-    input_ids: torch.Tensor
-    attention_mask: torch.Tensor
-    position_ids: torch.Tensor
-    read_rows: torch.Tensor
-    read_positions: torch.Tensor
-    targets: torch.Tensor
-    read_owner: torch.Tensor
 
 
 def _encode(tokenizer, text: str) -> list[int]:
@@ -110,46 +67,6 @@ def build_requests(
                 raise ValueError(f"Item '{item.id}' option {option}: the continuation {continuation!r} is empty")
             requests.append(Request(index, option, tuple(context_ids + target_ids), len(target_ids)))
     return requests
-
-
-def plan_batches(requests: Sequence[Request], token_budget: int) -> list[list[int]]:
-    """Group request indices into batches, longest first, with rows x max length <= budget."""
-    order = sorted(range(len(requests)), key=lambda i: -len(requests[i].tokens))
-    batches: list[list[int]] = []
-    current: list[int] = []
-    for index in order:
-        width = len(requests[current[0]].tokens) if current else len(requests[index].tokens)
-        if current and (len(current) + 1) * width > token_budget:
-            batches.append(current)
-            current = []
-        current.append(index)
-    if current:
-        batches.append(current)
-    return batches
-
-
-def collate(requests: Sequence[Request], pad_id: int, device: torch.device) -> Batch:
-    """Left-pad requests into a :class:`Batch` on ``device``."""
-    width = max(len(r.tokens) for r in requests)
-    ids = torch.full((len(requests), width), pad_id, dtype=torch.long)
-    mask = torch.zeros((len(requests), width), dtype=torch.long)
-    rows, positions, targets = [], [], []
-    for row, request in enumerate(requests):
-        n = len(request.tokens)
-        ids[row, width - n:] = torch.tensor(request.tokens)
-        mask[row, width - n:] = 1
-        if request.n_target == 0:
-            rows.append(row)
-            positions.append(width - 1)
-        else:
-            start = width - request.n_target
-            rows.extend([row] * request.n_target)
-            positions.extend(range(start - 1, width - 1))
-            targets.extend(request.tokens[-request.n_target:])
-    position_ids = (mask.cumsum(-1) - 1).clamp(min=0)
-    as_long = lambda values: torch.tensor(values, dtype=torch.long, device=device)  # noqa: E731
-    return Batch(list(requests), ids.to(device), mask.to(device), position_ids.to(device),
-                 as_long(rows), as_long(positions), as_long(targets), as_long(rows))
 
 
 def run_backbone(model: nn.Module, batch: Batch, inputs_embeds: torch.Tensor | None = None) -> torch.Tensor:
@@ -204,21 +121,6 @@ def _mask_missing_options(out: np.ndarray, items: Sequence[Item]) -> np.ndarray:
     return out
 
 
-def iter_batches(
-    requests: Sequence[Request], tokenizer, device: torch.device, token_budget: int, progress: bool | str
-) -> Iterator[Batch]:
-    """Batches of requests in plan order, with a progress bar when asked."""
-    plan = plan_batches(requests, token_budget)
-    desc = progress if isinstance(progress, str) else "scoring"
-    for indices in tqdm(plan, desc=desc, disable=not progress or len(plan) < 2, leave=False):
-        yield collate([requests[i] for i in indices], tokenizer.pad_token_id, device)
-
-
-def model_device(model: nn.Module) -> torch.device:
-    """Device of the input embeddings (the first device under a device_map)."""
-    return backbone(model).embed_tokens.weight.device
-
-
 def _run_with_oom_retry(fn: Callable[[int], None], token_budget: int) -> None:
     """Call ``fn(budget)``; on a GPU out-of-memory error halve the budget and retry."""
     while True:
@@ -241,8 +143,9 @@ def score(
     *,
     task: str | None = None,
     shots: Sequence[Item] = (),
-    token_budget: int = DEFAULT_TOKEN_BUDGET,
+    token_budget: int | None = None,
     progress: bool | str = True,
+    shared_context: bool = True,
 ) -> np.ndarray:
     """Score every option of every item.
 
@@ -253,7 +156,10 @@ def score(
         layers: original indices of the decoder layers to run (None: all).
         task: task name, for task-specific templates (MMLU header, WinoGrande partial scoring).
         shots: solved examples prepended in letter format (k-shot).
-        token_budget: max rows x padded length per batch; halved on GPU out-of-memory.
+        token_budget: max rows x padded length per batch (None: ``budget.default_token_budget``
+            of the model's device); halved on GPU out-of-memory.
+        shared_context: cloze: run each item's context once, its options packed behind it
+            (``batching``; equal scores); False: one sequence per option, as the harness runs them.
     Returns:
         float32 [n_items, n_options] log-probabilities (cloze: summed over continuation tokens).
     """
@@ -266,12 +172,12 @@ def score(
     def run(budget: int) -> None:
         kept = range(n_layers(model)) if layers is None else layers
         with torch.inference_mode(), keep_layers(model, kept):
-            for batch in iter_batches(requests, tokenizer, device, budget, progress):
+            for batch in iter_batches(model, tokenizer, requests, budget, progress, shared_context):
                 hidden = run_backbone(model, batch)
                 values = readout_logprobs(model, read_positions(hidden, batch), batch, letter_ids, normed=True)
                 scatter_scores(values, batch, out, letter=letter_ids is not None)
 
-    _run_with_oom_retry(run, token_budget)
+    _run_with_oom_retry(run, token_budget or default_token_budget(device))
     return _mask_missing_options(out, items)
 
 

@@ -14,9 +14,11 @@ import torch
 from torch import nn
 
 from .architectures import n_layers
+from .batching import Batch, Request, iter_batches, model_device
+from .budget import default_token_budget
 from .layers import keep_layers
 from .lens import capture_read_states
-from .scoring import DEFAULT_TOKEN_BUDGET, Batch, Request, build_requests, iter_batches, model_device, run_backbone
+from .scoring import build_requests, run_backbone
 from .tasks import Item
 
 
@@ -79,7 +81,7 @@ def hidden_states_at_read_positions(
     layers: Sequence[int] | None = None,
     task: str | None = None,
     *,
-    token_budget: int = DEFAULT_TOKEN_BUDGET,
+    token_budget: int | None = None,
     progress: bool | str = False,
 ) -> np.ndarray:
     """Residual states (before the final norm) at the scoring's read positions, after every kept layer.
@@ -97,7 +99,8 @@ def hidden_states_at_read_positions(
     n_positions = sum(max(request.n_target, 1) for request in requests)
     out: np.ndarray | None = None
     with torch.inference_mode(), keep_layers(model, kept):
-        for batch in iter_batches(requests, tokenizer, model_device(model), token_budget, progress):
+        budget = token_budget or default_token_budget(model_device(model))
+        for batch in iter_batches(model, tokenizer, requests, budget, progress):
             states: list[torch.Tensor] = []
             with capture_read_states(model, [batch], states):
                 run_backbone(model, batch)

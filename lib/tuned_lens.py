@@ -20,8 +20,9 @@ from torch import nn
 from tqdm.auto import trange
 
 from .architectures import backbone, hidden_to_logits, n_layers
+from .batching import Batch, Request, collate, model_device
 from .lens import capture_read_states
-from .scoring import Batch, Request, _encode, collate, model_device, run_backbone
+from .scoring import _encode, run_backbone
 
 #: The readout key of the embedding output (before any layer), as in ``layerwise_scores``.
 EMBEDDINGS = -1
