@@ -3,7 +3,7 @@
 Builds a randomly initialised model with Llama-2-7B's shapes (32 layers, d_model 4096, MLP
 11008, 32 heads, vocabulary 32000) directly on the GPU in bf16 (``torch.set_default_device``
 / ``set_default_dtype``: no CPU copy, no checkpoint), SDPA attention, and measures through the
-library's own machinery (``scoring.Request`` / ``plan_batches`` / ``collate``, then
+library's own machinery (``batching.Request`` / ``plan_batches`` / ``collate``, then
 ``pruning.PrefixRunner`` and ``pruning.greedy_planner``):
 
 a. the bf16 matmul rate: large square matmuls timed with CUDA events (best of several sizes);
@@ -62,7 +62,8 @@ from layercollapse.pruning import (  # noqa: E402
     memory_budget,
     plan_prefix_cache,
 )
-from layercollapse.scoring import DEFAULT_TOKEN_BUDGET, Request, collate, plan_batches  # noqa: E402
+from layercollapse.batching import Request, collate, plan_batches  # noqa: E402
+from layercollapse.budget import GPU_TOKEN_BUDGET  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
 LLAMA2_7B = dict(hidden_size=4096, intermediate_size=11008, num_hidden_layers=32, num_attention_heads=32,
@@ -84,7 +85,7 @@ def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--n-prompts", type=int, default=None, help="prompts scored for (b) (default 1000; tiny 16)")
     parser.add_argument("--n-calibration", type=int, default=None,
                         help="calibration prompts of the timed greedy step (default 64; tiny 8)")
-    parser.add_argument("--token-budget", type=int, default=DEFAULT_TOKEN_BUDGET, help="rows x padded length per batch")
+    parser.add_argument("--token-budget", type=int, default=GPU_TOKEN_BUDGET, help="rows x padded length per batch")
     parser.add_argument("--sweep-calibration", type=int, default=128, help="calibration items of the extrapolated sweep")
     parser.add_argument("--sweep-items", type=int, default=1000, help="evaluation items of the extrapolated sweep")
     parser.add_argument("--prompt-median", type=int, default=None,
@@ -195,7 +196,8 @@ def random_requests(n: int, vocab_size: int, rng: np.random.Generator, median: i
 
 def encode(requests: list[Request], device: torch.device, token_budget: int) -> EncodedSet:
     """Batches as ``pruning.encode_items`` builds them (length-sorted, left-padded, on the device)."""
-    batches = [collate([requests[i] for i in indices], PAD_ID, device) for indices in plan_batches(requests, token_budget)]
+    plan = plan_batches([len(r.tokens) for r in requests], token_budget)
+    batches = [collate([requests[i] for i in indices], PAD_ID, device) for indices in plan]
     return EncodedSet(batches, np.full(len(requests), len(LETTER_IDS), dtype=np.int64),
                       torch.tensor(LETTER_IDS, device=device), 0)
 

@@ -47,8 +47,8 @@ import torch  # noqa: E402
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import parity_lm_eval as parity  # noqa: E402
 
-from layercollapse.scoring import DEFAULT_TOKEN_BUDGET, build_requests, score  # noqa: E402
-from layercollapse.shared_context import score_shared_context  # noqa: E402
+from layercollapse.budget import default_token_budget  # noqa: E402
+from layercollapse.scoring import build_requests, score  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
 FORMATS = {"letter": "mmlu", "cloze": "arc_easy"}
@@ -83,9 +83,9 @@ def bench_format(format: str, items, model, tokenizer, hflm, tasks, repeats: int
     budgets = [token_budget] + [b for b in extra_budgets if b != token_budget]
     runs = {f"layercollapse@{b}": (lambda b=b: score(model, tokenizer, items, format, task=task,
                                                      token_budget=b, progress=False)) for b in budgets}
-    if format == "cloze":  # the context encoded once per item, shared by its options (opt-in)
-        runs.update({f"shared_context@{b}": (lambda b=b: score_shared_context(model, tokenizer, items, task=task,
-                                                                             token_budget=b)) for b in budgets})
+    if format == "cloze":  # one sequence per option, as the harness runs them (score packs them by default)
+        runs.update({f"per_option@{b}": (lambda b=b: score(model, tokenizer, items, format, task=task, token_budget=b,
+                                                           progress=False, shared_context=False)) for b in budgets})
     runs["harness"] = lambda: parity.run_harness(hflm, side)
 
     # warm-up: once each, on a slice of the items
@@ -109,8 +109,8 @@ def bench_format(format: str, items, model, tokenizer, hflm, tasks, repeats: int
     theirs = parity.harness_scores(runs["harness"](), ours.shape[1])
     finite = np.isfinite(ours)
     agree = float(np.mean(ours.argmax(-1) == theirs.argmax(-1)))
-    shared_agree = {name: float(np.mean(runs[name]().argmax(-1) == theirs.argmax(-1)))
-                    for name in runs if name.startswith("shared_context@")}
+    per_option_agree = {name: float(np.mean(runs[name]().argmax(-1) == theirs.argmax(-1)))
+                        for name in runs if name.startswith("per_option@")}
 
     n = len(items)
     ours_name = f"layercollapse@{token_budget}"
@@ -128,18 +128,18 @@ def bench_format(format: str, items, model, tokenizer, hflm, tasks, repeats: int
         "ratio_cpu_time": statistics.median(cpu["harness"]) / statistics.median(cpu[ours_name]),
         "ratio_by_budget": {name.split("@")[1]: best["harness"] / t for name, t in best.items()
                             if name.startswith("layercollapse@")},
-        "ratio_shared_context_by_budget": {name.split("@")[1]: best["harness"] / t for name, t in best.items()
-                                           if name.startswith("shared_context@")},
+        "ratio_per_option_by_budget": {name.split("@")[1]: best["harness"] / t for name, t in best.items()
+                                       if name.startswith("per_option@")},
         "goal_ratio": GOALS[format], "meets_goal": bool(ratio >= GOALS[format]),
         "prediction_agreement_pct": 100 * agree,
-        "shared_context_agreement_pct": {name: 100 * a for name, a in shared_agree.items()},
+        "per_option_agreement_pct": {name: 100 * a for name, a in per_option_agree.items()},
         "loglik_abs_diff_max": float(np.abs(ours[finite] - theirs[finite]).max()),
     }
 
 
 def batch_shape_breakdown(model, repeats: int = 3, length: int = 120, n_tokens_rows: int = 64) -> dict:
     """Seconds for ``n_tokens_rows`` x ``length`` tokens: backbone at 8 rows/batch (harness batch) vs
-    64 rows/batch (layercollapse's 8192-token budget), and the harness's extra full-vocabulary
+    64 rows/batch (an 8,192-token budget, the GPU default), and the harness's extra full-vocabulary
     logits + log-softmax at 8 rows. Best of ``repeats``."""
     def run(rows: int, full_logits: bool) -> None:
         ids = torch.randint(100, 1000, (rows, length))
@@ -207,8 +207,9 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--n", type=int, default=200, help="items per format")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--batch-size", type=int, default=8, help="harness batch size")
-    parser.add_argument("--token-budget", type=int, default=DEFAULT_TOKEN_BUDGET)
-    parser.add_argument("--extra-budgets", type=int, nargs="*", default=[1024],
+    parser.add_argument("--token-budget", type=int, default=default_token_budget("cpu"),
+                        help="layercollapse's budget (default: the CPU default of budget.default_token_budget)")
+    parser.add_argument("--extra-budgets", type=int, nargs="*", default=[8192],
                         help="also time layercollapse at these token budgets")
     parser.add_argument("--breakdown", action="store_true", help="time backbone batch shapes and full logits")
     parser.add_argument("--threads", type=int, default=2)
@@ -245,8 +246,8 @@ def main(argv: list[str] | None = None) -> dict:
                                       args.repeats, args.token_budget, args.extra_budgets)
                 entry[fmt] = result
                 others = ", ".join(f"budget {b}: {r:.2f}x" for b, r in result["ratio_by_budget"].items())
-                others += "".join(f", shared context @ {b}: {r:.2f}x"
-                                  for b, r in result["ratio_shared_context_by_budget"].items())
+                others += "".join(f", one sequence per option @ {b}: {r:.2f}x"
+                                  for b, r in result["ratio_per_option_by_budget"].items())
                 print(f"{dtype} {fmt:<6} ({result['task']}, {result['n_items']} items): layercollapse "
                       f"{result['items_per_s_layercollapse']:.2f} items/s, harness {result['items_per_s_harness']:.2f}"
                       f" items/s (best of {args.repeats}), ratio {result['ratio']:.2f}x (median {result['ratio_median']:.2f}x;"

@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 import torch
 
+import layercollapse.pruning as pruning_module
 from layercollapse import metrics
 from layercollapse.cli import main
 from layercollapse.lens import layerwise_scores
@@ -30,6 +31,7 @@ from layercollapse.pruning import (
     memory_budget,
     plan_prefix_cache,
     prune,
+    prune_seeds,
 )
 from layercollapse.scoring import score
 from layercollapse.store import Store
@@ -194,6 +196,46 @@ def test_random_orders_are_seeded_and_range_removals_nested(tiny_model, tokenize
                                                                    inside.kept_layers(step)), atol=1e-5)
 
 
+def test_seeds_pruned_together_equal_separate_runs_and_share_the_intact_network(tiny_model, tokenizer, split,
+                                                                                tmp_path, monkeypatch):
+    model = tiny_model("llama")
+    evaluation = split[1]
+    alone = [prune(model, tokenizer, evaluation, "random_in_range", layers=[1, 2, 3], seed=seed, n_remove=2,
+                   task="arc_easy", progress=False) for seed in range(4)]
+    runners = []
+
+    class RecordedRunner(PrefixRunner):
+        def __init__(self, *args, **kwargs) -> None:
+            super().__init__(*args, **kwargs)
+            runners.append(self)
+
+    monkeypatch.setattr(pruning_module, "PrefixRunner", RecordedRunner)
+    store = Store(tmp_path)
+    stored = prune(model, tokenizer, evaluation, "random_in_range", layers=[1, 2, 3], seed=2, n_remove=2,
+                   task="arc_easy", store=store, progress=False)
+    together = prune_seeds(model, tokenizer, evaluation, "random_in_range", range(4), layers=[1, 2, 3], n_remove=2,
+                           task="arc_easy", store=store, progress=False)
+    assert together[2].key == stored.key  # a stored seed is served, not recomputed
+    for mine, reference in zip(together, alone):
+        assert mine.removal_order() == reference.removal_order()
+        np.testing.assert_allclose(mine.scores, reference.scores, atol=1e-5)
+    # the intact network (5 layers) ran once for the three new seeds; each later step from its cached prefix
+    assert len(runners) == 2  # one for the stored seed's own run, one shared by the three others
+    partial = sum(len([k for k in t.kept_layers(step) if k > min(set(range(5)) - set(t.kept_layers(step)))])
+                  for t in (together[0], together[1], together[3]) for step in (1, 2))
+    assert runners[-1].n_layer_runs == 5 + partial
+
+
+def test_traces_of_another_library_version_are_not_served(tiny_model, tokenizer, split, tmp_path, monkeypatch):
+    import layercollapse
+
+    store = Store(tmp_path)
+    prune(tiny_model("llama"), tokenizer, split[1], "random", seed=1, store=store, progress=False)
+    assert len(list(iter_traces(store, schedule="random", seed=1))) == 1
+    monkeypatch.setattr(layercollapse, "__version__", "0.0.0-other")
+    assert list(iter_traces(store, schedule="random", seed=1)) == []
+
+
 def reference_hidden_states(model, tokenizer, items):
     """Per item (no padding): the residual streams entering layers 0..L-1, float64 [L, T, d] each."""
     from layercollapse.prompts import letter_prompt
@@ -279,8 +321,6 @@ def test_traces_round_trip_through_the_store(tiny_model, tokenizer, split, tmp_p
 
 def test_a_trace_of_other_pruning_code_is_recomputed_not_served(tiny_model, tokenizer, split, tmp_path, monkeypatch):
     """Traces are keyed by the source of the modules that compute them (provenance.CODE["trace"])."""
-    import layercollapse.pruning as pruning_module
-
     model = tiny_model("llama")
     store = Store(tmp_path)
     old = prune(model, tokenizer, split[1], "random", seed=2, task="arc_easy", store=store, progress=False)
