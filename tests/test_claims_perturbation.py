@@ -167,6 +167,13 @@ def test_c7_supported_when_recovery_plateaus_beyond_40_percent():
     assert len(frame) == 8 and (frame["rec_low"] > 0).all()
 
 
+def test_c7_inconclusive_when_the_gain_interval_is_too_wide_to_show_a_plateau():
+    table, arrays = finetune_data({0.2: 0.1, 0.4: 0.2, 0.6: 0.25}, n_items=40)  # small recovery, noisy gain
+    verdict = P.verdict_c7(table, arrays, n_resamples=N_RESAMPLES)
+    assert verdict.status == "inconclusive" and verdict.ci[0] <= 0 < verdict.ci[1]
+    assert "tell a plateau from further growth" in verdict.text  # recovery at 40% is significant; the gain is unclear
+
+
 def test_c7_not_supported_when_recovery_keeps_growing():
     table, arrays = finetune_data({0.2: 0.5, 0.4: 1.0, 0.6: 2.5})
     assert P.verdict_c7(table, arrays, n_resamples=N_RESAMPLES).status == "not supported"

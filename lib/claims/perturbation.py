@@ -396,6 +396,8 @@ def verdict_c6(table: pd.DataFrame, scores: np.ndarray, gold: np.ndarray, n_resa
 
 #: Beyond this fraction of layers removed the paper finds that recovery plateaus.
 PLATEAU_FRACTION = 0.4
+#: A plateau: deeper pruning adds less than this share of the DM recovered at PLATEAU_FRACTION.
+PLATEAU_MARGIN = 0.5
 
 
 def recovery_table(table: pd.DataFrame, arrays: Mapping[str, np.ndarray], n_resamples: int = 2000,
@@ -466,11 +468,13 @@ def verdict_c7(table: pd.DataFrame, arrays: Mapping[str, np.ndarray], threshold:
     DM before fine-tuning. Reference = the largest fraction ≤ ``threshold`` (0.4); gain =
     the largest recovered DM at any fraction > threshold minus recovered DM at the
     reference, with a 95% paired item-bootstrap interval. Supported when fine-tuning does
-    recover DM at the reference (interval above 0) and the gain is not significantly
-    positive (interval reaches 0 or below): the recovery plateaus. Not supported when the
-    gain is significantly positive (recovery keeps growing with depth removed).
-    Inconclusive when no fraction lies on one side of the threshold, or fine-tuning
-    recovers no DM at the reference (no recovery, so no plateau to see).
+    recover DM at the reference (interval above 0) and the gain's whole interval lies below
+    ``PLATEAU_MARGIN`` (one half) of the reference recovery: deeper pruning adds less than half
+    of what was recovered by the threshold, a plateau shown by the data rather than assumed
+    from a non-significant gain. Not supported when the gain is significantly positive
+    (recovery keeps growing with depth removed). Inconclusive when no fraction lies on one
+    side of the threshold, fine-tuning recovers no DM at the reference (no recovery, so no
+    plateau to see), or the gain's interval is too wide to tell a plateau from growth.
 
     Args:
         table, arrays: ``Experiments.finetune_recovery()``.
@@ -497,6 +501,12 @@ def verdict_c7(table: pd.DataFrame, arrays: Mapping[str, np.ndarray], threshold:
         return Verdict("C7", "inconclusive", statistic, g.estimate, ci=(g.low, g.high), n=n_items,
                        text=f"{numbers} Fine-tuning recovers no significant DM at {gain['reference']:.0%}, so a "
                             f"plateau cannot be told from no recovery at all.")
+    margin = PLATEAU_MARGIN * ref.estimate
+    if g.high >= margin:
+        return Verdict("C7", "inconclusive", statistic, g.estimate, ci=(g.low, g.high), n=n_items,
+                       text=f"{numbers} The gain is not significant, but its interval reaches {g.high:.3f}, not "
+                            f"below {PLATEAU_MARGIN:.0%} of the recovery at {gain['reference']:.0%} ({margin:.3f}): "
+                            f"too few items to tell a plateau from further growth.")
     return Verdict("C7", "supported", statistic, g.estimate, ci=(g.low, g.high), n=n_items,
-                   text=f"{numbers} Recovery at {threshold:.0%} is significant and does not grow significantly "
-                        f"beyond it: it plateaus.")
+                   text=f"{numbers} Recovery at {threshold:.0%} is significant and grows by less than "
+                        f"{PLATEAU_MARGIN:.0%} of it ({margin:.3f}) beyond: it plateaus.")
