@@ -55,11 +55,11 @@ FORMATS = {"letter": "mmlu", "cloze": "arc_easy"}
 GOALS = {"letter": 3.0, "cloze": 2.0}
 
 
-def _time(fn) -> tuple[float, float]:
-    """(wall seconds, CPU seconds of this process) of ``fn()``; CPU time is less sensitive to other load."""
+def _time(fn) -> tuple[float, float, object]:
+    """(wall seconds, CPU seconds of this process, result) of ``fn()``; CPU time is less sensitive to other load."""
     start, cpu = time.perf_counter(), time.process_time()
-    fn()
-    return time.perf_counter() - start, time.process_time() - cpu
+    result = fn()
+    return time.perf_counter() - start, time.process_time() - cpu, result
 
 
 def token_stats(tokenizer, items, format: str, task: str) -> dict:
@@ -95,25 +95,26 @@ def bench_format(format: str, items, model, tokenizer, hflm, tasks, repeats: int
 
     wall: dict[str, list[float]] = {name: [] for name in runs}
     cpu: dict[str, list[float]] = {name: [] for name in runs}
+    outputs: dict[str, object] = {}  # each arm's scores (the harness: its raw results) from its last timed run
     for repeat in range(repeats):
         order = list(runs) if repeat % 2 == 0 else list(reversed(runs))
         for name in order:
-            w, c = _time(runs[name])
+            w, c, outputs[name] = _time(runs[name])
             wall[name].append(w)
             cpu[name].append(c)
         print(f"  {format} repeat {repeat}: " + "  ".join(f"{name} {wall[name][-1]:.2f}s (cpu {cpu[name][-1]:.1f}s)"
                                                         for name in runs), flush=True)
 
     # sanity: the two sides scored the same thing
-    ours = runs[f"layercollapse@{token_budget}"]().astype(np.float64)
-    theirs = parity.harness_scores(runs["harness"](), ours.shape[1])
+    ours_name = f"layercollapse@{token_budget}"
+    ours = outputs[ours_name].astype(np.float64)
+    theirs = parity.harness_scores(outputs["harness"], ours.shape[1])
     finite = np.isfinite(ours)
     agree = float(np.mean(ours.argmax(-1) == theirs.argmax(-1)))
-    per_option_agree = {name: float(np.mean(runs[name]().argmax(-1) == theirs.argmax(-1)))
+    per_option_agree = {name: float(np.mean(outputs[name].argmax(-1) == theirs.argmax(-1)))
                         for name in runs if name.startswith("per_option@")}
 
     n = len(items)
-    ours_name = f"layercollapse@{token_budget}"
     best = {name: min(v) for name, v in wall.items()}
     median = {name: statistics.median(v) for name, v in wall.items()}
     ratio = best["harness"] / best[ours_name]
