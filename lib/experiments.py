@@ -3,14 +3,15 @@
 Every chapter and ``python -m layercollapse reproduce`` go through :class:`Experiments`:
 each method builds the full spec of one experiment (model, dtype, task, split, item
 ids, method parameters), loads its result from the store when present, and otherwise
-computes and stores it. A result is keyed by that spec, the library version and a hash
-of the source of the modules that compute it, so changed code is recomputed, never
-served stale. Layer indices are always those of the intact model.
+computes and stores it. A result is keyed by that spec and the compute version of its kind
+(``provenance.COMPUTE_VERSIONS``, kept honest by golden-output tests), so a result whose
+numbers the code would now compute differently is recomputed, never served stale. Layer
+indices are always those of the intact model.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
@@ -20,7 +21,7 @@ import pandas as pd
 
 from . import metrics, stats
 from .profiles import Profile, load_profile
-from .provenance import CODE, code_version  # noqa: F401  (re-exported)
+from .provenance import audit_record, compute_version
 from .store import Result, Store, cached
 from .tasks import TASK_REGISTRY, Item, load_task, split_calibration, subsample
 
@@ -128,11 +129,16 @@ class Experiments:
     """
 
     def __init__(self, profile: Profile | str | None = None, store: Store | None = None, compute: bool = True,
-                 progress: bool = True) -> None:
+                 progress: bool = True, load_model: Callable[..., tuple[Any, Any]] | None = None) -> None:
+        """Args:
+            load_model: ``(name, dtype=...) -> (model, tokenizer)``; default ``models.load_model``
+                (tests pass tiny random models through it).
+        """
         self.profile = profile if isinstance(profile, Profile) else load_profile(profile)
         self.store = store or Store()
         self.compute = compute
         self.progress = progress
+        self._load_model = load_model
         self._loaded: tuple[str, Any, Any] | None = None
 
     # ------------------------------------------------------------------ inputs
@@ -144,7 +150,7 @@ class Experiments:
 
             self._loaded = None
             dtype = None if self.profile.dtype == "auto" else self.profile.dtype
-            model, tokenizer = load_model(name, dtype=dtype)
+            model, tokenizer = (self._load_model or load_model)(name, dtype=dtype)
             self._loaded = (name, model, tokenizer)
         return self._loaded[1], self._loaded[2]
 
@@ -187,14 +193,24 @@ class Experiments:
                 "format": format, "item_ids": [item.id for item in items]}
 
     def _cached(self, kind: str, spec: dict[str, Any], compute) -> Result:
+        version = compute_version(kind)
         if not self.compute:
-            stored = self.store.load(kind, spec, code_version=code_version(kind))
+            stored = self.store.load(kind, spec, compute_version=version)
             if stored is None:
                 raise LookupError(
                     f"No stored '{kind}' result for {spec.get('model')} / {spec.get('task')} in {self.store.root}; "
                     f"compute it with: python -m layercollapse reproduce --profile {self.profile.name}")
             return stored
-        return cached(self.store, kind, spec, compute, code_version=code_version(kind))
+
+        def audit(wall_s: float) -> dict[str, Any]:
+            from .batching import model_device
+            from .budget import default_token_budget
+
+            device = model_device(self._loaded[1]) if self._loaded else None
+            return audit_record(kind, device=None if device is None else str(device), dtype=self.dtype_name(),
+                                token_budget=None if device is None else default_token_budget(device), wall_s=wall_s)
+
+        return cached(self.store, kind, spec, compute, compute_version=version, audit=audit)
 
     # ---------------------------------------------------------------- readouts
 

@@ -26,6 +26,7 @@ from __future__ import annotations
 import hashlib
 import math
 import os
+import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, replace
@@ -52,7 +53,7 @@ from .scoring import (
     run_backbone,
     scatter_scores,
 )
-from .provenance import code_version, is_current
+from .provenance import audit_record, compute_version, is_current
 from .store import Checkpoint, Result, Store, normalize_spec
 from .tasks import Item
 
@@ -79,12 +80,14 @@ class EncodedSet:
         row_options: int [n_rows], options of each row (scores past them are -inf).
         letter_ids: long [n_options] ids of " A", " B", ... (letter format), else None.
         n_targets: scored continuation tokens in all (cloze and passages; 0 for letter).
+        token_budget: rows x padded length per batch the set was planned with.
     """
 
     batches: list[Batch]
     row_options: np.ndarray
     letter_ids: torch.Tensor | None
     n_targets: int
+    token_budget: int = 0
 
     @property
     def n_rows(self) -> int:
@@ -108,7 +111,7 @@ def _encode(model: nn.Module, tokenizer, requests: Sequence[Request], row_option
                for rows in plan_rows(model, requests, budget, shared_context)]
     return EncodedSet(batches, np.asarray(row_options, dtype=np.int64),
                       None if letter_ids is None else torch.tensor(letter_ids, device=device),
-                      sum(request.n_target for request in requests))
+                      sum(request.n_target for request in requests), budget)
 
 
 def encode_items(model: nn.Module, tokenizer, items: Sequence[Item], format: str = "letter", task: str | None = None,
@@ -540,14 +543,15 @@ class Trace:
         return cls(result.spec, tuple(_parse_removed(label) for label in table["removed"]), arrays["kept"],
                    arrays["scores"], table["criterion"].to_numpy(dtype=np.float64), arrays["gold"], result.key)
 
-    def save(self, store: Store) -> str:
-        """Store the trace under the hash of its spec and of the current pruning code; returns the key."""
-        return store.save(TRACE_KIND, self.spec, *self.to_payload(), code_version=code_version(TRACE_KIND))
+    def save(self, store: Store, audit: Mapping[str, Any] | None = None) -> str:
+        """Store the trace under the hash of its spec and of the trace compute version; returns the key."""
+        return store.save(TRACE_KIND, self.spec, *self.to_payload(), compute_version=compute_version(TRACE_KIND),
+                          audit=audit)
 
     @classmethod
     def load(cls, store: Store, spec: Mapping[str, Any]) -> Trace | None:
-        """The stored trace of ``spec`` computed by the current code, or None."""
-        result = store.load(TRACE_KIND, spec, code_version=code_version(TRACE_KIND))
+        """The stored trace of ``spec`` at the current trace compute version, or None."""
+        result = store.load(TRACE_KIND, spec, compute_version=compute_version(TRACE_KIND))
         return None if result is None else cls.from_result(result)
 
 
@@ -580,7 +584,9 @@ def run_plan(plan: Plan, evaluation: PrefixRunner, gold: np.ndarray, spec: dict,
              progress: bool | str = True) -> Trace:
     """Run a schedule, scoring the evaluation items after every step (checkpointed when ``store`` is given)."""
     n_total = count_layers(evaluation.model)
-    checkpoint = Checkpoint(store, TRACE_KIND, spec, code_version=code_version(TRACE_KIND)) if store is not None else None
+    start = time.perf_counter()
+    checkpoint = (Checkpoint(store, TRACE_KIND, spec, compute_version=compute_version(TRACE_KIND))
+                  if store is not None else None)
     steps = [_restore_step(done.row, done.arrays) for done in checkpoint.completed_steps()] if checkpoint else []
     kept = steps[-1][0].kept if steps else tuple(range(n_total))
     desc = progress if isinstance(progress, str) else spec["schedule"]
@@ -594,7 +600,9 @@ def run_plan(plan: Plan, evaluation: PrefixRunner, gold: np.ndarray, spec: dict,
     trace = _trace_from_steps(spec, steps, gold, n_total)
     if checkpoint is None:
         return trace
-    return Trace.from_result(checkpoint.finalize(*trace.to_payload()))
+    audit = audit_record(TRACE_KIND, device=str(model_device(evaluation.model)), dtype=spec.get("dtype"),
+                         token_budget=evaluation.encoded.token_budget, wall_s=time.perf_counter() - start)
+    return Trace.from_result(checkpoint.finalize(*trace.to_payload(), audit=audit))
 
 
 # --------------------------------------------------------------------------- specs
@@ -809,14 +817,12 @@ def prune_seeds(
 def iter_traces(store: Store, *, any_code: bool = False, **where: Any) -> Iterator[Trace]:
     """Stored traces whose spec has every ``field == value`` of ``where`` (e.g. ``schedule="random"``).
 
-    Only traces the store would serve (same pruning code and library version, :func:`provenance.is_current`),
+    Only traces the store would serve (the current trace compute version, :func:`provenance.is_current`),
     unless ``any_code``.
     """
-    current = code_version(TRACE_KIND)
     for sidecar in store.sidecars(TRACE_KIND):
         spec = sidecar.get("spec", {})
-        if not any_code and not is_current(TRACE_KIND, sidecar.get("code_version"),
-                                           sidecar.get("layercollapse_version"), current):
+        if not any_code and not is_current(TRACE_KIND, sidecar.get("compute_version")):
             continue
         if all(spec.get(name) == value for name, value in where.items()):
             result = store.load_key(TRACE_KIND, sidecar["key"])

@@ -7,8 +7,11 @@ A result is a table (``pandas.DataFrame``) and/or named numpy arrays, stored as
     <root>/<kind>/<key>.arrays.parquet  the arrays, only when there are some
 
 ``key`` is the first 16 hex digits of the sha256 of the canonical JSON of the spec
-together with ``layercollapse.__version__`` and the caller's ``code_version``, so a
-change to either gives a new key and the result is recomputed, never served stale.
+together with the caller's ``compute_version`` (``provenance.compute_version``: an explicit
+version per result kind, bumped when its numbers change), so a change to either gives a new
+key and the result is recomputed, never served stale. What is not in the key but may be
+audited later (library version, git commit, package versions, machine) is stored in the
+sidecar's ``provenance`` record, passed as ``audit=``.
 
 Arrays file layout: one row, one column per array holding its values flattened in
 C order as ``large_list<dtype>``; dtype and shape are in the sidecar and in the
@@ -34,6 +37,7 @@ import math
 import os
 import shutil
 import tempfile
+import time
 import warnings
 from collections.abc import Callable, Iterator, Mapping
 from datetime import datetime, timezone
@@ -46,8 +50,6 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from . import __version__
-
 try:  # POSIX advisory locks; elsewhere writes rely on atomic renames alone
     import fcntl
 except ImportError:  # pragma: no cover - not POSIX
@@ -55,7 +57,7 @@ except ImportError:  # pragma: no cover - not POSIX
 
 STORE_ENV = "LAYERCOLLAPSE_STORE"
 KEY_LENGTH = 16  # hex digits of sha256 kept in a key: 64 bits, collisions negligible
-FORMAT_VERSION = 1  # of the on-disk layout; bump when it changes
+FORMAT_VERSION = 2  # of the on-disk layout; bump when it changes (2: compute version + provenance record)
 TABLE_SUFFIX = ".parquet"
 ARRAYS_SUFFIX = ".arrays.parquet"
 SIDECAR_SUFFIX = ".json"
@@ -120,18 +122,14 @@ def canonical_json(value: Any) -> str:
     )
 
 
-def versioned_spec(spec: Mapping[str, Any], code_version: str = "") -> dict[str, Any]:
-    """Bundle a spec with the library and code versions: the object that is hashed."""
-    return {
-        "spec": normalize_spec(spec),
-        "layercollapse_version": __version__,
-        "code_version": str(code_version),
-    }
+def versioned_spec(spec: Mapping[str, Any], compute_version: str = "") -> dict[str, Any]:
+    """Bundle a spec with its compute version: the object that is hashed."""
+    return {"spec": normalize_spec(spec), "compute_version": str(compute_version)}
 
 
-def spec_key(spec: Mapping[str, Any], code_version: str = "") -> str:
-    """Return the 16-hex-digit key of ``spec`` under this library and code version."""
-    text = canonical_json(versioned_spec(spec, code_version))
+def spec_key(spec: Mapping[str, Any], compute_version: str = "") -> str:
+    """Return the 16-hex-digit key of ``spec`` under ``compute_version``."""
+    text = canonical_json(versioned_spec(spec, compute_version))
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:KEY_LENGTH]
 
 
@@ -389,7 +387,8 @@ class Store:
         table: pd.DataFrame | None = None,
         arrays: Arrays | None = None,
         *,
-        code_version: str = "",
+        compute_version: str = "",
+        audit: Mapping[str, Any] | None = None,
         overwrite: bool = False,
     ) -> str:
         """Store a result atomically and return its key.
@@ -398,9 +397,11 @@ class Store:
         existing key raises ``ResultExistsError`` unless ``overwrite=True``.
         Args:
             table: rows of the result; arrays: name -> bool/int/float array of any shape.
+            audit: the sidecar's ``provenance`` record (``provenance.audit_record``): not part of the
+                key, not compared when the same content is saved again.
         """
-        full = versioned_spec(spec, code_version)
-        key = spec_key(spec, code_version)
+        full = versioned_spec(spec, compute_version)
+        key = spec_key(spec, compute_version)
         arrays = _check_arrays(arrays)
         table_bytes = _encode_table(table)
         arrays_bytes = _encode_arrays(arrays) if arrays else None
@@ -413,6 +414,7 @@ class Store:
             "table": {"n_rows": 0 if table is None else len(table),
                       "columns": [] if table is None else [str(c) for c in table.columns]},
             "arrays": _describe_arrays(arrays),
+            "provenance": normalize_spec(dict(audit or {})),
         }
         directory = self.directory(kind)
         with _locked(directory, key):
@@ -431,11 +433,11 @@ class Store:
         return key
 
     def load(
-        self, kind: str, spec: Mapping[str, Any], *, code_version: str = ""
+        self, kind: str, spec: Mapping[str, Any], *, compute_version: str = ""
     ) -> Result | None:
         """Return the verified result for ``spec``, or None if missing or corrupt."""
-        full = versioned_spec(spec, code_version)
-        result = self.load_key(kind, spec_key(spec, code_version))
+        full = versioned_spec(spec, compute_version)
+        result = self.load_key(kind, spec_key(spec, compute_version))
         if result is not None and result.meta.get("spec") != full["spec"]:
             path = self.directory(kind) / (result.key + SIDECAR_SUFFIX)
             _warn_corrupt(path, "sidecar spec differs from the requested spec")
@@ -452,9 +454,9 @@ class Store:
         sidecar, table, arrays = payload
         return Result(key, kind, sidecar.get("spec", {}), table, arrays, sidecar)
 
-    def exists(self, kind: str, spec: Mapping[str, Any], *, code_version: str = "") -> bool:
+    def exists(self, kind: str, spec: Mapping[str, Any], *, compute_version: str = "") -> bool:
         """Whether a valid result for ``spec`` is stored."""
-        return self.load(kind, spec, code_version=code_version) is not None
+        return self.load(kind, spec, compute_version=compute_version) is not None
 
     def remove(self, kind: str, key: str) -> None:
         """Delete the result ``key`` of ``kind``: its sidecar first (the commit point), then its payload files."""
@@ -505,29 +507,33 @@ def cached(
     spec: Mapping[str, Any],
     compute_fn: Callable[[], Any],
     *,
-    code_version: str = "",
+    compute_version: str = "",
+    audit: Callable[[float], Mapping[str, Any]] | None = None,
 ) -> Result:
     """Load the result for ``spec`` if stored and valid, else compute, save and load it.
 
     ``compute_fn()`` returns a DataFrame, a mapping name -> array, or a
-    ``(table, arrays)`` pair. The returned ``Result`` is always read back from disk,
-    so a fresh computation and a cache hit give identical objects.
+    ``(table, arrays)`` pair. ``audit(wall_s)`` gives the sidecar's provenance record of a
+    computed result. The returned ``Result`` is always read back from disk, so a fresh
+    computation and a cache hit give identical objects.
     """
-    result = store.load(kind, spec, code_version=code_version)
+    result = store.load(kind, spec, compute_version=compute_version)
     if result is not None:
         return result
+    start = time.perf_counter()
     table, arrays = _split_payload(compute_fn())
-    store.save(kind, spec, table, arrays, code_version=code_version)
-    result = store.load(kind, spec, code_version=code_version)
+    record = None if audit is None else audit(time.perf_counter() - start)
+    store.save(kind, spec, table, arrays, compute_version=compute_version, audit=record)
+    result = store.load(kind, spec, compute_version=compute_version)
     if result is None:
-        raise RuntimeError(f"result for {kind}/{spec_key(spec, code_version)} vanished")
+        raise RuntimeError(f"result for {kind}/{spec_key(spec, compute_version)} vanished")
     return result
 
 
 def list_results(store: Store, kind: str | None = None) -> pd.DataFrame:
     """One row per stored result (all kinds, or ``kind``), spec flattened to columns.
 
-    Returns columns ``kind, key, created, layercollapse_version, code_version, n_rows,
+    Returns columns ``kind, key, created, compute_version, layercollapse_version, n_rows,
     arrays`` then ``spec.<field>`` (nested fields dotted, e.g. ``spec.schedule.name``).
     """
     rows = []
@@ -537,15 +543,15 @@ def list_results(store: Store, kind: str | None = None) -> pd.DataFrame:
                 "kind": sidecar.get("kind", k),
                 "key": sidecar.get("key"),
                 "created": sidecar.get("created"),
-                "layercollapse_version": sidecar.get("layercollapse_version"),
-                "code_version": sidecar.get("code_version"),
+                "compute_version": sidecar.get("compute_version"),
+                "layercollapse_version": sidecar.get("provenance", {}).get("layercollapse_version"),
                 "n_rows": sidecar.get("table", {}).get("n_rows"),
                 "arrays": sorted(sidecar.get("arrays", {})),
             }
             spec = pd.json_normalize(sidecar.get("spec", {}), sep=".")
             row.update({f"spec.{c}": v for c, v in spec.iloc[0].items()} if len(spec) else {})
             rows.append(row)
-    base = ["kind", "key", "created", "layercollapse_version", "code_version", "n_rows",
+    base = ["kind", "key", "created", "compute_version", "layercollapse_version", "n_rows",
             "arrays"]
     return pd.DataFrame(rows, columns=None if rows else base)
 
@@ -582,11 +588,11 @@ class Checkpoint:
     """
 
     def __init__(
-        self, store: Store, kind: str, spec: Mapping[str, Any], *, code_version: str = ""
+        self, store: Store, kind: str, spec: Mapping[str, Any], *, compute_version: str = ""
     ) -> None:
-        self.store, self.kind, self.code_version = store, kind, code_version
+        self.store, self.kind, self.compute_version = store, kind, compute_version
         self.spec = normalize_spec(spec)
-        self.key = spec_key(spec, code_version)
+        self.key = spec_key(spec, compute_version)
         self.directory = store.directory(kind) / (self.key + PARTIAL_SUFFIX)
 
     @staticmethod
@@ -637,6 +643,7 @@ class Checkpoint:
         table: pd.DataFrame | None = None,
         arrays: Arrays | None = None,
         *,
+        audit: Mapping[str, Any] | None = None,
         overwrite: bool = False,
     ) -> Result:
         """Store the final result, remove the partial folder and return the result.
@@ -651,10 +658,10 @@ class Checkpoint:
             table = _concat_step_rows([(i, t) for i, t, _ in steps])
         if arrays is None:
             arrays = _stack_step_arrays([a for _, _, a in steps])
-        self.store.save(self.kind, self.spec, table, arrays,
-                        code_version=self.code_version, overwrite=overwrite)
+        self.store.save(self.kind, self.spec, table, arrays, compute_version=self.compute_version,
+                        audit=audit, overwrite=overwrite)
         shutil.rmtree(self.directory, ignore_errors=True)
-        result = self.store.load(self.kind, self.spec, code_version=self.code_version)
+        result = self.store.load(self.kind, self.spec, compute_version=self.compute_version)
         if result is None:
             raise RuntimeError(f"final result {self.kind}/{self.key} vanished")
         return result

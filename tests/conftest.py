@@ -7,6 +7,7 @@ come from the offline ARC-Easy copy.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 
 import pytest
@@ -18,9 +19,9 @@ TINY_LAYERS = 5
 TINY_ARCHITECTURES = ("llama", "qwen2", "mistral", "gemma3")
 
 
-@pytest.fixture(scope="session")
-def tokenizer():
-    """SmolLM2's tokenizer (from the embedded GGUF), left-padded with a pad token."""
+@functools.cache
+def load_tiny_tokenizer():
+    """SmolLM2's tokenizer (from the embedded GGUF, ~20 s: loaded once per process), left-padded with a pad token."""
     from transformers import AutoTokenizer
 
     from layercollapse import embedded
@@ -30,6 +31,12 @@ def tokenizer():
     loaded = AutoTokenizer.from_pretrained(str(path.parent), gguf_file=path.name)
     prepare_tokenizer_(loaded)
     return loaded
+
+
+@pytest.fixture(scope="session")
+def tokenizer():
+    """SmolLM2's tokenizer (from the embedded GGUF), left-padded with a pad token."""
+    return load_tiny_tokenizer()
 
 
 def build_tiny_model(arch: str, n_layers: int = TINY_LAYERS, seed: int = 0) -> torch.nn.Module:

@@ -1,46 +1,66 @@
-"""Result keys carry the code that computed them: stale results are listed, never served, removable."""
+"""Result keys carry an explicit compute version per kind: stale results are listed, never served, removable."""
 
 from __future__ import annotations
 
-import pandas as pd
+import subprocess
 
-import layercollapse
+import pandas as pd
+import pytest
+
 from layercollapse import provenance
-from layercollapse.provenance import CODE, code_version, current_results, split_results
+from layercollapse.provenance import COMPUTE_VERSIONS, compute_version, current_results, split_results
 from layercollapse.store import Store, list_results
 
 SPEC = {"model": "m", "task": "t"}
 
 
-def test_every_kind_hashes_the_readout_modules_and_its_own():
-    assert code_version("trace") != code_version("readout")  # pruning.py is part of a trace's code
-    assert code_version("unknown-kind") == code_version("readout")
-    for kind, modules in CODE.items():
-        for module in modules:
-            assert (provenance._LIB / f"{module}.py").is_file(), f"{kind}: no module {module}"
+def test_a_bump_moves_the_key_of_its_kind_only(monkeypatch):
+    from layercollapse.store import spec_key
+
+    before = {kind: spec_key(SPEC, compute_version(kind)) for kind in COMPUTE_VERSIONS}
+    monkeypatch.setitem(COMPUTE_VERSIONS, "noise", COMPUTE_VERSIONS["noise"] + 1)
+    after = {kind: spec_key(SPEC, compute_version(kind)) for kind in COMPUTE_VERSIONS}
+    assert [kind for kind in COMPUTE_VERSIONS if before[kind] != after[kind]] == ["noise"]
 
 
-def test_split_results_separates_results_of_other_code_and_versions(tmp_path):
+def test_an_unknown_kind_is_an_error_that_names_the_table():
+    with pytest.raises(provenance.UnknownKind, match="COMPUTE_VERSIONS in lib/provenance.py"):
+        compute_version("readuot")
+
+
+def test_split_results_separates_results_of_other_compute_versions(tmp_path, monkeypatch):
     store = Store(tmp_path)
-    store.save("trace", SPEC, pd.DataFrame({"x": [1]}), code_version=code_version("trace"))
-    store.save("trace", {**SPEC, "seed": 1}, pd.DataFrame({"x": [2]}), code_version="old-pruning-code")
-    store.save("readout", SPEC, pd.DataFrame({"x": [3]}), code_version=code_version("readout"))
+    store.save("trace", SPEC, pd.DataFrame({"x": [1]}), compute_version=compute_version("trace"))
+    store.save("trace", {**SPEC, "seed": 1}, pd.DataFrame({"x": [2]}), compute_version="trace.v0")
+    store.save("readout", SPEC, pd.DataFrame({"x": [3]}), compute_version=compute_version("readout"))
     current, stale = split_results(list_results(store))
     assert sorted(current["kind"]) == ["readout", "trace"] and list(stale["kind"]) == ["trace"]
     assert list(stale["spec.seed"]) == [1]
     assert len(current_results(store)) == 2
-    assert provenance.is_current("trace", code_version("trace"), layercollapse.__version__)
-    assert not provenance.is_current("trace", code_version("trace"), "0.0.0")
+    monkeypatch.setitem(COMPUTE_VERSIONS, "readout", COMPUTE_VERSIONS["readout"] + 1)
+    assert sorted(split_results(list_results(store))[1]["kind"]) == ["readout", "trace"]
 
 
 def test_remove_stale_deletes_only_stale_results(tmp_path, capsys):
     from layercollapse.reproduce import remove_stale
 
     store = Store(tmp_path)
-    kept = store.save("noise", SPEC, pd.DataFrame({"x": [1]}), code_version=code_version("noise"))
-    gone = store.save("noise", {**SPEC, "seed": 1}, pd.DataFrame({"x": [2]}), code_version="edited")
+    kept = store.save("noise", SPEC, pd.DataFrame({"x": [1]}), compute_version=compute_version("noise"))
+    gone = store.save("noise", {**SPEC, "seed": 1}, pd.DataFrame({"x": [2]}), compute_version="noise.v0")
     assert remove_stale(store) == 0
     assert "1 stale result(s) removed" in capsys.readouterr().out
     assert store.load_key("noise", kept) is not None and store.load_key("noise", gone) is None
     assert not [p for p in (tmp_path / "noise").iterdir() if p.name.startswith(gone)]
     assert split_results(list_results(store))[1].empty
+
+
+def test_the_audit_record_names_the_commit_the_sources_and_the_machine():
+    record = provenance.audit_record("trace", device="cpu", dtype="float32", token_budget=512, wall_s=1.23456)
+    head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=provenance._LIB, capture_output=True, text=True)
+    assert record["git_commit"] == (head.stdout.strip() if head.returncode == 0 else None)
+    assert record["compute_version"] == compute_version("trace") and record["wall_s"] == 1.235
+    import hashlib
+
+    pruning_source = (provenance._LIB / "pruning.py").read_bytes()
+    assert record["sources"]["pruning.py"] == hashlib.sha256(pruning_source).hexdigest()[:16]
+    assert record["environment"]["torch_threads"] >= 1 and record["environment"]["device"] == "cpu"

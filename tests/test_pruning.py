@@ -14,7 +14,7 @@ import pytest
 import torch
 
 import layercollapse.pruning as pruning_module
-from layercollapse import metrics
+from layercollapse import metrics, provenance
 from layercollapse.cli import main
 from layercollapse.lens import layerwise_scores
 from layercollapse.pruning import (
@@ -226,14 +226,18 @@ def test_seeds_pruned_together_equal_separate_runs_and_share_the_intact_network(
     assert runners[-1].n_layer_runs == 5 + partial
 
 
-def test_traces_of_another_library_version_are_not_served(tiny_model, tokenizer, split, tmp_path, monkeypatch):
+def test_a_new_library_version_serves_the_same_traces_and_the_sidecar_records_the_old_one(
+        tiny_model, tokenizer, split, tmp_path, monkeypatch):
     import layercollapse
 
     store = Store(tmp_path)
-    prune(tiny_model("llama"), tokenizer, split[1], "random", seed=1, store=store, progress=False)
-    assert len(list(iter_traces(store, schedule="random", seed=1))) == 1
-    monkeypatch.setattr(layercollapse, "__version__", "0.0.0-other")
-    assert list(iter_traces(store, schedule="random", seed=1)) == []
+    stored = prune(tiny_model("llama"), tokenizer, split[1], "random", seed=1, store=store, progress=False)
+    monkeypatch.setattr(layercollapse, "__version__", "9.9.9-other")  # a release, no numerical change
+    assert [t.key for t in iter_traces(store, schedule="random", seed=1)] == [stored.key]
+    assert Trace.load(store, stored.spec).key == stored.key
+    record = store.load_key("trace", stored.key).meta["provenance"]
+    assert record["layercollapse_version"] != "9.9.9-other" and record["token_budget"] == 1024
+    assert record["environment"]["packages"]["torch"] == torch.__version__
 
 
 def reference_hidden_states(model, tokenizer, items):
@@ -319,18 +323,20 @@ def test_traces_round_trip_through_the_store(tiny_model, tokenizer, split, tmp_p
     assert trace.option_frequency().shape == (5, 5)
 
 
-def test_a_trace_of_other_pruning_code_is_recomputed_not_served(tiny_model, tokenizer, split, tmp_path, monkeypatch):
-    """Traces are keyed by the source of the modules that compute them (provenance.CODE["trace"])."""
+def test_a_trace_of_another_compute_version_is_recomputed_not_served(tiny_model, tokenizer, split, tmp_path,
+                                                                      monkeypatch):
+    """Traces are keyed by the trace compute version (provenance.COMPUTE_VERSIONS["trace"])."""
     model = tiny_model("llama")
     store = Store(tmp_path)
     old = prune(model, tokenizer, split[1], "random", seed=2, task="arc_easy", store=store, progress=False)
-    monkeypatch.setattr(pruning_module, "code_version", lambda kind: "edited-pruning-code")
+    assert store.load_key("trace", old.key).meta["provenance"]["compute_version"] == "trace.v1"
+    monkeypatch.setitem(provenance.COMPUTE_VERSIONS, "trace", 2)
     assert Trace.load(store, old.spec) is None
     assert list(iter_traces(store, schedule="random", seed=2)) == []
     assert [t.key for t in iter_traces(store, any_code=True, schedule="random", seed=2)] == [old.key]
     new = prune(model, tokenizer, split[1], "random", seed=2, task="arc_easy", store=store, progress=False)
     assert new.key != old.key and Trace.load(store, old.spec).key == new.key
-    np.testing.assert_array_equal(new.scores, old.scores)  # same code in fact: same numbers, under a new key
+    np.testing.assert_array_equal(new.scores, old.scores)  # same numbers in fact, under a new key
 
 
 RESUMABLE_RUN = """

@@ -106,11 +106,11 @@ def test_unhashable_specs_raise(bad, error):
         spec_key(bad)
 
 
-def test_code_and_library_version_change_the_key(monkeypatch):
-    key = spec_key(SPEC)
-    assert spec_key(SPEC, code_version="scoring-v2") != key
-    monkeypatch.setattr(store_mod, "__version__", layercollapse.__version__ + ".dev1")
-    assert spec_key(SPEC) != key
+def test_the_compute_version_changes_the_key_and_the_library_version_does_not(monkeypatch):
+    key = spec_key(SPEC, compute_version="scores.v1")
+    assert spec_key(SPEC, compute_version="scores.v2") != key
+    monkeypatch.setattr(layercollapse, "__version__", layercollapse.__version__ + ".dev1")
+    assert spec_key(SPEC, compute_version="scores.v1") == key
 
 
 def test_default_root(monkeypatch, tmp_path):
@@ -127,22 +127,22 @@ def test_default_root(monkeypatch, tmp_path):
 
 def test_round_trip_is_exact_and_files_are_where_documented(store):
     arrays = sample_arrays()
-    key = store.save("scores", SPEC, sample_table(), arrays, code_version="c1")
+    key = store.save("scores", SPEC, sample_table(), arrays, compute_version="c1", audit={"git_commit": "abc"})
     directory = store.root / "scores"
     assert (directory / f"{key}.parquet").is_file()
     assert (directory / f"{key}.arrays.parquet").is_file()
     sidecar = json.loads((directory / f"{key}.json").read_text())
     assert sidecar["arrays"]["scores"] == {"dtype": "float32", "shape": [5, 7, 4]}
     assert sidecar["spec"] == normalize_spec(SPEC)
-    assert sidecar["code_version"] == "c1"
-    assert sidecar["layercollapse_version"] == layercollapse.__version__
+    assert sidecar["compute_version"] == "c1"
+    assert sidecar["provenance"] == {"git_commit": "abc"}  # the audit record, not part of the key
 
-    result = store.load("scores", SPEC, code_version="c1")
+    result = store.load("scores", SPEC, compute_version="c1")
     assert result is not None and result.key == key
     pd.testing.assert_frame_equal(result.table, sample_table(), check_exact=True)
     assert_arrays_identical(result.arrays, arrays)
     assert all(a.flags.writeable for a in result.arrays.values())
-    assert store.load("scores", SPEC) is None  # other code version: not served
+    assert store.load("scores", SPEC) is None  # other compute version: not served
     # parquet is readable without this library
     assert pd.read_parquet(directory / f"{key}.parquet")["option"].tolist() == ["A", "B", "C"]
 
@@ -255,11 +255,11 @@ def test_cached_computes_once_and_returns_the_stored_result(store):
 def test_list_results_flattens_specs(store):
     assert list_results(store).empty
     store.save("scores", SPEC, sample_table())
-    store.save("scores", {**SPEC, "seed": 1}, sample_table(), code_version="v2")
+    store.save("scores", {**SPEC, "seed": 1}, sample_table(), compute_version="v2")
     store.save("trace", {"model": "toy"}, arrays={"x": np.zeros(2)})
     table = list_results(store)
     assert len(table) == 3
-    assert {"kind", "key", "code_version", "spec.model", "spec.schedule.name"} <= set(table)
+    assert {"kind", "key", "compute_version", "spec.model", "spec.schedule.name"} <= set(table)
     scores = list_results(store, "scores")
     assert sorted(scores["spec.seed"]) == [0, 1]
     assert (scores["spec.schedule.criterion"] == "dm").all()
