@@ -25,7 +25,7 @@ from tqdm.auto import trange
 
 from .architectures import n_layers
 from .batching import Batch, Request, collate, model_device
-from .layers import keep_layers, validate_layer_indices
+from .layers import intact_layers, keep_layers, validate_layer_indices
 from .scoring import (
     build_requests,
     letter_token_ids,
@@ -52,9 +52,10 @@ def materialize_pruned(model: nn.Module, kept: Sequence[int]) -> nn.Module:
     kept = validate_layer_indices(kept, n_layers(model), "kept layer")
     with keep_layers(model, kept):
         # The view holds only the kept layers; leave the stashed full layer list out of the copy.
-        memo = {id(model._layercollapse_original_layers): None}
+        memo = {id(intact_layers(model)): None}
         pruned = copy.deepcopy(model, memo)
-    pruned._layercollapse_original_layers = None
+    for stash in ("_layercollapse_original_layers", "_layercollapse_kept", "_layercollapse_intact_types"):
+        vars(pruned).pop(stash, None)
     pruned.layercollapse_kept_layers = tuple(kept)
     return pruned
 

@@ -43,42 +43,63 @@ def _attention_modules(layer: nn.Module) -> list[nn.Module]:
     return [module for module in layer.modules() if hasattr(module, "layer_idx")]
 
 
+def intact_layers(model: nn.Module) -> nn.ModuleList:
+    """The decoder layers of the intact model, indexed by original index, also inside a layer view."""
+    original = getattr(model, "_layercollapse_original_layers", None)
+    return original if original is not None else backbone(model).layers
+
+
+def active_layers(model: nn.Module) -> list[int]:
+    """Original indices of the decoder layers the model runs now: an active view's, else all of them."""
+    kept = getattr(model, "_layercollapse_kept", None)
+    return list(kept) if kept is not None else list(range(len(backbone(model).layers)))
+
+
 @contextmanager
 def keep_layers(model: nn.Module, kept: Sequence[int]) -> Iterator[nn.Module]:
     """Run ``model`` with only the decoder layers ``kept`` (original indices, any order given).
 
-    Yields the same model object; on exit the intact model is restored, also
-    after an exception. Views do not nest.
+    Yields the same model object; on exit the model is restored as it was (intact, or the
+    enclosing view), also after an exception. Views nest: inside a view, ``kept`` must be a
+    subset of the layers that view runs (``with drop_layers(m, [3]): score(m, …, layers=…)``).
     """
-    if getattr(model, "_layercollapse_original_layers", None) is not None:
-        raise RuntimeError("A layer view is already active on this model; views do not nest.")
     decoder = backbone(model)
-    total = len(decoder.layers)
-    kept = validate_layer_indices(kept, total, "kept layer")
     config = decoder.config
-    original_layers = decoder.layers
-    original_count = config.num_hidden_layers
-    original_types = getattr(config, "layer_types", None)
-    original_idx = {id(m): m.layer_idx for layer in original_layers for m in _attention_modules(layer)}
+    intact = intact_layers(model)
+    kept = validate_layer_indices(kept, len(intact), "kept layer")
+    enclosing = active_layers(model)
+    outside = sorted(set(kept) - set(enclosing))
+    if outside:
+        raise ValueError(f"kept layers {outside} are removed by the layer view already active on this model "
+                         f"(it runs {enclosing}); a view inside a view keeps a subset of its layers")
+    if not hasattr(model, "_layercollapse_intact_types"):
+        model._layercollapse_intact_types = getattr(config, "layer_types", None)
+    intact_types = model._layercollapse_intact_types
+    saved = (decoder.layers, config.num_hidden_layers, getattr(config, "layer_types", None),
+             getattr(model, "_layercollapse_original_layers", None), getattr(model, "_layercollapse_kept", None),
+             {id(m): m.layer_idx for layer in intact for m in _attention_modules(layer)})
     try:
-        model._layercollapse_original_layers = original_layers
-        decoder.layers = nn.ModuleList([original_layers[i] for i in kept])
+        model._layercollapse_original_layers = intact
+        model._layercollapse_kept = tuple(kept)
+        decoder.layers = nn.ModuleList([intact[i] for i in kept])
         config.num_hidden_layers = len(kept)
-        if original_types is not None:
-            config.layer_types = [original_types[i] for i in kept]
+        if intact_types is not None:
+            config.layer_types = [intact_types[i] for i in kept]
         for position, layer in enumerate(decoder.layers):
             for module in _attention_modules(layer):
                 module.layer_idx = position
         yield model
     finally:
-        decoder.layers = original_layers
-        config.num_hidden_layers = original_count
-        if original_types is not None:
-            config.layer_types = original_types
-        for layer in original_layers:
+        layers, count, types, original, previous_kept, layer_idx = saved
+        decoder.layers = layers
+        config.num_hidden_layers = count
+        if intact_types is not None:
+            config.layer_types = types
+        for layer in intact:
             for module in _attention_modules(layer):
-                module.layer_idx = original_idx[id(module)]
-        model._layercollapse_original_layers = None
+                module.layer_idx = layer_idx[id(module)]
+        model._layercollapse_original_layers = original
+        model._layercollapse_kept = previous_kept
 
 
 @contextmanager
@@ -88,7 +109,6 @@ def drop_layers(model: nn.Module, layers: Iterable[int]) -> Iterator[nn.Module]:
     ``drop_layers(model, [])`` is the intact model. Out-of-range or repeated
     indices raise before the model is touched.
     """
-    total = n_layers(model)
-    removed = set(validate_layer_indices(layers, total, "removed layer"))
-    with keep_layers(model, [i for i in range(total) if i not in removed]) as view:
+    removed = set(validate_layer_indices(layers, n_layers(model), "removed layer"))
+    with keep_layers(model, [i for i in active_layers(model) if i not in removed]) as view:
         yield view

@@ -16,10 +16,10 @@ import numpy as np
 import torch
 from torch import nn
 
-from .architectures import decoder_layers, n_layers
+from .architectures import decoder_layers
 from .batching import Batch, iter_batches, model_device
 from .budget import default_token_budget
-from .layers import keep_layers
+from .layers import active_layers, keep_layers
 from .scoring import (
     _mask_missing_options,
     _run_with_oom_retry,
@@ -89,7 +89,7 @@ def layerwise_scores(
     """Option scores read out after every layer, in one forward pass per batch.
 
     Args:
-        layers: original indices of the layers to run (None: all); the readout covers each of them.
+        layers: original indices of the layers to run (None: all, or an active view's); the readout covers each of them.
         lens: a module with ``transform_hidden(h, layer)`` (default :class:`LogitLens`); ``layer`` is
             the original index of the layer whose output is read (-1 for the embeddings).
         token_budget, shared_context: batching, as in ``scoring.score``.
@@ -97,7 +97,7 @@ def layerwise_scores(
         float32 [n_kept + 1, n_items, n_options]: index 0 = embeddings, index i = after the i-th kept layer.
     """
     lens = lens or LogitLens()
-    kept = list(range(n_layers(model))) if layers is None else sorted(layers)
+    kept = active_layers(model) if layers is None else sorted(layers)
     n_options = max(len(item.options) for item in items)
     requests = build_requests(tokenizer, items, format, task, shots)
     device = model_device(model)

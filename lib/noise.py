@@ -24,8 +24,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .architectures import decoder_layers
-from .layers import validate_layer_indices
+from .layers import intact_layers, validate_layer_indices
 
 
 def noise_scale(variance: float) -> float:
@@ -33,12 +32,6 @@ def noise_scale(variance: float) -> float:
     if not variance >= 0:
         raise ValueError(f"Noise variance must be >= 0, got {variance}")
     return math.sqrt(variance)
-
-
-def intact_layers(model: nn.Module) -> nn.ModuleList:
-    """The decoder layers of the intact model, indexed by original index, even inside a layer view."""
-    original = getattr(model, "_layercollapse_original_layers", None)
-    return original if original is not None else decoder_layers(model)
 
 
 def add_noise(hidden: torch.Tensor, scale: float, generator: torch.Generator) -> torch.Tensor:

@@ -630,7 +630,7 @@ def _calibration_ids(calibration: Sequence[Item] | Sequence[str]) -> list[str]:
 def trace_spec(model: nn.Module, schedule: str, evaluation: Sequence[Item], calibration: Sequence[Item] | Sequence[str],
                *, criterion: str | None, seed: int | None, layers: Sequence[int] | None, n_remove: int,
                format: str, task: str | None, split: str | None) -> dict[str, Any]:
-    """The full spec of a trace, whose hash keys it in the store (with the library version)."""
+    """The full spec of a trace, whose hash keys it in the store (with the trace compute version)."""
     return {
         "model": model_identity(model),
         "dtype": str(next(model.parameters()).dtype).removeprefix("torch."),

@@ -22,7 +22,7 @@ def _add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--only", default=None, help="run only the plan steps whose name contains this text")
     parser.add_argument("--list", action="store_true", help="list the plan and what is stored; compute nothing")
     parser.add_argument("--remove-stale", action="store_true",
-                        help="delete stored results computed by other code or library versions (never served), then stop")
+                        help="delete stored results computed at another compute version (never served), then stop")
     add_distributed_arguments(parser)
 
 
@@ -55,7 +55,7 @@ def reproduce(args: argparse.Namespace) -> int:
         print(f"{missing} experiment(s) missing" if missing else "every experiment is stored")
         _, stale = split_results(list_results(experiments.store))
         if len(stale):
-            print(f"{len(stale)} stale result(s) (other code or library version; never served): "
+            print(f"{len(stale)} stale result(s) (computed at another compute version; never served): "
                   "remove them with --remove-stale")
     return 1 if missing else 0
 

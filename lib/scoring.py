@@ -16,10 +16,10 @@ import numpy as np
 import torch
 from torch import nn
 
-from .architectures import backbone, hidden_to_logits, n_layers
+from .architectures import backbone, hidden_to_logits
 from .batching import Batch, Request, iter_batches, model_device
 from .budget import default_token_budget
-from .layers import keep_layers
+from .layers import active_layers, keep_layers
 from .prompts import check_format, cloze_pairs, letter_prompt, option_letters
 from .tasks import Item
 
@@ -153,7 +153,8 @@ def score(
         items: the items (any K; shorter option lists are padded with -inf).
         format: "letter" (next-token log-prob of " A", " B", …) or "cloze" (summed
             log-likelihood of each option text as a continuation).
-        layers: original indices of the decoder layers to run (None: all).
+        layers: original indices of the decoder layers to run (None: all, or those of an active
+            ``drop_layers`` view: ``with drop_layers(model, [3]): score(...)`` scores the pruned network).
         task: task name, for task-specific templates (MMLU header, WinoGrande partial scoring).
         shots: solved examples prepended in letter format (k-shot).
         token_budget: max rows x padded length per batch (None: ``budget.default_token_budget``
@@ -170,7 +171,7 @@ def score(
     out = np.full((len(items), n_options), -np.inf, dtype=np.float32)
 
     def run(budget: int) -> None:
-        kept = range(n_layers(model)) if layers is None else layers
+        kept = active_layers(model) if layers is None else layers
         with torch.inference_mode(), keep_layers(model, kept):
             for batch in iter_batches(model, tokenizer, requests, budget, progress, shared_context):
                 hidden = run_backbone(model, batch)

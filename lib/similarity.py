@@ -13,10 +13,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from .architectures import n_layers
 from .batching import Batch, Request, iter_batches, model_device
 from .budget import default_token_budget
-from .layers import keep_layers
+from .layers import active_layers, keep_layers
 from .lens import capture_read_states
 from .scoring import build_requests, run_backbone
 from .tasks import Item
@@ -93,7 +92,7 @@ def hidden_states_at_read_positions(
         i-th kept layer. Positions in item order (letter: one per item, the last prompt token;
         cloze: per item, per option, each position predicting a continuation token).
     """
-    kept = list(range(n_layers(model))) if layers is None else sorted(layers)
+    kept = active_layers(model) if layers is None else sorted(layers)
     requests = build_requests(tokenizer, items, format, task)
     offsets = _read_slots(requests)
     n_positions = sum(max(request.n_target, 1) for request in requests)

@@ -37,7 +37,15 @@ def test_a_network_that_never_decides_has_no_decisive_phase():
 
 
 def test_evenly_spaced():
-    assert evenly_spaced(list(range(10)), 3) in ([0, 4, 9], [0, 5, 9])
+    """Position i of n is the element nearest i (m - 1) / (n - 1), halves to even (numpy's round)."""
+    assert evenly_spaced(list(range(10)), 3) == [0, 4, 9]  # 4.5 rounds to 4
+    assert evenly_spaced(list(range(20, 31)), 3) == [20, 25, 30]
+    for m in range(2, 12):
+        for n in range(2, m + 1):
+            layers = list(range(100, 100 + m))
+            expected = [layers[round(i * (m - 1) / (n - 1))] for i in range(n)]  # Python's round: halves to even
+            assert evenly_spaced(layers, n) == expected
+            assert len(set(expected)) == n and expected[0] == layers[0] and expected[-1] == layers[-1]
     assert evenly_spaced(list(range(10)), 1) == [5]
     assert evenly_spaced([3, 4], 5) == [3, 4]
 

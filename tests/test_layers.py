@@ -3,6 +3,7 @@
 import copy
 
 import pytest
+import numpy as np
 import torch
 
 from layercollapse.architectures import UnsupportedArchitecture, decoder_layers, n_layers
@@ -95,8 +96,8 @@ def test_bad_indices_raise_before_touching_the_model(tiny_model):
     with pytest.raises(ValueError, match="repeat"):
         with drop_layers(model, [1, 1]):
             pass
-    with pytest.raises(RuntimeError, match="do not nest"):
-        with keep_layers(model, [0, 1]), drop_layers(model, [0]):
+    with pytest.raises(ValueError, match=r"kept layers \[3\] are removed by the layer view already active"):
+        with keep_layers(model, [0, 1]), keep_layers(model, [1, 3]):
             pass
     assert len(decoder_layers(model)) == 5
 
@@ -108,3 +109,25 @@ def test_unknown_architecture_is_refused():
     with pytest.raises(UnsupportedArchitecture, match="GPT2LMHeadModel is not supported"):
         with drop_layers(model, [0]):
             pass
+
+
+def test_views_nest_and_restore_the_enclosing_view(tiny_model, tokenizer, items):
+    """A view inside a view runs a subset of its layers; leaving it restores the enclosing view exactly."""
+    from layercollapse.layers import active_layers
+    from layercollapse.scoring import score
+
+    model = tiny_model("gemma3")  # layer_types travel with the layers
+    types = list(model.config.layer_types)
+    numbering = [m.layer_idx for layer in model.model.layers for m in layer.modules() if hasattr(m, "layer_idx")]
+    direct = score(model, tokenizer, items[:4], "letter", layers=[0, 4], progress=False)
+    with drop_layers(model, [1]):
+        assert active_layers(model) == [0, 2, 3, 4]
+        with drop_layers(model, [2, 3]):
+            assert active_layers(model) == [0, 4] and model.config.layer_types == [types[0], types[4]]
+            assert [m.layer_idx for m in model.model.layers[1].modules() if hasattr(m, "layer_idx")][0] == 1
+            nested = score(model, tokenizer, items[:4], "letter", progress=False)  # scores the active view
+        assert active_layers(model) == [0, 2, 3, 4] and len(model.model.layers) == 4
+        assert model.config.layer_types == [types[i] for i in (0, 2, 3, 4)]
+    assert active_layers(model) == list(range(5)) and model.config.layer_types == types
+    assert [m.layer_idx for layer in model.model.layers for m in layer.modules() if hasattr(m, "layer_idx")] == numbering
+    np.testing.assert_array_equal(nested, direct)

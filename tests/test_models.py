@@ -78,6 +78,7 @@ def test_default_dtype_is_bf16_on_gpu():
     assert default_dtype("cpu") in {torch.bfloat16, torch.float32}
 
 
+@pytest.mark.slow
 def test_embedded_smollm2_loads_with_left_padding():
     model, tokenizer = load_model("smollm2-135m", dtype="fp32", device="cpu")
     assert type(model).__name__ == "LlamaForCausalLM" and model.config.num_hidden_layers == 30

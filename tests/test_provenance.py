@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import subprocess
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -64,3 +65,33 @@ def test_the_audit_record_names_the_commit_the_sources_and_the_machine():
     pruning_source = (provenance._LIB / "pruning.py").read_bytes()
     assert record["sources"]["pruning.py"] == hashlib.sha256(pruning_source).hexdigest()[:16]
     assert record["environment"]["torch_threads"] >= 1 and record["environment"]["device"] == "cpu"
+
+
+@pytest.mark.slow
+def test_a_comment_in_every_library_file_leaves_every_committed_result_served(tmp_path):
+    """A copy of lib/ with a comment appended to every file serves the whole committed default store."""
+    import os
+    import shutil
+    import sys
+
+    from layercollapse.profiles import project_root
+
+    root = project_root()
+    copy = tmp_path / "checkout"
+    shutil.copytree(root / "lib", copy / "lib", ignore=shutil.ignore_patterns("__pycache__"))
+    edited = sorted((copy / "lib").rglob("*.py"))
+    for path in edited:
+        path.write_text(path.read_text() + "\n# a cosmetic edit: no numbers change\n")
+    for shared in ("profiles", "data"):
+        (copy / shared).symlink_to(root / shared)
+    (tmp_path / "path").mkdir()
+    (tmp_path / "path" / "layercollapse").symlink_to(copy / "lib")
+    env = {**os.environ, "PYTHONPATH": str(tmp_path / "path"), "HF_HUB_OFFLINE": "1"}
+    env.pop("LAYERCOLLAPSE_STORE", None)
+    where = subprocess.run([sys.executable, "-c", "import layercollapse; print(layercollapse.__file__)"],
+                           env=env, capture_output=True, text=True, check=True)
+    assert Path(where.stdout.strip()).resolve() == (copy / "lib" / "__init__.py").resolve()
+    listed = subprocess.run([sys.executable, "-m", "layercollapse", "reproduce", "--profile", "default", "--list"],
+                            env=env, capture_output=True, text=True, timeout=600, cwd=tmp_path)
+    assert listed.returncode == 0, listed.stderr[-2000:]
+    assert len(edited) >= 30 and "every experiment is stored" in listed.stdout, listed.stdout[-2000:]

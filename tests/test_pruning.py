@@ -66,7 +66,20 @@ def test_plan_prefix_cache_keeps_what_fits_in_priority_order():
     assert plan_prefix_cache({"calibration": 3000, "evaluation": 1000}, 30, 64, 4, budget=2 * size) == \
         {"calibration": False, "evaluation": True}
     assert plan_prefix_cache({"calibration": 1000}, 30, 64, 4, budget=size - 1) == {"calibration": False}
-    assert memory_budget("cpu") > 0
+
+
+def test_memory_budget_is_the_stated_fraction_of_available_memory(monkeypatch):
+    import collections
+    import sys
+    import types
+
+    fake = types.SimpleNamespace(virtual_memory=lambda: collections.namedtuple("vm", "available")(8_000_000_000))
+    monkeypatch.setitem(sys.modules, "psutil", fake)
+    assert memory_budget("cpu", fraction=0.25) == 2_000_000_000
+    monkeypatch.setitem(sys.modules, "psutil", None)  # not installed: sysconf's available pages
+    pages = {"SC_AVPHYS_PAGES": 1000, "SC_PAGE_SIZE": 4096}
+    monkeypatch.setattr("os.sysconf", pages.__getitem__)
+    assert memory_budget("cpu", fraction=0.5) == 2_048_000
 
 
 # ------------------------------------------------------------- cached == naive path
@@ -369,6 +382,7 @@ print(json.dumps({{"written": written, "removed": trace.removal_order(), "scores
 """
 
 
+@pytest.mark.slow
 def test_a_killed_run_resumes_from_its_last_step_with_identical_results(tmp_path):
     script = tmp_path / "run.py"
     script.write_text(textwrap.dedent(RESUMABLE_RUN.format(tests=str(TESTS))))

@@ -1,0 +1,46 @@
+"""The README's code runs as written: every ``python`` block executes, on the embedded SmolLM2.
+
+Model names and item counts are shrunk so the blocks run in seconds; nothing else is changed.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+README = Path(__file__).resolve().parents[1] / "README.md"
+
+#: What the test changes in a block so that it runs on a small model and few items.
+SHRINK = {'load_model("qwen2.5-coder-1.5b")': 'load_model("smollm2-135m")', ".items, 100, seed=0)": ".items, 6, seed=0)"}
+
+
+def python_blocks(text: str) -> list[str]:
+    """The bodies of the ```python fenced blocks of a markdown text, in order."""
+    return re.findall(r"^```python\n(.*?)^```", text, flags=re.S | re.M)
+
+
+def test_python_blocks_are_found():
+    blocks = python_blocks("intro\n```python\nx = 1\n```\ntext\n```bash\nls\n```\n```python\ny = 2\n```\n")
+    assert blocks == ["x = 1\n", "y = 2\n"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("index", range(len(python_blocks(README.read_text()))))
+def test_readme_python_block_runs(index):
+    block = python_blocks(README.read_text())[index]
+    for written, small in SHRINK.items():
+        block = block.replace(written, small)
+    namespace: dict = {}
+    exec(compile(block, f"README.md python block {index + 1}", "exec"), namespace)
+    if "pruned" in namespace:  # the library example: a score inside drop_layers scores the pruned network
+        import numpy as np
+
+        from layercollapse.scoring import score
+
+        model, tokenizer, items = namespace["model"], namespace["tokenizer"], namespace["items"]
+        kept = [i for i in range(30) if i not in (3, 7)]
+        np.testing.assert_array_equal(namespace["pruned"], score(model, tokenizer, items, "letter", layers=kept,
+                                                                 progress=False))
+        assert namespace["scores"].shape[0] == 6 and namespace["readout"].shape[:2] == (31, 6)
