@@ -15,7 +15,6 @@ import os
 import re
 import shutil
 import subprocess
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -315,8 +314,9 @@ def project_chapters(root: Path | None = None) -> list[Path]:
     return [root / name for name in project_config(root)["project"]["render"]]
 
 
-def render_all(profile: str = "default", timeout: int | None = None, root: Path | None = None) -> list[Path]:
-    """Render the site for ``profile``.
+def render_all(profile: str = "default", timeout: int | None = None, root: Path | None = None,
+               compute: bool = False) -> list[Path]:
+    """Render the site for ``profile``; chapters compute missing results only when ``compute``.
 
     With ``quarto`` on PATH: ``quarto render --profile <profile>``; returns []. Without:
     executes every chapter of :func:`project_chapters`, writes each notebook to
@@ -325,15 +325,18 @@ def render_all(profile: str = "default", timeout: int | None = None, root: Path 
     """
     import nbformat
 
+    from .experiments import COMPUTE_ENV
+
     root = root or project_root()
+    env = {COMPUTE_ENV: "1" if compute else "0"}
     quarto = shutil.which("quarto")
     if quarto:
-        subprocess.run([quarto, "render", "--profile", profile], cwd=root, check=True)
+        subprocess.run([quarto, "render", "--profile", profile], cwd=root, check=True, env={**os.environ, **env})
         return []
     written = []
     for path in project_chapters(root):
         print(f"executing {path.relative_to(root)} (profile {profile})", flush=True)
-        executed = execute_chapter(path, profile=profile, timeout=timeout)
+        executed = execute_chapter(path, profile=profile, timeout=timeout, env=env)
         target = root / NOTEBOOKS_DIR / profile / path.relative_to(root).with_suffix(".ipynb")
         target.parent.mkdir(parents=True, exist_ok=True)
         tmp = target.with_name(f".{target.name}.tmp")
@@ -342,24 +345,3 @@ def render_all(profile: str = "default", timeout: int | None = None, root: Path 
         written.append(target)
     print(QUARTO_INSTALL_HINT)
     return written
-
-
-def main(argv: list[str] | None = None) -> int:
-    """``python -m layercollapse.chapters [--profile NAME] [--timeout S]``."""
-    import argparse
-
-    parser = argparse.ArgumentParser(description="Render the site (Quarto if installed, else via the kernel).")
-    parser.add_argument("--profile", default=os.environ.get("QUARTO_PROFILE", "default").split(",")[0])
-    parser.add_argument("--timeout", type=int, default=None, help="seconds per cell")
-    args = parser.parse_args(argv)
-    try:
-        for path in render_all(args.profile, args.timeout):
-            print(f"wrote {path}")
-    except ChapterError as error:
-        print(error, file=sys.stderr)
-        return 1
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -220,12 +220,11 @@ def run_plan_distributed(
         the run (later waves may read its results); rerunning resumes from the store.
     """
     from .experiments import Experiments
-    from .store import Store
 
     if n_workers < 1:
         raise ValueError(f"n_workers must be >= 1, got {n_workers}")
     cls = experiments_class or Experiments
-    coordinator = cls(profile, store=store or Store(), compute=False, progress=False)
+    coordinator = cls(profile, store=store, compute=False, progress=False)
     names = [name for name, _ in coordinator.plan]
     store_root = str(Path(coordinator.store.root).resolve())
     profile_object = coordinator.profile

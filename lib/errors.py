@@ -8,11 +8,12 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from .architectures import UnsupportedArchitecture
+from .chapters import ChapterError
 from .embedded import MissingEmbeddedPackage
 from .models import UnknownModel
 from .tasks import MalformedItem, UnknownTask
 
-USER_ERRORS = (UnknownModel, UnknownTask, MalformedItem, MissingEmbeddedPackage, UnsupportedArchitecture,
+USER_ERRORS = (ChapterError, UnknownModel, UnknownTask, MalformedItem, MissingEmbeddedPackage, UnsupportedArchitecture,
                IndexError, FileNotFoundError, ValueError)
 
 

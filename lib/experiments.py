@@ -11,6 +11,7 @@ indices are always those of the intact model.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import cached_property
@@ -120,23 +121,43 @@ def evenly_spaced(layers: Sequence[int], n: int) -> list[int]:
     return [layers[int(i)] for i in np.linspace(0, len(layers) - 1, n).round()]
 
 
+#: Environment variable that lets a chapter compute missing results ("1"); set by ``render --compute``.
+COMPUTE_ENV = "LAYERCOLLAPSE_COMPUTE"
+
+
+def compute_allowed() -> bool:
+    """Whether missing results may be computed here: ``$LAYERCOLLAPSE_COMPUTE`` is "1"."""
+    return os.environ.get(COMPUTE_ENV, "0") == "1"
+
+
+class MissingResult(LookupError):
+    """A result the chapter needs is not stored and computing is off; the message says how to compute it."""
+
+    def __init__(self, kind: str, spec: dict[str, Any], profile: str) -> None:
+        what = " / ".join(str(spec[field]) for field in ("model", "task") if field in spec)
+        super().__init__(f"the '{kind}' result for {what} is not stored (profile '{profile}'): compute it with "
+                         f"`python -m layercollapse reproduce --profile {profile}`, or render with --compute")
+
+
 class Experiments:
     """The experiments of one profile, over one results store.
 
     Holds at most one model in memory; methods load it on demand. Every result is read
     from the store when present; ``compute=False`` turns a missing result into an error
-    instead (rendering the committed default profile must not start a CPU run silently).
+    instead (rendering must not start hours of computation silently).
     """
 
-    def __init__(self, profile: Profile | str | None = None, store: Store | None = None, compute: bool = True,
+    def __init__(self, profile: Profile | str | None = None, store: Store | None = None, compute: bool | None = None,
                  progress: bool = True, load_model: Callable[..., tuple[Any, Any]] | None = None) -> None:
         """Args:
+            compute: compute missing results (None: only when ``$LAYERCOLLAPSE_COMPUTE`` is 1, which
+                ``reproduce`` and ``render --compute`` set; a chapter otherwise never starts a run).
             load_model: ``(name, dtype=...) -> (model, tokenizer)``; default ``models.load_model``
                 (tests pass tiny random models through it).
         """
         self.profile = profile if isinstance(profile, Profile) else load_profile(profile)
-        self.store = store or Store()
-        self.compute = compute
+        self.store = store or Store(profile=self.profile.name)
+        self.compute = compute_allowed() if compute is None else compute
         self.progress = progress
         self._load_model = load_model
         self._loaded: tuple[str, Any, Any] | None = None
@@ -197,9 +218,7 @@ class Experiments:
         if not self.compute:
             stored = self.store.load(kind, spec, compute_version=version)
             if stored is None:
-                raise LookupError(
-                    f"No stored '{kind}' result for {spec.get('model')} / {spec.get('task')} in {self.store.root}; "
-                    f"compute it with: python -m layercollapse reproduce --profile {self.profile.name}")
+                raise MissingResult(kind, spec, self.profile.name)
             return stored
 
         def audit(wall_s: float) -> dict[str, Any]:
@@ -314,9 +333,8 @@ class Experiments:
             found[seed] = next(iter_traces(self.store, **wanted), None)
         missing = [seed for seed in seeds if found[seed] is None]
         if missing and not self.compute:
-            raise LookupError(f"No stored '{schedule}' trace (seed {missing[0]}) of {model} on {task} in "
-                              f"{self.store.root}; compute it with: "
-                              f"python -m layercollapse reproduce --profile {self.profile.name}")
+            raise MissingResult(f"trace ({schedule}, seed {missing[0]})", {"model": model, "task": task},
+                                self.profile.name)
         if missing:
             net, tokenizer = self.model(model)
             computed = prune_seeds(net, tokenizer, evaluation, schedule, missing, calibration=calibration,

@@ -198,6 +198,21 @@ class Profile:
         if not self.seeds or len(set(self.seeds)) != len(self.seeds):
             raise ProfileError(f"profile '{self.name}': 'seeds' must be a non-empty list of distinct ints")
 
+    def check_names(self) -> None:
+        """Raise :class:`ProfileError` unless every name resolves (checked when a profile file is loaded):
+        task names must be registered; a model name without '/' must be a short name or an existing folder."""
+        from .models import MODEL_REGISTRY
+        from .tasks import TASK_REGISTRY
+
+        for task in (*self.tasks, self.pruning_task):
+            if task.partition(":")[0] not in TASK_REGISTRY:
+                raise ProfileError(f"profile '{self.name}': unknown task '{task}'; known tasks: "
+                                   f"{', '.join(TASK_REGISTRY)} (and mmlu:<subject>)")
+        for run in self.models:
+            if "/" not in run.name and run.name not in MODEL_REGISTRY and not Path(run.name).is_dir():
+                raise ProfileError(f"profile '{self.name}': unknown model '{run.name}'; short names: "
+                                   f"{', '.join(MODEL_REGISTRY)} (or a Hub id / local folder)")
+
     @property
     def main_run(self) -> ModelRun:
         """The run of :attr:`main_model` (its first, if it is scored in several formats)."""
@@ -307,4 +322,6 @@ def load_profile(name: str | None = None) -> Profile:
         data = yaml.safe_load(path.read_text()) or {}
     except yaml.YAMLError as error:
         raise ProfileError(f"{path}: not valid YAML: {error}") from error
-    return _build(Profile, data, str(path), name=name)
+    profile = _build(Profile, data, str(path), name=name)
+    profile.check_names()
+    return profile

@@ -37,20 +37,18 @@ def reproduce(args: argparse.Namespace) -> int:
     print(f"profile '{experiments.profile.name}', store {experiments.store.root}")
     if args.remove_stale:
         return remove_stale(experiments.store)
+    names = [name for name, _ in experiments.plan]
+    if args.only and not any(args.only in name for name in names):
+        print(f"error: --only {args.only!r} matches no experiment of profile '{experiments.profile.name}'; "
+              f"its experiments are: {'; '.join(names)}")
+        return 2
     missing = 0
-    for name, run in experiments.plan:
-        if args.only and args.only not in name:
-            continue
-        start = time.perf_counter()
-        try:
-            run()
-        except LookupError:
-            if not args.list:
-                raise
+    for name, stored, seconds in run_plan_steps(experiments, args.only, check_only=args.list):
+        if not stored:
             missing += 1
             print(f"  missing  {name}")
             continue
-        print(f"  {'stored ' if args.list else 'done   '}  {name}  ({time.perf_counter() - start:.1f} s)", flush=True)
+        print(f"  {'stored ' if args.list else 'done   '}  {name}  ({seconds:.1f} s)", flush=True)
     if args.list:
         print(f"{missing} experiment(s) missing" if missing else "every experiment is stored")
         _, stale = split_results(list_results(experiments.store))
@@ -58,6 +56,34 @@ def reproduce(args: argparse.Namespace) -> int:
             print(f"{len(stale)} stale result(s) (computed at another compute version; never served): "
                   "remove them with --remove-stale")
     return 1 if missing else 0
+
+
+def run_plan_steps(experiments, only: str | None = None, check_only: bool = False):
+    """Run the plan's steps (those whose name contains ``only``); yield (name, stored, seconds) for each.
+
+    ``check_only``: ``experiments`` must not compute; a step whose result is missing yields stored=False
+    (otherwise a missing result is computed, and an error propagates).
+    """
+    for name, run in experiments.plan:
+        if only and only not in name:
+            continue
+        start = time.perf_counter()
+        try:
+            run()
+        except LookupError:
+            if not check_only:
+                raise
+            yield name, False, time.perf_counter() - start
+            continue
+        yield name, True, time.perf_counter() - start
+
+
+def missing_experiments(profile: str) -> list[str]:
+    """Names of the plan steps of ``profile`` whose results are not all stored (computes nothing)."""
+    from .experiments import Experiments
+
+    experiments = Experiments(profile, compute=False, progress=False)
+    return [name for name, stored, _ in run_plan_steps(experiments, check_only=True) if not stored]
 
 
 def remove_stale(store) -> int:
@@ -73,13 +99,24 @@ def remove_stale(store) -> int:
 def _add_render_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--profile", default="default", help="profile name (default: default)")
     parser.add_argument("--timeout", type=int, default=None, help="seconds per chapter cell")
+    parser.add_argument("--compute", action="store_true",
+                        help="compute results that are not stored (default: refuse to render when any is missing)")
 
 
 @command("render", _add_render_arguments)
 def render(args: argparse.Namespace) -> int:
     """Render the site: ``quarto render`` where Quarto is installed, else execute every chapter."""
     from .chapters import render_all
+    from .profiles import load_profile
 
-    for path in render_all(args.profile, args.timeout):
+    load_profile(args.profile)  # an unknown or invalid profile fails here, in one line, before any kernel starts
+    if not args.compute:
+        missing = missing_experiments(args.profile)
+        if missing:
+            print(f"error: {len(missing)} experiment(s) of profile '{args.profile}' are not stored "
+                  f"(first: {missing[0]}); rendering reads stored results only. Compute them with "
+                  f"`python -m layercollapse reproduce --profile {args.profile}` (resumable), or render with --compute")
+            return 1
+    for path in render_all(args.profile, args.timeout, compute=args.compute):
         print(f"wrote {path}")
     return 0

@@ -133,12 +133,19 @@ def spec_key(spec: Mapping[str, Any], compute_version: str = "") -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:KEY_LENGTH]
 
 
-def default_root() -> Path:
-    """Store root: ``$LAYERCOLLAPSE_STORE`` if set, else ``data/store`` of the checkout."""
+#: The profile whose results are committed in ``data/store``; every other profile keeps its own
+#: store beside it (``data/store-<profile>``, ignored by git), so test runs never touch the committed one.
+COMMITTED_PROFILE = "default"
+
+
+def default_root(profile: str | None = None) -> Path:
+    """Store root: ``$LAYERCOLLAPSE_STORE`` if set, else ``data/store`` (the committed default profile's)
+    or ``data/store-<profile>`` for any other profile."""
     env = os.environ.get(STORE_ENV)
     if env:
         return Path(env).expanduser()
-    return Path(__file__).resolve().parent.parent / "data" / "store"
+    data = Path(__file__).resolve().parent.parent / "data"
+    return data / "store" if profile in (None, COMMITTED_PROFILE) else data / f"store-{profile}"
 
 
 # ------------------------------------------------------------------ payload codecs
@@ -367,9 +374,9 @@ class Result:
 class Store:
     """A folder of results, one subfolder per kind, keyed by spec hash."""
 
-    def __init__(self, root: str | os.PathLike | None = None) -> None:
-        """Open the store at ``root`` (default: ``default_root()``); created on first write."""
-        self.root = Path(root).expanduser() if root is not None else default_root()
+    def __init__(self, root: str | os.PathLike | None = None, profile: str | None = None) -> None:
+        """Open the store at ``root`` (default: ``default_root(profile)``); created on first write."""
+        self.root = Path(root).expanduser() if root is not None else default_root(profile)
 
     def __repr__(self) -> str:
         return f"Store({str(self.root)!r})"

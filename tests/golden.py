@@ -63,7 +63,7 @@ def compute_golden(store: Store) -> Store:
 
     torch.manual_seed(0)
     np.random.seed(0)
-    experiments = Experiments(GOLDEN_PROFILE, store=store, progress=False, load_model=golden_loader())
+    experiments = Experiments(GOLDEN_PROFILE, store=store, compute=True, progress=False, load_model=golden_loader())
     for _, run in experiments.plan:
         run()
     return store

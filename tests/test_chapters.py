@@ -14,6 +14,7 @@ import re
 import pytest
 
 from layercollapse.chapters import execute_chapter, project_chapters
+from layercollapse.experiments import COMPUTE_ENV
 from layercollapse.profiles import project_root
 from layercollapse.verdicts import DATA_ENV, MARKER_PREFIX, METADATA_KEY, STATUSES
 
@@ -45,7 +46,7 @@ def store_dir(tmp_path_factory):
 @pytest.mark.slow
 @pytest.mark.parametrize("path", project_chapters(), ids=lambda p: str(p.relative_to(ROOT)))
 def test_chapter_executes_in_the_test_profile(path, data_dir, store_dir):
-    env = {DATA_ENV: str(data_dir), "LAYERCOLLAPSE_STORE": str(store_dir)}
+    env = {DATA_ENV: str(data_dir), "LAYERCOLLAPSE_STORE": str(store_dir), COMPUTE_ENV: "1"}  # a fresh store: compute
     executed = execute_chapter(path, profile="test", timeout=CELL_TIMEOUT_S, env=env)
     assert not [cell.errors for cell in executed.cells if cell.errors]
     if not CLAIM_CHAPTER.match(str(path.relative_to(ROOT))):

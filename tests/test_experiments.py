@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+import torch
 
 from layercollapse.experiments import Experiments, Readout, chance_accuracy, evenly_spaced, phases_from_readout
 from layercollapse.noise import inject_noise, score_with_noise_from_prefix
@@ -73,11 +74,63 @@ def test_noise_from_a_remembered_prefix_equals_noise_on_the_full_forward(tiny_mo
     assert not np.allclose(from_prefix, clean, atol=1e-4)
 
 
-def test_missing_results_are_an_error_when_computing_is_off(tmp_path):
+def test_missing_results_are_an_error_when_computing_is_off(tmp_path, monkeypatch):
+    from layercollapse.experiments import COMPUTE_ENV, MissingResult
     from layercollapse.store import Store
 
-    experiments = Experiments("test", store=Store(tmp_path), compute=False)
-    with pytest.raises(LookupError, match="reproduce --profile test"):
+    monkeypatch.delenv(COMPUTE_ENV, raising=False)
+    experiments = Experiments("test", store=Store(tmp_path))  # computing is off unless asked for
+    assert experiments.compute is False
+    with pytest.raises(MissingResult, match=r"'readout' result for smollm2-135m / arc_easy is not stored .*"
+                                            r"reproduce --profile test`, or render with --compute"):
         experiments.readout()
-    with pytest.raises(LookupError, match="reproduce --profile test"):
+    with pytest.raises(MissingResult, match="reproduce --profile test"):
         experiments.trace("iterative")
+    monkeypatch.setenv(COMPUTE_ENV, "1")
+    assert Experiments("test", store=Store(tmp_path)).compute is True
+
+
+def test_render_refuses_missing_results_in_one_line_before_starting_a_kernel(tmp_path, monkeypatch, capsys):
+    from layercollapse import chapters
+    from layercollapse.cli import main
+
+    monkeypatch.setenv("LAYERCOLLAPSE_STORE", str(tmp_path))
+    monkeypatch.setattr(chapters, "render_all", lambda *a, **k: pytest.fail("render started with results missing"))
+    assert main(["render", "--profile", "test"]) == 1
+    out = capsys.readouterr().out.strip().splitlines()
+    assert len(out) == 1 and out[0].startswith("error: ") and "are not stored" in out[0] and "--compute" in out[0]
+    with pytest.raises(SystemExit) as exited:
+        main(["render", "--profile", "no-such-profile"])
+    assert exited.value.code == 2
+
+
+def test_each_profile_has_its_own_store_and_only_default_uses_the_committed_one(monkeypatch):
+    from layercollapse.store import default_root
+    from layercollapse.profiles import project_root
+
+    monkeypatch.delenv("LAYERCOLLAPSE_STORE", raising=False)
+    assert Experiments("default").store.root == project_root() / "data" / "store"
+    assert Experiments("test").store.root == project_root() / "data" / "store-test" == default_root("test")
+    monkeypatch.setenv("LAYERCOLLAPSE_STORE", "/somewhere")
+    assert str(Experiments("test").store.root) == "/somewhere"
+
+
+def test_only_that_matches_nothing_is_an_error_that_lists_the_names(tmp_path, monkeypatch, capsys):
+    from layercollapse.cli import main
+
+    monkeypatch.setenv("LAYERCOLLAPSE_STORE", str(tmp_path))
+    assert main(["reproduce", "--profile", "test", "--list", "--only", "no such step"]) == 2
+    out = capsys.readouterr().out
+    assert "--only 'no such step' matches no experiment" in out and "readout smollm2-135m arc_easy" in out
+
+
+@pytest.mark.slow
+def test_a_cpu_without_fast_bf16_serves_every_committed_default_result(monkeypatch):
+    """The default profile pins its dtype, so the committed results do not depend on the CPU's bf16 support."""
+    from layercollapse import models
+    from layercollapse.reproduce import missing_experiments
+
+    monkeypatch.delenv("LAYERCOLLAPSE_STORE", raising=False)
+    monkeypatch.setattr(models, "cpu_supports_fast_bf16", lambda: False)
+    assert models.default_dtype("cpu") == torch.float32  # this CPU would pick fp32 by itself
+    assert missing_experiments("default") == []
