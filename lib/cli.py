@@ -25,13 +25,24 @@ def command(name: str, add_arguments: Callable[[argparse.ArgumentParser], None])
     return register
 
 
+def positive_int(text: str) -> int:
+    """argparse type: an integer >= 1 (``--limit 0`` or ``-5`` is refused before any model loads)."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a positive integer (the number of items to score, >= 1)")
+    return value
+
+
 def add_model_task_arguments(parser: argparse.ArgumentParser) -> None:
     """--model, --task, --format, --limit, --seed, --split, --dtype: shared by every command."""
     parser.add_argument("--model", default="smollm2-135m", help="short name, Hub id or local folder")
     parser.add_argument("--task", default="arc_easy", help="task name (or mmlu:<subject>)")
     parser.add_argument("--format", default="letter", choices=["letter", "cloze"])
     parser.add_argument("--split", default=None, help="task split (default: the task's evaluation split)")
-    parser.add_argument("--limit", type=int, default=None, help="number of items (seeded subsample)")
+    parser.add_argument("--limit", type=positive_int, default=None, help="number of items (seeded subsample, >= 1)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--dtype", default=None, help="bf16 or fp32 (default: bf16 where fast)")
 

@@ -23,11 +23,18 @@ def read_passages(path: str | Path) -> list[str]:
 
 
 def parse_layer_range(text: str) -> list[int]:
-    """``"3:10"`` -> [3, ..., 9]; ``"1,4,7"`` -> [1, 4, 7]."""
-    if ":" in text:
-        start, stop = text.split(":")
-        return list(range(int(start), int(stop)))
-    return [int(part) for part in text.split(",") if part.strip()]
+    """``"3:10"`` -> [3, ..., 9]; ``"1,4,7"`` -> [1, 4, 7]; anything else: argparse.ArgumentTypeError."""
+    try:
+        if ":" in text:
+            start, stop = text.split(":")
+            layers = list(range(int(start), int(stop)))
+        else:
+            layers = [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        layers = []
+    if not layers:
+        raise argparse.ArgumentTypeError(f"invalid layer range {text!r}: use a range such as 3:10 or a list such as 1,4,7")
+    return layers
 
 
 def format_trace(trace: Trace) -> str:
@@ -48,7 +55,7 @@ def _add_prune(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--n-calibration", type=int, default=64, help="calibration items, disjoint from evaluation")
     parser.add_argument("--items-seed", type=int, default=0,
                         help="seed of the calibration/evaluation split (--seed seeds random schedules)")
-    parser.add_argument("--layers", default=None, help="random_in_range: index range '3:10' or list '1,4,7'")
+    parser.add_argument("--layers", type=parse_layer_range, default=None, help="random_in_range: index range '3:10' or list '1,4,7'")
     parser.add_argument("--n-remove", type=int, default=None, help="removal steps (default: until one layer is left)")
     parser.add_argument("--passages", default=None,
                         help="lm_loss: text file of calibration passages separated by blank lines "
@@ -75,7 +82,7 @@ def prune_command(args: argparse.Namespace) -> int:
           f"calibration {'passages' if args.criterion == 'lm_loss' else 'items'}, {args.format} format, "
           f"schedule {args.schedule}")
     trace = prune(model, tokenizer, evaluation, args.schedule, calibration=calibration, criterion=args.criterion,
-                  seed=args.seed, layers=parse_layer_range(args.layers) if args.layers else None,
+                  seed=args.seed, layers=args.layers,
                   n_remove=args.n_remove, format=args.format, task=args.task, split=data.split, store=store,
                   cache=False if args.no_cache else "auto")
     print(format_trace(trace))

@@ -419,3 +419,17 @@ def test_cli_prints_the_per_step_table_and_where_the_trace_is(tiny_model, tokeni
     assert "step  removed" in out and "trace stored in" in out
     assert len([line for line in out.splitlines() if line.strip()[:1].isdigit()]) == 5
     assert len(list((tmp_path / "store" / "trace").glob("*.arrays.parquet"))) == 1
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["prune", "--layers", "3:x"], "argument --layers: invalid layer range '3:x'"),
+    (["prune", "--layers", "5:5"], "argument --layers: invalid layer range '5:5'"),
+    (["evaluate", "--limit", "-5"], "argument --limit: '-5' is not a positive integer"),
+    (["evaluate", "--limit", "0"], "argument --limit: '0' is not a positive integer"),
+])
+def test_bad_arguments_are_refused_in_one_line_before_any_work(argv, message, capsys):
+    from layercollapse.cli import main
+
+    with pytest.raises(SystemExit) as exited:
+        main(argv)
+    assert exited.value.code == 2 and message in capsys.readouterr().err
