@@ -64,6 +64,7 @@ from layercollapse.pruning import (  # noqa: E402
 )
 from layercollapse.batching import Request, collate, plan_batches  # noqa: E402
 from layercollapse.budget import GPU_TOKEN_BUDGET  # noqa: E402
+from layercollapse.provenance import cpu_model  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
 LLAMA2_7B = dict(hidden_size=4096, intermediate_size=11008, num_hidden_layers=32, num_attention_heads=32,
@@ -340,16 +341,6 @@ def device_slug(device: torch.device) -> str:
     if device.type != "cuda":
         return device.type
     return re.sub(r"[^a-z0-9]+", "-", torch.cuda.get_device_name(device).lower()).strip("-")
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def run(args: argparse.Namespace, log: Callable[[str], None] = print) -> dict:

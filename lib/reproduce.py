@@ -78,8 +78,9 @@ def run_plan_steps(experiments, only: str | None = None, check_only: bool = Fals
         yield name, True, time.perf_counter() - start
 
 
-def missing_experiments(profile: str) -> list[str]:
-    """Names of the plan steps of ``profile`` whose results are not all stored (computes nothing)."""
+def missing_experiments(profile) -> list[str]:
+    """Names of the plan steps of ``profile`` (a name or a loaded Profile) whose results are not all stored
+    (computes nothing)."""
     from .experiments import Experiments
 
     experiments = Experiments(profile, compute=False, progress=False)
@@ -109,9 +110,9 @@ def render(args: argparse.Namespace) -> int:
     from .chapters import render_all
     from .profiles import load_profile
 
-    load_profile(args.profile)  # an unknown or invalid profile fails here, in one line, before any kernel starts
+    profile = load_profile(args.profile)  # an unknown or invalid profile fails here, in one line, before any kernel
     if not args.compute:
-        missing = missing_experiments(args.profile)
+        missing = missing_experiments(profile)
         if missing:
             print(f"error: {len(missing)} experiment(s) of profile '{args.profile}' are not stored "
                   f"(first: {missing[0]}); rendering reads stored results only. Compute them with "
