@@ -157,12 +157,23 @@ def _encode_table(table: pd.DataFrame | None) -> bytes:
     if not isinstance(frame, pd.DataFrame):
         raise TypeError(f"table must be a pandas DataFrame, got {type(frame).__name__}")
     sink = pa.BufferOutputStream()
-    pq.write_table(pa.Table.from_pandas(frame), sink)
+    pq.write_table(pa.Table.from_pandas(frame, nthreads=1), sink)
     return sink.getvalue().to_pybytes()
 
 
+def _read_parquet(data: bytes) -> pa.Table:
+    """The Parquet table in ``data``, read on the calling thread.
+
+    Result files are small, and Arrow's background thread pools (``pq.read_table`` goes through the
+    dataset scanner) can abort the interpreter at exit ("terminate called without an active
+    exception", apache/arrow#34314), which turned a finished run into exit code -6.
+    """
+    with pq.ParquetFile(pa.BufferReader(data)) as parquet:
+        return parquet.read(use_threads=False)
+
+
 def _decode_table(data: bytes) -> pd.DataFrame:
-    return pq.read_table(pa.BufferReader(data)).to_pandas()
+    return _read_parquet(data).to_pandas(use_threads=False)
 
 
 def _check_arrays(arrays: Arrays | None) -> dict[str, np.ndarray]:
@@ -198,7 +209,7 @@ def _encode_arrays(arrays: Mapping[str, np.ndarray]) -> bytes:
 
 
 def _decode_arrays(data: bytes, described: Mapping[str, Mapping[str, Any]]) -> dict:
-    table = pq.read_table(pa.BufferReader(data))
+    table = _read_parquet(data)
     arrays = {}
     for name, info in described.items():
         flat = pc.list_flatten(table.column(name)).to_numpy(zero_copy_only=False)
