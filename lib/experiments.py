@@ -148,19 +148,29 @@ class Experiments:
     """
 
     def __init__(self, profile: Profile | str | None = None, store: Store | None = None, compute: bool | None = None,
-                 progress: bool = True, load_model: Callable[..., tuple[Any, Any]] | None = None) -> None:
+                 progress: bool = True, load_model: Callable[..., tuple[Any, Any]] | None = None,
+                 repair: bool = False) -> None:
         """Args:
             compute: compute missing results (None: only when ``$LAYERCOLLAPSE_COMPUTE`` is 1, which
                 ``reproduce`` and ``render --compute`` set; a chapter otherwise never starts a run).
+            repair: recompute a stored result whose files are damaged (with ``compute``; ``reproduce
+                --repair``). Otherwise a damaged result raises ``store.CorruptResultError``: replacing a
+                committed result is never a side effect.
             load_model: ``(name, dtype=...) -> (model, tokenizer)``; default ``models.load_model``
                 (tests pass tiny random models through it).
         """
         self.profile = profile if isinstance(profile, Profile) else load_profile(profile)
         self.store = store or Store(profile=self.profile.name)
         self.compute = compute_allowed() if compute is None else compute
+        self.damaged = "warn" if repair else "raise"  # what a damaged stored result does (see Store.load)
         self.progress = progress
         self._load_model = load_model
         self._loaded: tuple[str, Any, Any] | None = None
+
+    def on_store(self, store: Store, *, compute: bool) -> Experiments:
+        """The same experiments (profile, model loader, progress) over another store."""
+        return Experiments(self.profile, store=store, compute=compute, progress=self.progress,
+                           load_model=self._load_model, repair=self.damaged == "warn")
 
     # ------------------------------------------------------------------ inputs
 
@@ -216,7 +226,7 @@ class Experiments:
     def _cached(self, kind: str, spec: dict[str, Any], compute) -> Result:
         version = compute_version(kind)
         if not self.compute:
-            stored = self.store.load(kind, spec, compute_version=version)
+            stored = self.store.load(kind, spec, compute_version=version, damaged=self.damaged)
             if stored is None:
                 raise MissingResult(kind, spec, self.profile.name)
             return stored
@@ -229,7 +239,7 @@ class Experiments:
             return audit_record(kind, device=None if device is None else str(device), dtype=self.dtype_name(),
                                 token_budget=None if device is None else default_token_budget(device), wall_s=wall_s)
 
-        return cached(self.store, kind, spec, compute, compute_version=version, audit=audit)
+        return cached(self.store, kind, spec, compute, compute_version=version, audit=audit, damaged=self.damaged)
 
     # ---------------------------------------------------------------- readouts
 
@@ -330,7 +340,7 @@ class Experiments:
                       "layers": None if layers is None else sorted(layers)}
             if n_remove is not None:
                 wanted["n_remove"] = n_remove
-            found[seed] = next(iter_traces(self.store, **wanted), None)
+            found[seed] = next(iter_traces(self.store, damaged=self.damaged, **wanted), None)
         missing = [seed for seed in seeds if found[seed] is None]
         if missing and not self.compute:
             raise MissingResult(f"trace ({schedule}, seed {missing[0]})", {"model": model, "task": task},

@@ -814,17 +814,18 @@ def prune_seeds(
     return traces
 
 
-def iter_traces(store: Store, *, any_code: bool = False, **where: Any) -> Iterator[Trace]:
+def iter_traces(store: Store, *, any_code: bool = False, damaged: str = "warn", **where: Any) -> Iterator[Trace]:
     """Stored traces whose spec has every ``field == value`` of ``where`` (e.g. ``schedule="random"``).
 
     Only traces the store would serve (the current trace compute version, :func:`provenance.is_current`),
-    unless ``any_code``.
+    unless ``any_code``. ``damaged``: a trace whose files are damaged is skipped with a warning
+    (``"warn"``) or raises ``store.CorruptResultError`` (``"raise"``).
     """
-    for sidecar in store.sidecars(TRACE_KIND):
+    for sidecar in store.sidecars(TRACE_KIND, damaged=damaged):
         spec = sidecar.get("spec", {})
         if not any_code and not is_current(TRACE_KIND, sidecar.get("compute_version")):
             continue
         if all(spec.get(name) == value for name, value in where.items()):
-            result = store.load_key(TRACE_KIND, sidecar["key"])
+            result = store.load_key(TRACE_KIND, sidecar["key"], damaged=damaged)
             if result is not None:
                 yield Trace.from_result(result)

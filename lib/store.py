@@ -70,6 +70,15 @@ class CorruptResultWarning(UserWarning):
     """A stored result failed verification and is treated as missing."""
 
 
+class CorruptResultError(ValueError):
+    """A stored result whose files are damaged, where it may not be silently recomputed."""
+
+    def __init__(self, path: Path, why: str) -> None:
+        super().__init__(f"{path}: {why}. Restore it (`git checkout -- {path.parent}` for a committed result), "
+                         "or recompute it on purpose: `python -m layercollapse reproduce --repair`")
+        self.path = path
+
+
 class ResultExistsError(FileExistsError):
     """A different result is already stored under this key (pass ``overwrite=True``)."""
 
@@ -325,8 +334,30 @@ def _warn_corrupt(path: Path, why: str) -> None:
                   stacklevel=4)
 
 
-def _read_payload(directory: Path, stem: str) -> tuple[dict, pd.DataFrame, dict] | None:
-    """Read and verify a payload; None (with a warning if damaged) when not usable."""
+class _Damaged(Exception):
+    """Internal: a result's files exist but cannot be used (path, why)."""
+
+    def __init__(self, path: Path, why: str) -> None:
+        super().__init__(f"{path}: {why}")
+        self.path, self.why = path, why
+
+
+def _read_payload(directory: Path, stem: str, damaged: str = "warn") -> tuple[dict, pd.DataFrame, dict] | None:
+    """Read and verify a payload; None when it is not stored.
+
+    ``damaged``: what a stored but unusable payload does: ``"warn"`` (a ``CorruptResultWarning``, then
+    None: the caller recomputes it) or ``"raise"`` (``CorruptResultError``: the caller may not replace it).
+    """
+    try:
+        return _verified_payload(directory, stem)
+    except _Damaged as err:
+        if damaged == "raise":
+            raise CorruptResultError(err.path, err.why) from None
+        _warn_corrupt(err.path, err.why)
+        return None
+
+
+def _verified_payload(directory: Path, stem: str) -> tuple[dict, pd.DataFrame, dict] | None:
     sidecar_path = directory / (stem + SIDECAR_SUFFIX)
     try:
         sidecar = json.loads(sidecar_path.read_text("utf-8"))
@@ -334,27 +365,23 @@ def _read_payload(directory: Path, stem: str) -> tuple[dict, pd.DataFrame, dict]
     except FileNotFoundError:
         return None
     except (OSError, ValueError, KeyError, TypeError) as err:
-        _warn_corrupt(sidecar_path, f"unreadable sidecar ({err})")
-        return None
+        raise _Damaged(sidecar_path, f"unreadable sidecar ({err})") from None
     blobs = {}
     for name, expected in files.items():
         path = directory / name
         try:
             data = path.read_bytes()
         except OSError as err:
-            _warn_corrupt(path, f"payload missing ({err.strerror})")
-            return None
+            raise _Damaged(path, f"payload missing ({err.strerror})") from None
         if len(data) != expected["n_bytes"] or _sha256(data) != expected["sha256"]:
-            _warn_corrupt(path, "checksum mismatch (corrupt or truncated)")
-            return None
+            raise _Damaged(path, "checksum mismatch (corrupt or truncated)")
         blobs[name] = data
     try:
         table = _decode_table(blobs[stem + TABLE_SUFFIX])
         described = sidecar.get("arrays", {})
         arrays = _decode_arrays(blobs[stem + ARRAYS_SUFFIX], described) if described else {}
     except (pa.ArrowException, KeyError, ValueError) as err:
-        _warn_corrupt(directory / (stem + TABLE_SUFFIX), f"undecodable payload ({err})")
-        return None
+        raise _Damaged(directory / (stem + TABLE_SUFFIX), f"undecodable payload ({err})") from None
     return sidecar, table, arrays
 
 
@@ -451,22 +478,27 @@ class Store:
         return key
 
     def load(
-        self, kind: str, spec: Mapping[str, Any], *, compute_version: str = ""
+        self, kind: str, spec: Mapping[str, Any], *, compute_version: str = "", damaged: str = "warn"
     ) -> Result | None:
-        """Return the verified result for ``spec``, or None if missing or corrupt."""
+        """Return the verified result for ``spec``, or None if missing (or corrupt, with ``damaged="warn"``).
+
+        ``damaged="raise"``: a stored result whose files are damaged raises ``CorruptResultError``.
+        """
         full = versioned_spec(spec, compute_version)
-        result = self.load_key(kind, spec_key(spec, compute_version))
+        result = self.load_key(kind, spec_key(spec, compute_version), damaged=damaged)
         if result is not None and result.meta.get("spec") != full["spec"]:
             path = self.directory(kind) / (result.key + SIDECAR_SUFFIX)
+            if damaged == "raise":
+                raise CorruptResultError(path, "sidecar spec differs from the requested spec")
             _warn_corrupt(path, "sidecar spec differs from the requested spec")
             return None
         return result
 
-    def load_key(self, kind: str, key: str) -> Result | None:
-        """Return the verified result stored under ``key``, or None."""
+    def load_key(self, kind: str, key: str, *, damaged: str = "warn") -> Result | None:
+        """Return the verified result stored under ``key``, or None (``damaged``: see :meth:`load`)."""
         directory = self.directory(kind)
         with _locked(directory, key, shared=True):
-            payload = _read_payload(directory, key)
+            payload = _read_payload(directory, key, damaged)
         if payload is None:
             return None
         sidecar, table, arrays = payload
@@ -491,8 +523,10 @@ class Store:
         return sorted(p.name for p in self.root.iterdir()
                       if p.is_dir() and not p.name.startswith("."))
 
-    def sidecars(self, kind: str) -> list[dict[str, Any]]:
-        """Sidecars of all results of ``kind`` (not verified against payloads), by key."""
+    def sidecars(self, kind: str, *, damaged: str = "warn") -> list[dict[str, Any]]:
+        """Sidecars of all results of ``kind`` (not verified against payloads), by key.
+
+        ``damaged``: an unreadable sidecar is skipped with a warning, or raises (see :meth:`load`)."""
         directory = self.directory(kind)
         found = []
         for path in sorted(directory.glob("*" + SIDECAR_SUFFIX)):
@@ -501,6 +535,8 @@ class Store:
             try:
                 found.append(json.loads(path.read_text("utf-8")))
             except (OSError, ValueError) as err:
+                if damaged == "raise":
+                    raise CorruptResultError(path, f"unreadable sidecar ({err})") from None
                 _warn_corrupt(path, f"unreadable sidecar ({err})")
         return found
 
@@ -527,15 +563,17 @@ def cached(
     *,
     compute_version: str = "",
     audit: Callable[[float], Mapping[str, Any]] | None = None,
+    damaged: str = "warn",
 ) -> Result:
     """Load the result for ``spec`` if stored and valid, else compute, save and load it.
 
     ``compute_fn()`` returns a DataFrame, a mapping name -> array, or a
     ``(table, arrays)`` pair. ``audit(wall_s)`` gives the sidecar's provenance record of a
     computed result. The returned ``Result`` is always read back from disk, so a fresh
-    computation and a cache hit give identical objects.
+    computation and a cache hit give identical objects. ``damaged``: see :meth:`Store.load`
+    (``"warn"`` recomputes a damaged result, ``"raise"`` refuses to).
     """
-    result = store.load(kind, spec, compute_version=compute_version)
+    result = store.load(kind, spec, compute_version=compute_version, damaged=damaged)
     if result is not None:
         return result
     start = time.perf_counter()
