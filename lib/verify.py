@@ -85,9 +85,10 @@ def compare_results(stored: Result, fresh: Result, tolerance: float = DEFAULT_TO
                               mismatch=f"{label}: stored shape {np.shape(old)}, recomputed {found}")
         old, new = np.asarray(old), np.asarray(new)
         if old.dtype.kind == "f" and new.dtype.kind == "f":
-            diff = np.abs(new.astype(np.float64) - old.astype(np.float64))
-            both_nan = np.isnan(old) & np.isnan(new)
-            diff = np.where(both_nan, 0.0, np.nan_to_num(diff, nan=np.inf))
+            same = (old == new) | (np.isnan(old) & np.isnan(new))  # equal infinities (absent options) agree
+            with np.errstate(invalid="ignore"):
+                diff = np.abs(new.astype(np.float64) - old.astype(np.float64))
+            diff = np.where(same, 0.0, np.nan_to_num(diff, nan=np.inf, posinf=np.inf))
             n_values += diff.size
             n_over += int((diff > tolerance).sum())
             max_abs = max(max_abs, float(diff.max(initial=0.0)))

@@ -10,6 +10,7 @@ import shutil
 import warnings
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from golden import GOLDEN_PROFILE, GOLDEN_STORE, golden_loader
@@ -138,3 +139,16 @@ def test_compare_results_names_a_structural_difference(store):
     changed = store.load("readout", readout.spec, compute_version=compute_version("readout"))
     comparison = compare_results(stored, changed)
     assert not comparison.agrees() and "array 'gold'" in comparison.mismatch
+
+
+def test_equal_infinities_agree_and_nan_against_a_number_does_not():
+    from layercollapse.store import Result
+
+    def result(scores):
+        return Result("k", "readout", {}, pd.DataFrame(), {"scores": np.array(scores, np.float32)}, {})
+
+    stored = result([[0.0, -np.inf], [-1.0, np.nan]])
+    assert compare_results(stored, result([[0.0005, -np.inf], [-1.0, np.nan]])).max_abs == pytest.approx(5e-4)
+    assert compare_results(stored, result([[0.0005, -np.inf], [-1.0, np.nan]])).agrees()
+    broken = compare_results(stored, result([[0.0, -np.inf], [-1.0, 2.0]]))
+    assert broken.max_abs == np.inf and broken.n_over == 1 and not broken.agrees()
