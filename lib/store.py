@@ -385,6 +385,27 @@ def _verified_payload(directory: Path, stem: str) -> tuple[dict, pd.DataFrame, d
     return sidecar, table, arrays
 
 
+# ------------------------------------------------------------------- reads log
+
+_RESULTS_READ: dict[tuple[str, str, str], str] = {}  # (store root, kind, key) -> content digest of each result read
+
+
+def content_digest(sidecar: Mapping[str, Any]) -> str:
+    """16 hex digits identifying a stored result's content: the sha256 of its payload files' checksums."""
+    return hashlib.sha256(canonical_json(sidecar.get("files", {})).encode()).hexdigest()[:KEY_LENGTH]
+
+
+def results_read(store: Store) -> list[dict[str, str]]:
+    """Every result of ``store`` this process has loaded (and verified) so far: kind, key, content digest.
+
+    A verdict records these as its evidence (``Verdict.record``): a chapter runs in its own kernel, so
+    they are the results the chapter read.
+    """
+    root = str(store.root.resolve())
+    return [{"kind": kind, "key": key, "digest": digest}
+            for (where, kind, key), digest in sorted(_RESULTS_READ.items()) if where == root]
+
+
 # ------------------------------------------------------------------------- store
 
 
@@ -502,6 +523,7 @@ class Store:
         if payload is None:
             return None
         sidecar, table, arrays = payload
+        _RESULTS_READ[(str(self.root.resolve()), kind, key)] = content_digest(sidecar)
         return Result(key, kind, sidecar.get("spec", {}), table, arrays, sidecar)
 
     def exists(self, kind: str, spec: Mapping[str, Any], *, compute_version: str = "") -> bool:

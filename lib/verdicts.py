@@ -9,17 +9,20 @@ metadata under ``layercollapse-verdict``) and writes it to
 from __future__ import annotations
 
 import dataclasses
+import functools
+import hashlib
 import html
 import json
 import math
 import os
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from .profiles import active_profile, project_root
-from .store import write_atomic
+from .store import KEY_LENGTH, Store, canonical_json, content_digest, results_read, write_atomic
 
 STATUSES = ("supported", "not supported", "inconclusive")
 METADATA_KEY = "layercollapse-verdict"  # display-metadata key the chapter tests look for
@@ -79,6 +82,7 @@ class Verdict:
         n: number of independent units behind it (items, seeds or runs: say which in ``text``).
         p: p-value of the test, if one was run.
         text: one or two sentences: what was tested, on what, and why this status.
+        rule: the function that decided it (``module.function``; set by :func:`verdict_rule`).
     """
 
     claim: str
@@ -89,6 +93,7 @@ class Verdict:
     ci: tuple[float, float] | None = None
     n: int = 0
     p: float | None = None
+    rule: str = ""
 
     def __post_init__(self) -> None:
         claim_base(self.claim)
@@ -148,12 +153,18 @@ class Verdict:
         return cls(**{key: value for key, value in data.items() if key in names})
 
     def record(self, profile: str | None = None) -> Path:
-        """Write ``<verdicts_dir(profile)>/<claim>.json`` atomically (temp file + os.replace)."""
+        """Write ``<verdicts_dir(profile)>/<claim>.json`` atomically (temp file + os.replace).
+
+        The file carries its evidence (the rule, and every result of the profile's store this process read, with its
+        content digest: :func:`store.results_read`) and a digest of everything in it, so that
+        :func:`load_verdicts` can refuse a file edited by hand or one whose results changed since.
+        """
         profile = profile or active_profile()
         folder = verdicts_dir(profile)
         folder.mkdir(parents=True, exist_ok=True)
         path = folder / f"{self.claim}.json"
-        payload = json.dumps({**self.to_dict(), "profile": profile}, indent=2, allow_nan=True) + "\n"
+        record = {**self.to_dict(), "profile": profile, "evidence": results_read(Store(profile=profile))}
+        payload = json.dumps({**record, "digest": _digest(record)}, indent=2, allow_nan=True) + "\n"
         write_atomic(path, payload.encode())
         return path
 
@@ -165,12 +176,59 @@ class Verdict:
         display(self, metadata={METADATA_KEY: self.to_dict()})
 
 
+class VerdictError(ValueError):
+    """A recorded verdict that cannot be verified; the message names the file and how to record it again."""
+
+
+def verdict_rule(function: Callable[..., Verdict]) -> Callable[..., Verdict]:
+    """Decorator for the functions that decide a claim: their verdicts record which rule decided them."""
+    name = f"{function.__module__}.{function.__qualname__}"
+
+    @functools.wraps(function)
+    def decide(*args: Any, **kwargs: Any) -> Verdict:
+        return dataclasses.replace(function(*args, **kwargs), rule=name)
+
+    return decide
+
+
+def _digest(record: dict[str, Any]) -> str:
+    return hashlib.sha256(canonical_json(record).encode()).hexdigest()[:KEY_LENGTH]
+
+
+def _verified(path: Path, profile: str | None) -> Verdict:
+    """The verdict in ``path``, after checking its digest and that its evidence is still stored as it was."""
+    again = f"re-render the chapter that shows verdict {path.stem} (profile '{profile or active_profile()}') to record it again"
+    try:
+        record = json.loads(path.read_text("utf-8"))
+        digest = record.pop("digest")
+        verdict = Verdict.from_dict(record)
+    except json.JSONDecodeError as err:
+        raise VerdictError(f"{path} is not valid JSON ({err}); {again}") from None
+    except (KeyError, TypeError, ValueError, AttributeError) as err:
+        raise VerdictError(f"{path} is not a recorded verdict ({type(err).__name__}: {err}); {again}") from None
+    if digest != _digest(record):
+        raise VerdictError(f"{path} was changed after it was recorded (its digest does not match its content); {again}")
+    store = Store(profile=profile or active_profile())
+    for result in record.get("evidence", []):
+        stored = store.load_key(result["kind"], result["key"])
+        if stored is None or content_digest(stored.meta) != result["digest"]:
+            what = "is no longer stored" if stored is None else "has changed since"
+            raise VerdictError(f"{path} was decided from the result {result['kind']}/{result['key']}, which {what} "
+                               f"(in {store.root}); {again}")
+    return verdict
+
+
 def load_verdicts(profile: str | None = None) -> dict[str, Verdict]:
-    """Every recorded verdict of ``profile``, by claim id, in ledger order."""
+    """Every recorded verdict of ``profile``, by claim id, in ledger order.
+
+    Raises:
+        VerdictError: a file is not valid JSON, was edited after it was recorded, or was decided from
+            results that are no longer stored as they were (the message names the file).
+    """
     folder = verdicts_dir(profile)
     found = {}
-    for path in folder.glob("*.json"):
-        verdict = Verdict.from_dict(json.loads(path.read_text()))
+    for path in sorted(folder.glob("*.json")):
+        verdict = _verified(path, profile)
         found[verdict.claim] = verdict
     order = list(CLAIMS)
     return dict(sorted(found.items(), key=lambda item: (order.index(claim_base(item[0])), item[0])))

@@ -62,6 +62,8 @@ class Comparison:
 
 def _describe(result: Result) -> str:
     spec = result.spec
+    if isinstance(spec.get("trace_spec"), dict):  # a result along a pruning trace: name the trace
+        spec = {**spec["trace_spec"], "experiment": spec.get("experiment")}
     parts = [str(spec[name]) for name in ("model", "task", "experiment", "schedule") if spec.get(name) is not None]
     return " ".join(parts) or "-"
 

@@ -6,6 +6,7 @@ profile, with its tiny random models, so results can be damaged, repaired and re
 
 from __future__ import annotations
 
+import json
 import shutil
 import warnings
 
@@ -152,3 +153,66 @@ def test_equal_infinities_agree_and_nan_against_a_number_does_not():
     assert compare_results(stored, result([[0.0005, -np.inf], [-1.0, np.nan]])).agrees()
     broken = compare_results(stored, result([[0.0, -np.inf], [-1.0, 2.0]]))
     assert broken.max_abs == np.inf and broken.n_over == 1 and not broken.agrees()
+
+
+# ------------------------------------------------------------------------ verdicts
+
+
+@pytest.fixture()
+def recorded(store, tmp_path, monkeypatch):
+    """A verdict decided by a real rule from a result of the (golden) store, recorded for profile 'golden'."""
+    from layercollapse.claims import perturbation
+    from layercollapse.verdicts import DATA_ENV
+
+    monkeypatch.setenv(DATA_ENV, str(tmp_path / "data"))
+    monkeypatch.setenv("LAYERCOLLAPSE_STORE", str(store.root))
+    readout = experiments_on(store, compute=False).readout()
+    from layercollapse.store import list_results
+
+    verdict = perturbation.verdict_r1(perturbation.run_table(list_results(store)))
+    return verdict, verdict.record("golden"), readout
+
+
+def test_a_recorded_verdict_carries_its_rule_and_evidence_and_loads_back(recorded):
+    from layercollapse.verdicts import load_verdicts
+
+    verdict, path, readout = recorded
+    saved = json.loads(path.read_text())
+    assert saved["rule"] == "layercollapse.claims.perturbation.verdict_r1"
+    key = spec_key(readout.spec, compute_version("readout"))
+    assert {"kind": "readout", "key": key} in [{k: e[k] for k in ("kind", "key")} for e in saved["evidence"]]
+    assert load_verdicts("golden") == {"R1": verdict}
+
+
+def test_a_verdict_edited_by_hand_is_refused(recorded):
+    from layercollapse.verdicts import VerdictError, load_verdicts
+
+    _, path, _ = recorded
+    saved = json.loads(path.read_text())
+    saved["status"] = "not supported" if saved["status"] == "supported" else "supported"
+    path.write_text(json.dumps(saved, indent=2))
+    with pytest.raises(VerdictError, match=f"{path}.*changed after it was recorded.*re-render"):
+        load_verdicts("golden")
+
+
+def test_a_truncated_verdict_names_its_file(recorded):
+    from layercollapse.verdicts import VerdictError, load_verdicts
+
+    _, path, _ = recorded
+    path.write_text(path.read_text()[:40])
+    with pytest.raises(VerdictError, match=f"{path} is not valid JSON"):
+        load_verdicts("golden")
+
+
+def test_a_verdict_whose_results_changed_is_refused(recorded, store):
+    from layercollapse.verdicts import VerdictError, load_verdicts
+
+    _, _, readout = recorded
+    stored = store.load("readout", readout.spec, compute_version=compute_version("readout"))
+    store.save("readout", readout.spec, stored.table, {**stored.arrays, "scores": stored.arrays["scores"] + 1},
+               compute_version=compute_version("readout"), overwrite=True)
+    with pytest.raises(VerdictError, match=f"readout/{stored.key}, which has changed since"):
+        load_verdicts("golden")
+    store.remove("readout", stored.key)
+    with pytest.raises(VerdictError, match="which is no longer stored"):
+        load_verdicts("golden")

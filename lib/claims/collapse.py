@@ -33,7 +33,7 @@ import numpy as np
 import pandas as pd
 
 from .. import metrics, stats
-from ..verdicts import Verdict
+from ..verdicts import Verdict, verdict_rule
 
 __all__ = [
     "CLIFF_FACTOR",
@@ -271,6 +271,7 @@ def area_between(iterative, randoms: Sequence, confidence: float = 0.95, n_resam
 # -------------------------------------------------------------------------------------- verdicts
 
 
+@verdict_rule
 def verdict_c1(trace, chance: float, factor: float = CLIFF_FACTOR, n_resamples: int = 1000,
                seed: int = 0) -> Verdict:
     """C1: is the iterative trace's decline to chance a cliff (one step carries it) or a slope?
@@ -311,6 +312,7 @@ def verdict_c1(trace, chance: float, factor: float = CLIFF_FACTOR, n_resamples: 
                    ci=(excess.low, excess.high), n=n_items)
 
 
+@verdict_rule
 def verdict_c2(trace, similarity: pd.DataFrame, chance: float, threshold: float = CKA_THRESHOLD,
                n_resamples: int = 1000, seed: int = 0) -> Verdict:
     """C2: does linear CKA to the intact network stay >= ``threshold`` where accuracy has collapsed?
@@ -347,6 +349,7 @@ def verdict_c2(trace, similarity: pd.DataFrame, chance: float, threshold: float 
     return Verdict("C2", status, statistic, cka, detail + verdict, ci=ci, n=n_items)
 
 
+@verdict_rule
 def verdict_r3(iterative, loss: np.ndarray, chance: float, randoms: Sequence = (), factor: float = CLIFF_FACTOR,
                n_resamples: int = 1000, seed: int = 0) -> Verdict:
     """R3: is the accuracy collapse specific to the decision task, or does plain-text LM loss break at the same depth?

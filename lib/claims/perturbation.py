@@ -16,7 +16,7 @@ import pandas as pd
 
 from .. import metrics, stats
 from ..experiments import Phases, chance_accuracy
-from ..verdicts import Verdict
+from ..verdicts import Verdict, verdict_rule
 
 __all__ = [
     "SEEDED_SCHEDULES",
@@ -111,6 +111,7 @@ def run_table(results: pd.DataFrame, models: Sequence[str] | None = None, tasks:
     return pd.DataFrame(grouped, columns=columns)
 
 
+@verdict_rule
 def verdict_r1(runs: pd.DataFrame, min_items: int = MIN_ITEMS, min_seeds: int = MIN_SEEDS,
                min_models: int = MIN_MODELS, min_tasks: int = MIN_TASKS) -> Verdict:
     """R1: does the study report its statistics over enough items, seeds, models and tasks?
@@ -331,6 +332,7 @@ def phase_drop(table: pd.DataFrame, scores: np.ndarray, gold: np.ndarray, phase:
     return stats.paired_bootstrap_ci(clean_correct, noisy_correct, n_resamples=n_resamples, seed=seed)
 
 
+@verdict_rule
 def verdict_c6(table: pd.DataFrame, scores: np.ndarray, gold: np.ndarray, n_resamples: int = 2000,
                seed: int = 0) -> Verdict:
     """C6: the Silent Phase degrades already at σ² ≈ 0.02 while the Decisive Phase holds at σ² ≈ 0.1.
@@ -460,6 +462,7 @@ def recovery_gain(table: pd.DataFrame, arrays: Mapping[str, np.ndarray], thresho
                                               n_resamples=n_resamples, seed=seed)}
 
 
+@verdict_rule
 def verdict_c7(table: pd.DataFrame, arrays: Mapping[str, np.ndarray], threshold: float = PLATEAU_FRACTION,
                n_resamples: int = 2000, seed: int = 0) -> Verdict:
     """C7: the DM recovered by fine-tuning stops growing beyond ~40% of layers pruned.

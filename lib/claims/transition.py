@@ -53,7 +53,7 @@ import numpy as np
 import pandas as pd
 
 from .. import metrics, stats
-from ..verdicts import Verdict
+from ..verdicts import Verdict, verdict_rule
 
 __all__ = [
     "WINDOW_FRACTION",
@@ -351,6 +351,7 @@ def _fmt_ci(values: Sequence[float], digits: int = 2) -> str:
     return f"{estimate:.{digits}f} [{low:.{digits}f}, {high:.{digits}f}]"
 
 
+@verdict_rule
 def verdict_c3a(readout, phases, n_resamples: int = 1000, seed: int = 0, confidence: float = 0.95) -> Verdict:
     """C3a on one model x task (the main one): a sharp transition with rising DM (rule: module docstring)."""
     a = assess_transition(readout, phases, n_resamples, seed, confidence)
@@ -398,6 +399,7 @@ def phase_option_frequency(readout, phases, n_resamples: int = 1000, seed: int =
     return pd.DataFrame(rows, columns=["phase", "statistic", "estimate", "low", "high", "n_layers"])
 
 
+@verdict_rule
 def verdict_c3b(readout, phases, n_resamples: int = 1000, seed: int = 0, confidence: float = 0.95) -> Verdict:
     """C3b: the Silent Phase piles answers on one option, the Decisive Phase follows the gold distribution."""
     n_items = readout.scores.shape[1]
@@ -509,6 +511,7 @@ def _drop_at_k1(traces: Sequence, n_resamples: int, seed: int, confidence: float
     return _mean_ci(correct[0, 0] - correct[:, 1].mean(axis=0), n_resamples, seed, confidence)
 
 
+@verdict_rule
 def verdict_c4(decisive: Sequence, phases, tolerance: float = DROP_TOLERANCE, n_resamples: int = 1000,
                seed: int = 0, confidence: float = 0.95) -> Verdict:
     """C4: removing one Decisive-Phase layer costs at most ``tolerance`` accuracy (rule: module docstring)."""
@@ -532,6 +535,7 @@ def verdict_c4(decisive: Sequence, phases, tolerance: float = DROP_TOLERANCE, n_
     return Verdict("C4", status, statistic, drop[0], text, ci=drop[1:], n=n_items)
 
 
+@verdict_rule
 def verdict_c5(silent: Sequence, decisive: Sequence, phases, tests: pd.DataFrame | None = None,
                tolerance: float = DROP_TOLERANCE, n_resamples: int = 1000, seed: int = 0,
                confidence: float = 0.95) -> Verdict:
@@ -606,6 +610,7 @@ def lens_comparison(logit_phases, tuned_phases, confidence: float = 0.95) -> pd.
                          for lens, ph in (("logit", logit_phases), ("tuned", tuned_phases))])
 
 
+@verdict_rule
 def verdict_r2(logit_phases, tuned_phases, n_items: int, confidence: float = 0.95) -> Verdict:
     """R2: the tuned lens finds the transition at the logit lens's depth, not much earlier (rule: module docstring).
 
