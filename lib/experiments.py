@@ -162,7 +162,7 @@ class Experiments:
         self.profile = profile if isinstance(profile, Profile) else load_profile(profile)
         self.store = store or Store(profile=self.profile.name)
         self.compute = compute_allowed() if compute is None else compute
-        self.damaged = "warn" if repair else "raise"  # what a damaged stored result does (see Store.load)
+        self.repair = repair
         self.progress = progress
         self._load_model = load_model
         self._loaded: tuple[str, Any, Any] | None = None
@@ -170,7 +170,12 @@ class Experiments:
     def on_store(self, store: Store, *, compute: bool) -> Experiments:
         """The same experiments (profile, model loader, progress) over another store."""
         return Experiments(self.profile, store=store, compute=compute, progress=self.progress,
-                           load_model=self._load_model, repair=self.damaged == "warn")
+                           load_model=self._load_model, repair=self.repair)
+
+    @property
+    def damaged(self) -> str:
+        """What a stored result with damaged files does (``Store.load``): recomputed only when repairing."""
+        return "warn" if self.repair else "raise"
 
     # ------------------------------------------------------------------ inputs
 

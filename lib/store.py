@@ -136,10 +136,14 @@ def versioned_spec(spec: Mapping[str, Any], compute_version: str = "") -> dict[s
     return {"spec": normalize_spec(spec), "compute_version": str(compute_version)}
 
 
+def json_digest(value: Any) -> str:
+    """The first :data:`KEY_LENGTH` hex digits of the sha256 of ``value``'s canonical JSON."""
+    return hashlib.sha256(canonical_json(value).encode("utf-8")).hexdigest()[:KEY_LENGTH]
+
+
 def spec_key(spec: Mapping[str, Any], compute_version: str = "") -> str:
     """Return the 16-hex-digit key of ``spec`` under ``compute_version``."""
-    text = canonical_json(versioned_spec(spec, compute_version))
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:KEY_LENGTH]
+    return json_digest(versioned_spec(spec, compute_version))
 
 
 #: The profile whose results are committed in ``data/store``; every other profile keeps its own
@@ -329,9 +333,11 @@ def _write_payload_(
     return sidecar
 
 
-def _warn_corrupt(path: Path, why: str) -> None:
-    warnings.warn(f"{path}: {why}; treating the result as missing", CorruptResultWarning,
-                  stacklevel=4)
+def _report_damage(path: Path, why: str, damaged: str) -> None:
+    """A stored result's file is unusable: raise ``CorruptResultError`` (``damaged="raise"``), else warn."""
+    if damaged == "raise":
+        raise CorruptResultError(path, why)
+    warnings.warn(f"{path}: {why}; treating the result as missing", CorruptResultWarning, stacklevel=4)
 
 
 class _Damaged(Exception):
@@ -351,9 +357,7 @@ def _read_payload(directory: Path, stem: str, damaged: str = "warn") -> tuple[di
     try:
         return _verified_payload(directory, stem)
     except _Damaged as err:
-        if damaged == "raise":
-            raise CorruptResultError(err.path, err.why) from None
-        _warn_corrupt(err.path, err.why)
+        _report_damage(err.path, err.why, damaged)
         return None
 
 
@@ -392,7 +396,7 @@ _RESULTS_READ: dict[tuple[str, str, str], str] = {}  # (store root, kind, key) -
 
 def content_digest(sidecar: Mapping[str, Any]) -> str:
     """16 hex digits identifying a stored result's content: the sha256 of its payload files' checksums."""
-    return hashlib.sha256(canonical_json(sidecar.get("files", {})).encode()).hexdigest()[:KEY_LENGTH]
+    return json_digest(sidecar.get("files", {}))
 
 
 def results_read(store: Store) -> list[dict[str, str]]:
@@ -508,10 +512,8 @@ class Store:
         full = versioned_spec(spec, compute_version)
         result = self.load_key(kind, spec_key(spec, compute_version), damaged=damaged)
         if result is not None and result.meta.get("spec") != full["spec"]:
-            path = self.directory(kind) / (result.key + SIDECAR_SUFFIX)
-            if damaged == "raise":
-                raise CorruptResultError(path, "sidecar spec differs from the requested spec")
-            _warn_corrupt(path, "sidecar spec differs from the requested spec")
+            _report_damage(self.directory(kind) / (result.key + SIDECAR_SUFFIX),
+                           "sidecar spec differs from the requested spec", damaged)
             return None
         return result
 
@@ -557,9 +559,7 @@ class Store:
             try:
                 found.append(json.loads(path.read_text("utf-8")))
             except (OSError, ValueError) as err:
-                if damaged == "raise":
-                    raise CorruptResultError(path, f"unreadable sidecar ({err})") from None
-                _warn_corrupt(path, f"unreadable sidecar ({err})")
+                _report_damage(path, f"unreadable sidecar ({err})", damaged)
         return found
 
 

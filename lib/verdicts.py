@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import hashlib
 import html
 import json
 import math
@@ -22,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from .profiles import active_profile, project_root
-from .store import KEY_LENGTH, Store, canonical_json, content_digest, results_read, write_atomic
+from .store import Store, content_digest, json_digest, results_read, write_atomic
 
 STATUSES = ("supported", "not supported", "inconclusive")
 METADATA_KEY = "layercollapse-verdict"  # display-metadata key the chapter tests look for
@@ -164,7 +163,7 @@ class Verdict:
         folder.mkdir(parents=True, exist_ok=True)
         path = folder / f"{self.claim}.json"
         record = {**self.to_dict(), "profile": profile, "evidence": results_read(Store(profile=profile))}
-        payload = json.dumps({**record, "digest": _digest(record)}, indent=2, allow_nan=True) + "\n"
+        payload = json.dumps({**record, "digest": json_digest(record)}, indent=2, allow_nan=True) + "\n"
         write_atomic(path, payload.encode())
         return path
 
@@ -191,10 +190,6 @@ def verdict_rule(function: Callable[..., Verdict]) -> Callable[..., Verdict]:
     return decide
 
 
-def _digest(record: dict[str, Any]) -> str:
-    return hashlib.sha256(canonical_json(record).encode()).hexdigest()[:KEY_LENGTH]
-
-
 def _verified(path: Path, profile: str | None) -> Verdict:
     """The verdict in ``path``, after checking its digest and that its evidence is still stored as it was."""
     again = f"re-render the chapter that shows verdict {path.stem} (profile '{profile or active_profile()}') to record it again"
@@ -206,7 +201,7 @@ def _verified(path: Path, profile: str | None) -> Verdict:
         raise VerdictError(f"{path} is not valid JSON ({err}); {again}") from None
     except (KeyError, TypeError, ValueError, AttributeError) as err:
         raise VerdictError(f"{path} is not a recorded verdict ({type(err).__name__}: {err}); {again}") from None
-    if digest != _digest(record):
+    if digest != json_digest(record):
         raise VerdictError(f"{path} was changed after it was recorded (its digest does not match its content); {again}")
     store = Store(profile=profile or active_profile())
     for result in record.get("evidence", []):

@@ -38,11 +38,11 @@ class Comparison:
     kind: str
     key: str
     what: str
-    n_values: int
-    max_abs: float
-    n_over: int
-    n_predictions: int
-    n_flips: int
+    n_values: int = 0
+    max_abs: float = 0.0
+    n_over: int = 0
+    n_predictions: int = 0
+    n_flips: int = 0
     mismatch: str = ""
 
     def agrees(self) -> bool:
@@ -71,37 +71,34 @@ def _describe(result: Result) -> str:
 def compare_results(stored: Result, fresh: Result, tolerance: float = DEFAULT_TOLERANCE) -> Comparison:
     """Compare two results of the same key: float values within ``tolerance``, other values exactly."""
     base = {"kind": stored.kind, "key": stored.key, "what": _describe(stored)}
-    pairs = [(f"array {name!r}", stored.arrays[name], fresh.arrays.get(name)) for name in stored.arrays]
-    pairs += [(f"column {col!r}", stored.table[col].to_numpy(), fresh.table[col].to_numpy()
-               if col in fresh.table.columns else None) for col in stored.table.columns]
     extra = sorted(set(fresh.arrays) - set(stored.arrays)) + sorted(set(fresh.table.columns) - set(stored.table.columns))
     if extra:
-        return Comparison(**base, n_values=0, max_abs=0.0, n_over=0, n_predictions=0, n_flips=0,
-                          mismatch=f"recomputed result has {extra} that the stored one lacks")
-    n_values = n_over = n_predictions = n_flips = 0
-    max_abs = 0.0
-    for label, old, new in pairs:
+        return Comparison(**base, mismatch=f"recomputed result has {extra} that the stored one lacks")
+    # (label, stored values, recomputed values or None, whether argmax over the last axis is a prediction)
+    pairs = [(f"array {name!r}", old, fresh.arrays.get(name), name in SCORE_ARRAYS) for name, old in stored.arrays.items()]
+    pairs += [(f"column {col!r}", stored.table[col].to_numpy(),
+               fresh.table[col].to_numpy() if col in fresh.table.columns else None, False) for col in stored.table.columns]
+    totals = {"n_values": 0, "max_abs": 0.0, "n_over": 0, "n_predictions": 0, "n_flips": 0}
+    for label, old, new, is_scores in pairs:
         if new is None or np.shape(old) != np.shape(new):
             found = "missing" if new is None else f"shape {np.shape(new)}"
-            return Comparison(**base, n_values=0, max_abs=0.0, n_over=0, n_predictions=0, n_flips=0,
-                              mismatch=f"{label}: stored shape {np.shape(old)}, recomputed {found}")
+            return Comparison(**base, mismatch=f"{label}: stored shape {np.shape(old)}, recomputed {found}")
         old, new = np.asarray(old), np.asarray(new)
-        if old.dtype.kind == "f" and new.dtype.kind == "f":
-            same = (old == new) | (np.isnan(old) & np.isnan(new))  # equal infinities (absent options) agree
-            with np.errstate(invalid="ignore"):
-                diff = np.abs(new.astype(np.float64) - old.astype(np.float64))
-            diff = np.where(same, 0.0, np.nan_to_num(diff, nan=np.inf, posinf=np.inf))
-            n_values += diff.size
-            n_over += int((diff > tolerance).sum())
-            max_abs = max(max_abs, float(diff.max(initial=0.0)))
-            if label.startswith("array") and label.split("'")[1] in SCORE_ARRAYS and old.ndim >= 1:
-                n_predictions += old[..., 0].size
-                n_flips += int((old.argmax(-1) != new.argmax(-1)).sum())
-        elif not np.array_equal(old, new):
-            return Comparison(**base, n_values=n_values, max_abs=max_abs, n_over=n_over,
-                              n_predictions=n_predictions, n_flips=n_flips, mismatch=f"{label} differs")
-    return Comparison(**base, n_values=n_values, max_abs=max_abs, n_over=n_over,
-                      n_predictions=n_predictions, n_flips=n_flips)
+        if old.dtype.kind != "f" or new.dtype.kind != "f":
+            if not np.array_equal(old, new):
+                return Comparison(**base, **totals, mismatch=f"{label} differs")
+            continue
+        same = (old == new) | (np.isnan(old) & np.isnan(new))  # equal infinities (absent options) agree
+        with np.errstate(invalid="ignore"):
+            diff = np.abs(new.astype(np.float64) - old.astype(np.float64))
+        diff = np.where(same, 0.0, np.nan_to_num(diff, nan=np.inf, posinf=np.inf))
+        totals["n_values"] += diff.size
+        totals["n_over"] += int((diff > tolerance).sum())
+        totals["max_abs"] = max(totals["max_abs"], float(diff.max(initial=0.0)))
+        if is_scores and old.ndim >= 1:
+            totals["n_predictions"] += old[..., 0].size
+            totals["n_flips"] += int((old.argmax(-1) != new.argmax(-1)).sum())
+    return Comparison(**base, **totals)
 
 
 def verify_kind(experiments, kind: str, only: str | None = None, tolerance: float = DEFAULT_TOLERANCE,
