@@ -100,10 +100,44 @@ def describe_models() -> str:
     return "\n".join(f"  {name:<20} {entry.note}" for name, entry in MODEL_REGISTRY.items())
 
 
-def _hub_or_local(name_or_path: str) -> str:
+_WEIGHT_PATTERNS = ("*.safetensors", "*.bin", "*.safetensors.index.json", "*.bin.index.json")
+_TOKENIZER_FILES = ("tokenizer.json", "tokenizer.model", "vocab.json", "tokenizer_config.json")
+_FOLDER_HINT = ("A model folder holds config.json, the weights (*.safetensors or *.bin) and the tokenizer files, "
+                "as written by save_pretrained() or `hf download <owner/name> --local-dir <folder>`.")
+
+
+def looks_like_path(name: str) -> bool:
+    """True for names that can only mean a folder: ./x, ../x, /x, ~/x, a/b/c (a Hub id is exactly owner/name)."""
+    return name.startswith((".", "/", "~")) or name.count("/") > 1 or "\\" in name
+
+
+def check_model_folder(folder: str | Path, *, needs_tokenizer: bool = True) -> None:
+    """Raise :class:`UnknownModel` naming what a local model folder lacks (config, weights, tokenizer)."""
+    folder = Path(folder)
+    missing = []
+    if not (folder / "config.json").is_file():
+        missing.append("config.json")
+    if not any(next(folder.glob(pattern), None) for pattern in _WEIGHT_PATTERNS):
+        missing.append("weights (*.safetensors or *.bin)")
+    if needs_tokenizer and not any((folder / name).is_file() for name in _TOKENIZER_FILES):
+        missing.append(f"tokenizer files ({', '.join(_TOKENIZER_FILES)})")
+    if missing:
+        what = "is not a model folder" if "config.json" in missing else "is an incomplete model folder"
+        raise UnknownModel(f"Model folder '{folder}' {what}: it has no {' and no '.join(missing)}. {_FOLDER_HINT}")
+
+
+def _hub_or_local(name_or_path: str, *, needs_tokenizer: bool = True) -> str:
     """Check that a Hub id or folder can be loaded; raise a helpful error otherwise."""
-    if Path(name_or_path).expanduser().is_dir():
-        return str(Path(name_or_path).expanduser())
+    folder = Path(name_or_path).expanduser()
+    if folder.is_dir():
+        check_model_folder(folder, needs_tokenizer=needs_tokenizer)
+        return str(folder)
+    if looks_like_path(name_or_path) or folder.exists():
+        raise UnknownModel(
+            f"Model folder '{name_or_path}' does not exist"
+            f"{' (it is a file)' if folder.exists() else ''}. Pass an existing model folder, "
+            "a Hugging Face Hub id (owner/name) or a short name:\n" + describe_models()
+        )
     if "/" not in name_or_path:
         raise UnknownModel(
             f"Unknown model '{name_or_path}'. Known short names:\n{describe_models()}\n"
@@ -149,10 +183,12 @@ def load_model(
     if entry is not None and entry.is_embedded:
         path = embedded.gguf_path(entry.source)
         folder, kwargs["gguf_file"] = str(path.parent), path.name
+        kwargs["quantization_config"] = _dense_gguf_config()
         tokenizer_source = folder
     else:
-        folder = _hub_or_local(entry.source if entry else name_or_path)
-        tokenizer_source = entry.tokenizer if entry and entry.tokenizer else folder
+        separate_tokenizer = bool(entry and entry.tokenizer)
+        folder = _hub_or_local(entry.source if entry else name_or_path, needs_tokenizer=not separate_tokenizer)
+        tokenizer_source = entry.tokenizer if separate_tokenizer else folder
         if device_map is None and device.type == "cuda":
             device_map = _auto_device_map_if_needed(folder)
     tokenizer = AutoTokenizer.from_pretrained(tokenizer_source, **({"gguf_file": kwargs["gguf_file"]} if "gguf_file" in kwargs else {}))
@@ -166,6 +202,20 @@ def load_model(
     prepare_tokenizer_(tokenizer)
     model.layercollapse_name = name_or_path
     return model, tokenizer
+
+
+def _dense_gguf_config():
+    """Unpack GGUF weights into plain ``nn.Linear`` layers in the requested dtype.
+
+    Layer views, hooks and the numerics tests rely on ordinary Linears, and the loaded model must not
+    depend on whether the optional ``kernels`` package happens to be installed (with it, transformers
+    would keep the weights packed and compute every matmul in float32). Asking for this explicitly
+    also avoids transformers' warning that a packed bf16 model casts every matmul, which does not
+    apply to dense weights.
+    """
+    from transformers import GgufConfig
+
+    return GgufConfig(dequantize=True)
 
 
 def prepare_tokenizer_(tokenizer) -> None:

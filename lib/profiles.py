@@ -198,19 +198,24 @@ class Profile:
         if not self.seeds or len(set(self.seeds)) != len(self.seeds):
             raise ProfileError(f"profile '{self.name}': 'seeds' must be a non-empty list of distinct ints")
 
-    def check_names(self) -> None:
+    def check_names(self, where: str | None = None) -> None:
         """Raise :class:`ProfileError` unless every name resolves (checked when a profile file is loaded):
-        task names must be registered; a model name without '/' must be a short name or an existing folder."""
-        from .models import MODEL_REGISTRY
+        task names must be registered; a model name without '/' must be a short name, a path-like name an existing folder."""
+        from .models import MODEL_REGISTRY, looks_like_path
         from .tasks import TASK_REGISTRY
 
+        where = where or f"profile '{self.name}'"
         for task in (*self.tasks, self.pruning_task):
             if task.partition(":")[0] not in TASK_REGISTRY:
-                raise ProfileError(f"profile '{self.name}': unknown task '{task}'; known tasks: "
+                raise ProfileError(f"{where}: unknown task '{task}'; known tasks: "
                                    f"{', '.join(TASK_REGISTRY)} (and mmlu:<subject>)")
         for run in self.models:
-            if "/" not in run.name and run.name not in MODEL_REGISTRY and not Path(run.name).is_dir():
-                raise ProfileError(f"profile '{self.name}': unknown model '{run.name}'; short names: "
+            if Path(run.name).expanduser().is_dir():
+                continue
+            if looks_like_path(run.name):
+                raise ProfileError(f"{where}: model folder '{run.name}' does not exist")
+            if "/" not in run.name and run.name not in MODEL_REGISTRY:
+                raise ProfileError(f"{where}: unknown model '{run.name}'; short names: "
                                    f"{', '.join(MODEL_REGISTRY)} (or a Hub id / local folder)")
 
     @property
@@ -323,5 +328,5 @@ def load_profile(name: str | None = None) -> Profile:
     except yaml.YAMLError as error:
         raise ProfileError(f"{path}: not valid YAML: {error}") from error
     profile = _build(Profile, data, str(path), name=name)
-    profile.check_names()
+    profile.check_names(where=str(path))
     return profile

@@ -73,6 +73,35 @@ def test_unreachable_hub_id_names_offline_alternatives(monkeypatch):
         load_model("someone/not-a-model")
 
 
+def test_missing_path_like_folder_is_reported_as_a_missing_folder(monkeypatch, tmp_path):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    for name in ("./no/such/folder", str(tmp_path / "absent"), "a/b/c"):
+        with pytest.raises(UnknownModel, match=r"(?s)^Model folder '.*' does not exist\. Pass an existing.*smollm2-135m"):
+            load_model(name)
+
+
+@pytest.mark.parametrize("files, problem", [
+    ({"config.json": "{}"}, "is an incomplete model folder: it has no weights .* and no tokenizer files"),
+    ({"notes.txt": "x"}, "is not a model folder: it has no config.json and no weights"),
+    ({"config.json": "{}", "model.safetensors": ""}, "is an incomplete model folder: it has no tokenizer files"),
+])
+def test_a_folder_that_is_not_a_whole_model_names_what_it_lacks(tmp_path, files, problem):
+    for name, text in files.items():
+        (tmp_path / name).write_text(text)
+    with pytest.raises(UnknownModel, match=f"(?s)^Model folder '{tmp_path}' {problem}.*save_pretrained"):
+        load_model(str(tmp_path))
+
+
+def test_cli_reports_a_bad_model_folder_in_one_line(tmp_path, capsys):
+    from layercollapse.cli import main
+
+    (tmp_path / "config.json").write_text("{}")
+    with pytest.raises(SystemExit) as exit_info:
+        main(["evaluate", "--model", str(tmp_path), "--task", "arc_easy", "--limit", "2"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert exit_info.value.code == 2 and len(err) == 1 and err[0].startswith(f"error: Model folder '{tmp_path}'")
+
+
 def test_default_dtype_is_bf16_on_gpu():
     assert default_dtype("cuda") == torch.bfloat16
     assert default_dtype("cpu") in {torch.bfloat16, torch.float32}
@@ -84,3 +113,23 @@ def test_embedded_smollm2_loads_with_left_padding():
     assert type(model).__name__ == "LlamaForCausalLM" and model.config.num_hidden_layers == 30
     assert tokenizer.padding_side == "left" and tokenizer.pad_token_id is not None
     assert not model.training
+
+
+@pytest.mark.slow
+def test_embedded_bf16_model_is_dense_and_loads_without_the_packed_gguf_warning():
+    import logging
+
+    from transformers.utils import logging as transformers_logging
+
+    warnings = []
+    handler = logging.Handler(logging.WARNING)
+    handler.emit = lambda record: warnings.append(record.getMessage())
+    transformers_logging.get_logger("transformers").addHandler(handler)
+    try:
+        model, _ = load_model("smollm2-135m", dtype="bf16", device="cpu")
+    finally:
+        transformers_logging.get_logger("transformers").removeHandler(handler)
+    linears = [module for name, module in model.named_modules() if name.endswith(("_proj", "lm_head"))]
+    assert len(linears) == 30 * 7 + 1 and {type(module) for module in linears} == {torch.nn.Linear}
+    assert {module.weight.dtype for module in linears} == {torch.bfloat16}
+    assert not [message for message in warnings if "GGUF" in message], warnings

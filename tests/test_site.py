@@ -317,6 +317,9 @@ def test_a_minimal_profile_gets_defaults(spec_dir):
     ({"noise": {"sigma": [0.1]}}, r"key 'noise': unknown key\(s\) \['sigma'\]; allowed keys: \['sigma2', 'n_draws', 'layers_per_phase'\]"),
     ({"main_model": "llama3-8b"}, r"main_model 'llama3-8b' is not one of the models"),
     ({"seeds": [1, 1]}, r"'seeds' must be a non-empty list of distinct ints"),
+    ({"models": [{"name": "smollm2-135m", "format": "letter"}, {"name": "./no/such", "format": "letter"}]}, r"model folder './no/such' does not exist"),
+    ({"models": [{"name": "smollm2-135m", "format": "letter"}, {"name": "smolm", "format": "letter"}]}, r"unknown model 'smolm'; short names: smollm2-135m, "),
+    ({"tasks": ["arc_eesy"]}, r"unknown task 'arc_eesy'; known tasks: .*arc_easy"),
 ])
 def test_invalid_profiles_raise_errors_naming_file_key_and_allowed_values(spec_dir, change, expected):
     path = spec_dir({**VALID_SPEC, **change})
