@@ -171,3 +171,18 @@ def test_ledger_and_a_chapter_run_with_only_the_core_and_notebook_dependencies(t
 def test_the_minimal_environment_check_fails_when_a_needed_package_is_missing(tmp_path):
     report = run_in_minimal_environment(tmp_path, ("index.qmd",), drop=frozenset({"tabulate"}))
     assert "tabulate" in " ".join(report["errors"][str(project_root() / "index.qmd")])
+
+
+def test_environment_yml_installs_the_declared_extras_and_the_embedded_data():
+    import re
+    import tomllib
+
+    import yaml
+
+    declared = set(tomllib.loads((project_root() / "pyproject.toml").read_text())["project"]["optional-dependencies"])
+    pip_lines = next(entry["pip"] for entry in yaml.safe_load((project_root() / "environment.yml").read_text())["dependencies"]
+                     if isinstance(entry, dict))
+    editable = next(line for line in pip_lines if line.startswith("-e ."))
+    extras = set(re.fullmatch(r"-e \.\[([a-z,]+)\]", editable).group(1).split(","))
+    assert extras <= declared and {"notebook", "test", "parity"} <= extras
+    assert "-r requirements-embedded.txt" in pip_lines
