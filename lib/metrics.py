@@ -23,9 +23,29 @@ def predictions(scores: np.ndarray) -> np.ndarray:
     return np.argmax(np.asarray(scores), axis=-1)
 
 
+def checked_gold(scores: np.ndarray, gold: np.ndarray) -> np.ndarray:
+    """``gold`` as an int array, checked against ``scores`` [..., n_items, n_options].
+
+    Raises:
+        ValueError: gold is not one index per item, or an index lies outside the options.
+    """
+    scores, gold = np.asarray(scores), np.asarray(gold)
+    if scores.ndim < 2 or gold.ndim == 0 or gold.shape[-1] != scores.shape[-2]:
+        raise ValueError(f"gold must hold one option index per item: gold has shape {gold.shape}, "
+                         f"scores have shape {scores.shape} ([..., n_items, n_options])")
+    if gold.size and not np.issubdtype(gold.dtype, np.integer):
+        raise ValueError(f"gold must be integer option indices, got dtype {gold.dtype}")
+    n_options = scores.shape[-1]
+    outside = np.flatnonzero((gold < 0) | (gold >= n_options))
+    if outside.size:
+        raise ValueError(f"gold value {gold.flat[outside[0]]} (flat index {outside[0]}) is outside the {n_options} options "
+                         f"(allowed: 0 … {n_options - 1}; {outside.size} item(s) affected)")
+    return gold
+
+
 def correct(scores: np.ndarray, gold: np.ndarray) -> np.ndarray:
     """Whether each item is answered correctly: bool [..., n_items]."""
-    return predictions(scores) == np.asarray(gold)
+    return predictions(scores) == checked_gold(scores, gold)
 
 
 def accuracy(scores: np.ndarray, gold: np.ndarray) -> np.ndarray:
@@ -38,8 +58,8 @@ def decision_margin(scores: np.ndarray, gold: np.ndarray) -> np.ndarray:
 
     Positive exactly when the gold option has the strictly highest probability.
     """
+    gold = checked_gold(scores, gold)
     p = option_probabilities(scores)
-    gold = np.asarray(gold)
     index = np.broadcast_to(gold[..., None], p.shape[:-1] + (1,))
     p_gold = np.take_along_axis(p, index, axis=-1)[..., 0]
     wrong = p.copy()

@@ -37,7 +37,8 @@ def letter_block(item: Item, task: str | None = None) -> str:
     MMLU follows the harness's ``mmlu`` task (no "Question:" prefix); other tasks
     prefix "Question: " and show a passage first when the item has one.
     """
-    options = "".join(f"{LETTERS[k]}. {text}\n" for k, text in enumerate(item.options))
+    letters = [letter.strip() for letter in option_letters(len(item.options), item)]
+    options = "".join(f"{letter}. {text}\n" for letter, text in zip(letters, item.options))
     question = item.question.strip()
     if _task_key(task) == "winogrande":
         question = f"Fill in the blank: {question}"
@@ -54,10 +55,12 @@ def letter_prompt(item: Item, task: str | None = None, shots: Sequence[Item] = (
     return header + solved + letter_block(item, task)
 
 
-def option_letters(n_options: int) -> list[str]:
+def option_letters(n_options: int, item: Item | None = None) -> list[str]:
     """The continuation scored for each option in letter format: " A", " B", …"""
     if n_options > len(LETTERS):
-        raise ValueError(f"Letter format supports at most {len(LETTERS)} options, got {n_options}")
+        which = f"item '{item.id}' has" if item is not None else "got"
+        raise ValueError(f"Letter format supports at most {len(LETTERS)} options; {which} {n_options}: "
+                         "score it in cloze format (format='cloze')")
     return [f" {LETTERS[k]}" for k in range(n_options)]
 
 

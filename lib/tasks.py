@@ -43,6 +43,16 @@ class Item:
     passage: str = ""
     subject: str = ""
 
+    def __post_init__(self) -> None:
+        if isinstance(self.options, (str, bytes)) or not self.options:
+            raise MalformedItem(f"item '{self.id}' has no options (options={self.options!r}); "
+                                "pass a tuple of at least one option text")
+        if isinstance(self.gold, bool) or not isinstance(self.gold, (int, np.integer)):
+            raise MalformedItem(f"item '{self.id}' has gold={self.gold!r}; gold is the index of the correct option (an int)")
+        if not 0 <= self.gold < len(self.options):
+            raise MalformedItem(f"item '{self.id}' has gold label {self.gold} outside its {len(self.options)} options "
+                                f"(allowed: 0 … {len(self.options) - 1})")
+
 
 class MalformedItem(ValueError):
     """A data row that cannot be a valid multiple-choice item."""
@@ -53,19 +63,13 @@ class UnknownTask(ValueError):
 
 
 def validate_items(items: Sequence[Item], task: str) -> tuple[Item, ...]:
-    """Check options are non-empty, gold is in range and ids are unique; return the items.
+    """Check that item ids are unique (each :class:`Item` checks its own options and gold); return the items.
 
     Raises:
         MalformedItem: naming the task and the item id.
     """
     seen: set[str] = set()
     for item in items:
-        if not item.options:
-            raise MalformedItem(f"{task}: item '{item.id}' has no options")
-        if not 0 <= item.gold < len(item.options):
-            raise MalformedItem(
-                f"{task}: item '{item.id}' has gold label {item.gold} outside its {len(item.options)} options"
-            )
         if item.id in seen:
             raise MalformedItem(f"{task}: item id '{item.id}' appears twice")
         seen.add(item.id)
@@ -316,8 +320,17 @@ def load_task(name: str, split: str | None = None, source: str = "auto") -> Task
         rows, origin = _hub_rows(spec, split, subject or None)
     else:
         raise ValueError(f"source must be 'offline', 'hub' or 'auto', not '{source}'")
-    items = validate_items([spec.parse(row, index) for index, row in enumerate(rows)], f"{name}/{split}")
+    items = validate_items([_parse_row(spec.parse, row, index, f"{name}/{split}") for index, row in enumerate(rows)],
+                           f"{name}/{split}")
     return TaskData(name, split, origin, items)
+
+
+def _parse_row(parse: Callable[[dict, int], Item], row: dict, index: int, where: str) -> Item:
+    """One data row as an :class:`Item`; a malformed row names the task, split and row."""
+    try:
+        return parse(row, index)
+    except MalformedItem as error:
+        raise MalformedItem(f"{where}, row {index}: {error}") from None
 
 
 def subsample(items: Sequence[Item], limit: int | None, seed: int = 0) -> tuple[Item, ...]:

@@ -54,3 +54,16 @@ def test_vectorised_over_leading_axes():
 def test_length_normalisation_like_the_harness():
     normed = metrics.length_normalized(np.array([[-4.0, -6.0]]), np.array([[2, 6]]))
     np.testing.assert_allclose(normed, [[-2.0, -1.0]])
+
+
+@pytest.mark.parametrize("gold, message", [
+    (np.array([0, 7]), r"gold value 7 \(flat index 1\) is outside the 4 options \(allowed: 0 … 3; 1 item\(s\) affected\)"),
+    (np.array([-1, 0]), r"gold value -1 .* outside the 4 options"),
+    (np.array([0, 1, 2]), r"one option index per item: gold has shape \(3,\), scores have shape \(2, 4\)"),
+    (np.array([0.0, 1.0]), r"integer option indices, got dtype float64"),
+])
+def test_gold_outside_the_options_is_refused_by_every_metric(gold, message):
+    scores = np.log(np.full((2, 4), 0.25))
+    for metric in (metrics.accuracy, metrics.mean_decision_margin, metrics.decision_margin, metrics.correct):
+        with pytest.raises(ValueError, match=message):
+            metric(scores, gold)

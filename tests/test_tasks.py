@@ -1,5 +1,7 @@
 """Task loading, item validation, splits and prompt formats."""
 
+import dataclasses
+
 import pytest
 
 from layercollapse import prompts
@@ -41,6 +43,29 @@ def test_malformed_items_name_the_item():
         validate_items([Item("q1", "?", ("a",), 0), Item("q1", "?", ("a",), 0)], "toy")
 
 
+@pytest.mark.parametrize("options, gold, message", [
+    (("a", "b", "c", "d"), 7, r"'q' has gold label 7 outside its 4 options \(allowed: 0 … 3\)"),
+    (("a", "b"), -1, r"gold label -1 outside its 2 options"),
+    ((), 0, r"'q' has no options"),
+    ("ab", 0, r"'q' has no options \(options='ab'\); pass a tuple"),
+    (("a", "b"), "1", r"gold='1'; gold is the index of the correct option"),
+    (("a", "b"), True, r"gold=True"),
+])
+def test_an_item_checks_its_own_options_and_gold(options, gold, message):
+    with pytest.raises(MalformedItem, match=message):
+        Item("q", "?", options, gold)
+
+
+def test_a_malformed_data_row_names_task_split_and_row(monkeypatch):
+    from layercollapse import tasks
+
+    spec = tasks.TASK_REGISTRY["arc_easy"]
+    monkeypatch.setitem(tasks.TASK_REGISTRY, "arc_easy", dataclasses.replace(
+        spec, parse=lambda row, index: spec.parse({**row, "answerKey": "Z"} if index == 2 else row, index)))
+    with pytest.raises(MalformedItem, match=r"^arc_easy/validation, row 2: item '.*' has gold label -1 outside"):
+        load_task("arc_easy", source="offline")
+
+
 def test_unknown_task_lists_known_ones():
     with pytest.raises(UnknownTask, match="arc_easy"):
         load_task("arc_medium")
@@ -79,3 +104,9 @@ def test_cloze_pairs_follow_the_harness():
         ("Ann helped Bo because Ann", " was kind."), ("Ann helped Bo because Bo", " was kind.")]
     with pytest.raises(ValueError, match="Unknown prompt format"):
         prompts.check_format("essay")
+
+
+def test_letter_format_with_too_many_options_names_the_item_and_the_fix():
+    item = Item("wide", "?", tuple(f"option {k}" for k in range(30)), 0)
+    with pytest.raises(ValueError, match=r"at most 10 options; item 'wide' has 30: score it in cloze format"):
+        prompts.letter_prompt(item, "arc_easy")
