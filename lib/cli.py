@@ -25,15 +25,24 @@ def command(name: str, add_arguments: Callable[[argparse.ArgumentParser], None])
     return register
 
 
-def positive_int(text: str) -> int:
-    """argparse type: an integer >= 1 (``--limit 0`` or ``-5`` is refused before any model loads)."""
+def _int_at_least(text: str, lowest: int, what: str) -> int:
     try:
         value = int(text)
     except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a positive integer (the number of items to score, >= 1)")
+        value = lowest - 1
+    if value < lowest:
+        raise argparse.ArgumentTypeError(f"{text!r} is not {what} (an integer >= {lowest})")
     return value
+
+
+def positive_int(text: str) -> int:
+    """argparse type: an integer >= 1 (``--limit 0`` or ``-5`` is refused before any model loads)."""
+    return _int_at_least(text, 1, "a positive integer")
+
+
+def non_negative_int(text: str) -> int:
+    """argparse type: an integer >= 0 (seeds, step counts)."""
+    return _int_at_least(text, 0, "a non-negative integer")
 
 
 def add_model_task_arguments(parser: argparse.ArgumentParser) -> None:
@@ -43,8 +52,9 @@ def add_model_task_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--format", default="letter", choices=["letter", "cloze"])
     parser.add_argument("--split", default=None, help="task split (default: the task's evaluation split)")
     parser.add_argument("--limit", type=positive_int, default=None, help="number of items (seeded subsample, >= 1)")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--dtype", default=None, help="bf16 or fp32 (default: bf16 where fast)")
+    parser.add_argument("--seed", type=non_negative_int, default=0, help="seed of the item subsample (>= 0)")
+    parser.add_argument("--dtype", default=None, choices=["bf16", "fp32", "fp16"],
+                        help="weights and activations (default: bf16 on GPUs and CPUs with native bf16, else fp32)")
 
 
 def format_frequency(frequency: np.ndarray) -> str:
@@ -64,13 +74,16 @@ def evaluate(args: argparse.Namespace) -> int:
     from .lens import layerwise_scores
     from .models import load_model
     from .scoring import option_lengths, score
-    from .tasks import load_task, subsample
+    from .tasks import TASK_REGISTRY, load_task, subsample
 
     data = load_task(args.task, args.split)
     items = subsample(data.items, args.limit, args.seed)
     gold = np.array([item.gold for item in items])
     model, tokenizer = load_model(args.model, dtype=args.dtype)
     print(f"{args.model} on {data.task}/{data.split} ({data.source}), {len(items)} items, {args.format} format")
+    if args.format == "cloze" and not TASK_REGISTRY[data.task.partition(":")[0]].harness_cloze:
+        print(f"note: lm-evaluation-harness has no cloze variant of {data.task}; this uses a generic "
+              "'Question: …\nAnswer:' template, so the scores are not comparable with a harness cloze task")
     if args.layerwise:
         scores = layerwise_scores(model, tokenizer, items, args.format, task=args.task)
         summary = metrics.summarize(scores, gold)

@@ -55,10 +55,18 @@ def _package_dir(import_name: str, source: EmbeddedGGUF) -> Path:
     return Path(list(spec.submodule_search_locations)[0])
 
 
+def cache_root() -> Path:
+    """The per-user cache folder: ``$LAYERCOLLAPSE_CACHE``, else ``$XDG_CACHE_HOME/layercollapse``
+    (``~/.cache/layercollapse``). It holds assembled GGUF files and the results of ad-hoc runs."""
+    root = os.environ.get("LAYERCOLLAPSE_CACHE")
+    if root:
+        return Path(root).expanduser()
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache").expanduser() / "layercollapse"
+
+
 def cache_dir() -> Path:
-    """Folder where split GGUF files are assembled once (``LAYERCOLLAPSE_CACHE`` or ~/.cache)."""
-    root = os.environ.get("LAYERCOLLAPSE_CACHE") or Path.home() / ".cache" / "layercollapse"
-    return Path(root) / "gguf"
+    """Folder where split GGUF files are assembled once: ``cache_root()/gguf``."""
+    return cache_root() / "gguf"
 
 
 def sha256_of(path: Path, chunk_bytes: int = 1 << 24) -> str:

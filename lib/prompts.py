@@ -1,4 +1,5 @@
-"""Prompt formats: ``letter`` (MMLU style) and ``cloze`` (lm-evaluation-harness style).
+"""Prompt formats: ``letter`` (MMLU style) and ``cloze`` (lm-evaluation-harness style; ``commonsense_qa``,
+which the harness scores in letter format only, gets a generic cloze template).
 
 A prompt format turns an :class:`~layercollapse.tasks.Item` into requests: for
 ``letter`` one context whose next token is scored at each option letter; for
@@ -67,7 +68,9 @@ def option_letters(n_options: int, item: Item | None = None) -> list[str]:
 def cloze_pairs(item: Item, task: str | None = None) -> list[tuple[str, str]]:
     """(context, continuation) per option, as lm-evaluation-harness formats the task.
 
-    WinoGrande uses the harness's partial scoring: the option fills the blank in
+    Except where the harness has no cloze variant (``TaskSpec.harness_cloze`` False, i.e.
+    ``commonsense_qa``, whose harness task is letter format): there the generic
+    ``Question: …\nAnswer:`` template of this project is used. WinoGrande uses the harness's partial scoring: the option fills the blank in
     the context and the rest of the sentence is the shared continuation.
     """
     key = _task_key(task)

@@ -6,7 +6,7 @@ import argparse
 from collections.abc import Sequence
 from pathlib import Path
 
-from .cli import add_model_task_arguments, command, format_frequency
+from .cli import add_model_task_arguments, command, format_frequency, non_negative_int, positive_int
 from .pruning import CRITERIA, SCHEDULES, TRACE_KIND, Trace
 from .tasks import Item
 
@@ -52,21 +52,39 @@ def _add_prune(parser: argparse.ArgumentParser) -> None:
     add_model_task_arguments(parser)
     parser.add_argument("--schedule", default="iterative", choices=SCHEDULES)
     parser.add_argument("--criterion", default="dm", choices=list(CRITERIA), help="greedy criterion (iterative)")
-    parser.add_argument("--n-calibration", type=int, default=64, help="calibration items, disjoint from evaluation")
-    parser.add_argument("--items-seed", type=int, default=0,
+    parser.add_argument("--n-calibration", type=positive_int, default=64, help="calibration items, disjoint from evaluation")
+    parser.add_argument("--items-seed", type=non_negative_int, default=0,
                         help="seed of the calibration/evaluation split (--seed seeds random schedules)")
     parser.add_argument("--layers", type=parse_layer_range, default=None, help="random_in_range: index range '3:10' or list '1,4,7'")
-    parser.add_argument("--n-remove", type=int, default=None, help="removal steps (default: until one layer is left)")
+    parser.add_argument("--n-remove", type=non_negative_int, default=None,
+                        help="removal steps (default: until one layer is left; checked against the model once loaded)")
     parser.add_argument("--passages", default=None,
                         help="lm_loss: text file of calibration passages separated by blank lines "
                              "(default: the calibration items' question and correct answer)")
-    parser.add_argument("--store", default=None, help="results store folder (default: $LAYERCOLLAPSE_STORE or data/store)")
+    parser.add_argument("--store", default=None,
+                        help="results store folder (default: $LAYERCOLLAPSE_STORE, else the per-user cache "
+                             "~/.cache/layercollapse/store; profiles' results live in data/, written by `reproduce`)")
     parser.add_argument("--no-cache", action="store_true", help="recompute every subnetwork (no prefix cache)")
+
+
+def check_prune_arguments(args: argparse.Namespace) -> None:
+    """Refuse option combinations that would be ignored or fail late, before any data or model loads."""
+    if args.layers is not None and args.schedule != "random_in_range":
+        raise ValueError(f"--layers applies only to --schedule random_in_range, not to '{args.schedule}'")
+    if args.layers is None and args.schedule == "random_in_range":
+        raise ValueError("--schedule random_in_range needs --layers (an index range such as 3:10 or a list such as 1,4,7)")
+    if args.passages is not None and args.criterion != "lm_loss":
+        raise ValueError(f"--passages applies only to --criterion lm_loss, not to '{args.criterion}'")
+    if args.criterion != "dm" and args.schedule != "iterative":
+        raise ValueError(f"--criterion applies only to --schedule iterative, not to '{args.schedule}'")
+    if args.passages is not None and not Path(args.passages).is_file():
+        raise FileNotFoundError(f"--passages {args.passages}: no such file")
 
 
 @command("prune", _add_prune)
 def prune_command(args: argparse.Namespace) -> int:
     """Prune a model with one schedule; print accuracy, mean DM and Option Frequency after every step."""
+    check_prune_arguments(args)
     from .models import load_model
     from .pruning import prune
     from .store import Store
@@ -78,6 +96,7 @@ def prune_command(args: argparse.Namespace) -> int:
         calibration = read_passages(args.passages) if args.passages else calibration_passages(calibration)
     model, tokenizer = load_model(args.model, dtype=args.dtype)
     store = Store(args.store)
+    print(f"results store: {store.root}")
     print(f"{args.model} on {data.task}/{data.split}: {len(evaluation)} evaluation and {len(calibration)} "
           f"calibration {'passages' if args.criterion == 'lm_loss' else 'items'}, {args.format} format, "
           f"schedule {args.schedule}")

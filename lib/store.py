@@ -152,13 +152,19 @@ COMMITTED_PROFILE = "default"
 
 
 def default_root(profile: str | None = None) -> Path:
-    """Store root: ``$LAYERCOLLAPSE_STORE`` if set, else ``data/store`` (the committed default profile's)
-    or ``data/store-<profile>`` for any other profile."""
+    """Store root: ``$LAYERCOLLAPSE_STORE`` if set; else, for a profile, ``data/store`` (the committed
+    default profile's) or ``data/store-<profile>`` (ignored by git); without a profile (ad-hoc runs of
+    the CLI and the library), ``store/`` in the per-user cache (:func:`layercollapse.embedded.cache_root`),
+    so that they never mix with the committed results."""
     env = os.environ.get(STORE_ENV)
     if env:
         return Path(env).expanduser()
+    if profile is None:
+        from .embedded import cache_root
+
+        return cache_root() / "store"
     data = Path(__file__).resolve().parent.parent / "data"
-    return data / "store" if profile in (None, COMMITTED_PROFILE) else data / f"store-{profile}"
+    return data / "store" if profile == COMMITTED_PROFILE else data / f"store-{profile}"
 
 
 # ------------------------------------------------------------------ payload codecs

@@ -155,6 +155,9 @@ class TaskSpec:
         default_split: the evaluation split used when none is given.
         fewshot_split: the split k-shot examples come from (disjoint from evaluation).
         n_options: K when fixed, else None.
+        cloze_template: the cloze context, as lm-evaluation-harness formats the task.
+        harness_cloze: False when the harness has no cloze variant of the task (``commonsense_qa``:
+            the harness's task is letter format) and ``cloze_template`` is this project's generic one.
     """
 
     hub: tuple[str, str | None]
@@ -164,6 +167,7 @@ class TaskSpec:
     fewshot_split: str | None = None
     n_options: int | None = None
     cloze_template: str = "Question: {question}\nAnswer:"
+    harness_cloze: bool = True
 
 
 TASK_REGISTRY: dict[str, TaskSpec] = {
@@ -206,7 +210,7 @@ TASK_REGISTRY: dict[str, TaskSpec] = {
                      n_options=4, cloze_template="{passage}\nQuestion: {question}\nAnswer:"),
     "commonsense_qa": TaskSpec(
         ("tau/commonsense_qa", None), {"validation": "hf_datasets/tau/commonsense_qa/none/validation"},
-        _parse_commonsense_qa, n_options=5,
+        _parse_commonsense_qa, n_options=5, harness_cloze=False,  # the harness scores it in letter format only
     ),
 }
 

@@ -426,10 +426,58 @@ def test_cli_prints_the_per_step_table_and_where_the_trace_is(tiny_model, tokeni
     (["prune", "--layers", "5:5"], "argument --layers: invalid layer range '5:5'"),
     (["evaluate", "--limit", "-5"], "argument --limit: '-5' is not a positive integer"),
     (["evaluate", "--limit", "0"], "argument --limit: '0' is not a positive integer"),
+    (["evaluate", "--seed", "-1"], "argument --seed: '-1' is not a non-negative integer (an integer >= 0)"),
+    (["evaluate", "--dtype", "fp64"], "argument --dtype: invalid choice: 'fp64'"),
+    (["prune", "--n-calibration", "0"], "argument --n-calibration: '0' is not a positive integer"),
+    (["prune", "--n-remove", "-2"], "argument --n-remove: '-2' is not a non-negative integer"),
+    (["prune", "--items-seed", "x"], "argument --items-seed: 'x' is not a non-negative integer"),
+    (["prune", "--layers", "1,2"], "error: --layers applies only to --schedule random_in_range, not to 'iterative'"),
+    (["prune", "--schedule", "random_in_range"], "error: --schedule random_in_range needs --layers"),
+    (["prune", "--passages", "p.txt"], "error: --passages applies only to --criterion lm_loss, not to 'dm'"),
+    (["prune", "--schedule", "reverse", "--criterion", "acc"], "error: --criterion applies only to --schedule iterative"),
+    (["prune", "--criterion", "lm_loss", "--passages", "/no/such.txt"], "error: --passages /no/such.txt: no such file"),
 ])
-def test_bad_arguments_are_refused_in_one_line_before_any_work(argv, message, capsys):
+def test_bad_arguments_are_refused_in_one_line_before_any_work(argv, message, capsys, monkeypatch):
+    from layercollapse import models, tasks
     from layercollapse.cli import main
 
+    def no_work(*args, **kwargs):
+        raise AssertionError("data or a model was loaded before the arguments were checked")
+
+    monkeypatch.setattr(tasks, "load_task", no_work)
+    monkeypatch.setattr(models, "load_model", no_work)
     with pytest.raises(SystemExit) as exited:
         main(argv)
-    assert exited.value.code == 2 and message in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert exited.value.code == 2 and message in err.strip().splitlines()[-1]  # one line (argparse prints usage first)
+
+
+def test_cli_prune_without_store_writes_to_the_user_cache_and_checks_steps_against_the_model(
+        tiny_model, tokenizer, tmp_path, capsys, monkeypatch):
+    folder = tmp_path / "tiny"
+    tiny_model("llama").save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    monkeypatch.delenv("LAYERCOLLAPSE_STORE", raising=False)
+    monkeypatch.setenv("LAYERCOLLAPSE_CACHE", str(tmp_path / "cache"))
+    assert main(["prune", "--model", str(folder), "--dtype", "fp32", "--limit", "4", "--n-calibration", "2",
+                 "--schedule", "reverse"]) == 0
+    out = capsys.readouterr().out
+    assert out.splitlines()[0] == f"results store: {tmp_path / 'cache' / 'store'}"
+    assert len(list((tmp_path / "cache" / "store" / "trace").glob("*.json"))) == 1
+    with pytest.raises(SystemExit) as exited:
+        main(["prune", "--model", str(folder), "--dtype", "fp32", "--limit", "4", "--n-calibration", "2",
+              "--schedule", "reverse", "--n-remove", "99"])
+    assert exited.value.code == 2 and "n_remove=99 is outside 0..4 for schedule 'reverse' on 5 layers" in capsys.readouterr().err
+
+
+def test_cli_evaluate_says_when_a_cloze_template_is_not_the_harness_s(tiny_model, tokenizer, tmp_path, capsys):
+    from layercollapse.tasks import TASK_REGISTRY
+
+    assert [name for name, spec in TASK_REGISTRY.items() if not spec.harness_cloze] == ["commonsense_qa"]
+    folder = tmp_path / "tiny"
+    tiny_model("llama").save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    for task, noted in (("commonsense_qa", True), ("arc_easy", False)):
+        assert main(["evaluate", "--model", str(folder), "--dtype", "fp32", "--task", task, "--format", "cloze",
+                     "--limit", "2"]) == 0
+        assert ("note: lm-evaluation-harness has no cloze variant of commonsense_qa" in capsys.readouterr().out) is noted

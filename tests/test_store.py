@@ -119,7 +119,13 @@ def test_default_root(monkeypatch, tmp_path):
     assert Store().root == tmp_path / "elsewhere"
     monkeypatch.delenv("LAYERCOLLAPSE_STORE")
     repo = Path(store_mod.__file__).resolve().parent.parent
-    assert default_root() == repo / "data" / "store"
+    assert default_root("default") == repo / "data" / "store"
+    assert default_root("paper") == repo / "data" / "store-paper"
+    monkeypatch.setenv("LAYERCOLLAPSE_CACHE", str(tmp_path / "cache"))
+    assert default_root() == Store().root == tmp_path / "cache" / "store"  # ad-hoc runs stay out of data/
+    monkeypatch.delenv("LAYERCOLLAPSE_CACHE")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert default_root() == tmp_path / "xdg" / "layercollapse" / "store"
 
 
 # ------------------------------------------------------------------- round trip
