@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -17,11 +18,22 @@ USER_ERRORS = (ChapterError, UnknownModel, UnknownTask, MalformedItem, MissingEm
                IndexError, FileNotFoundError, ValueError)
 
 
+def _show_warning(message, category, filename, lineno, file=None, line=None, _default=warnings.showwarning) -> None:
+    """The library's own warnings as one line, ``warning: <message>``; others as Python shows them."""
+    if not category.__module__.startswith("layercollapse"):
+        return _default(message, category, filename, lineno, file, line)
+    print(f"warning: {message} ({category.__name__})", file=file or sys.stderr)
+
+
 @contextmanager
 def friendly_errors() -> Iterator[None]:
-    """Turn known user errors into ``error: <message>`` on stderr and exit 2 (LAYERCOLLAPSE_DEBUG=1 keeps tracebacks)."""
+    """Turn known user errors into ``error: <message>`` on stderr and exit 2 (LAYERCOLLAPSE_DEBUG=1 keeps tracebacks);
+    the library's warnings print as one line each."""
     try:
-        yield
+        with warnings.catch_warnings():
+            if not os.environ.get("LAYERCOLLAPSE_DEBUG"):
+                warnings.showwarning = _show_warning
+            yield
     except USER_ERRORS as error:
         if os.environ.get("LAYERCOLLAPSE_DEBUG"):
             raise

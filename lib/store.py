@@ -340,9 +340,12 @@ def _write_payload_(
 
 
 def _report_damage(path: Path, why: str, damaged: str) -> None:
-    """A stored result's file is unusable: raise ``CorruptResultError`` (``damaged="raise"``), else warn."""
+    """A stored result's file is unusable: raise ``CorruptResultError`` (``damaged="raise"``), say nothing
+    (``"ignore"``: the caller is replacing it), else warn."""
     if damaged == "raise":
         raise CorruptResultError(path, why)
+    if damaged == "ignore":
+        return
     warnings.warn(f"{path}: {why}; treating the result as missing", CorruptResultWarning, stacklevel=4)
 
 
@@ -494,7 +497,7 @@ class Store:
         }
         directory = self.directory(kind)
         with _locked(directory, key):
-            existing = _read_payload(directory, key)
+            existing = _read_payload(directory, key, damaged="ignore")  # a damaged one is being replaced
             if existing is not None and not overwrite:
                 _, old_table, old_arrays = existing
                 if existing[0].get("spec") == full["spec"] and _same_content(

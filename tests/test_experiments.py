@@ -134,3 +134,28 @@ def test_a_cpu_without_fast_bf16_serves_every_committed_default_result(monkeypat
     monkeypatch.setattr(models, "cpu_supports_fast_bf16", lambda: False)
     assert models.default_dtype("cpu") == torch.float32  # this CPU would pick fp32 by itself
     assert missing_experiments("default") == []
+
+
+@pytest.mark.slow
+def test_two_reproduce_processes_on_one_empty_store_both_finish_with_the_store_of_one_run(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    from test_gpu_path import store_content
+
+    def start(store):
+        env = {**os.environ, "LAYERCOLLAPSE_STORE": str(store), "HF_HUB_OFFLINE": "1"}
+        return subprocess.Popen([sys.executable, "-m", "layercollapse", "reproduce", "--profile", "test",
+                                 "--only", "trace reverse"], env=env, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True)
+
+    together = [start(tmp_path / "shared"), start(tmp_path / "shared")]
+    outputs = [process.communicate(timeout=600) for process in together]
+    assert [process.returncode for process in together] == [0, 0], [err[-2000:] for _, err in outputs]
+    alone = start(tmp_path / "alone")
+    _, err = alone.communicate(timeout=600)
+    assert alone.returncode == 0, err[-2000:]
+    shared, single = store_content(tmp_path / "shared"), store_content(tmp_path / "alone")
+    assert shared == single and {kind for kind, _ in single} == {"trace", "lm_loss"}
+    assert not list((tmp_path / "shared").rglob("*.partial")) and not list((tmp_path / "shared").rglob("*.tmp"))

@@ -205,8 +205,10 @@ def store_content(root: Path) -> dict:
     for kind in store.kinds():
         for sidecar in store.sidecars(kind):
             result = store.load_key(kind, sidecar["key"])
-            content[kind, sidecar["key"]] = (json.dumps(result.spec, sort_keys=True), result.table.to_dict("list"),
-                                             {name: array.tolist() for name, array in result.arrays.items()})
+            table = result.table.astype(object).where(result.table.notna(), None)  # NaN == NaN for the comparison
+            content[kind, sidecar["key"]] = (json.dumps(result.spec, sort_keys=True), table.to_dict("list"),
+                                             {name: np.nan_to_num(array, nan=1e300).tolist() if array.dtype.kind == "f"
+                                              else array.tolist() for name, array in result.arrays.items()})
     return content
 
 

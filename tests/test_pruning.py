@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
 import math
 import subprocess
 import sys
@@ -481,3 +483,69 @@ def test_cli_evaluate_says_when_a_cloze_template_is_not_the_harness_s(tiny_model
         assert main(["evaluate", "--model", str(folder), "--dtype", "fp32", "--task", task, "--format", "cloze",
                      "--limit", "2"]) == 0
         assert ("note: lm-evaluation-harness has no cloze variant of commonsense_qa" in capsys.readouterr().out) is noted
+
+
+# ----------------------------------------------------------------- CLI faults
+
+KILLED_CLI_RUN = """
+import os, signal, sys
+from layercollapse import store as store_module
+from layercollapse.cli import main
+
+die_after = int(sys.argv[1])
+append = store_module.Checkpoint.append_step
+def append_then_maybe_die(self, step, row, arrays=None):
+    append(self, step, row, arrays)
+    if step == die_after:
+        os.kill(os.getpid(), signal.SIGKILL)
+store_module.Checkpoint.append_step = append_then_maybe_die
+sys.exit(main(sys.argv[2:]))
+"""
+
+
+@pytest.fixture()
+def tiny_folder(tiny_model, tokenizer, tmp_path):
+    folder = tmp_path / "tiny"
+    tiny_model("llama").save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return folder
+
+
+def _prune_cli(folder: Path, store: Path, die_after: int = -1) -> subprocess.CompletedProcess:
+    argv = ["prune", "--model", str(folder), "--dtype", "fp32", "--limit", "6", "--n-calibration", "4",
+            "--store", str(store)]
+    return subprocess.run([sys.executable, "-c", KILLED_CLI_RUN, str(die_after), *argv], capture_output=True,
+                          text=True, timeout=300, env={**os.environ, "HF_HUB_OFFLINE": "1"})
+
+
+def _only_trace(store: Path) -> Trace:
+    (sidecar,) = [path for path in (store / "trace").glob("*.json") if path.name.count(".") == 1]
+    return Trace.load(Store(store), json.loads(sidecar.read_text())["spec"])
+
+
+@pytest.mark.slow
+def test_cli_prune_killed_mid_run_resumes_to_the_uninterrupted_trace(tiny_folder, tmp_path):
+    killed = _prune_cli(tiny_folder, tmp_path / "resumed", die_after=2)
+    assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
+    assert len(list((tmp_path / "resumed" / "trace").glob("*.partial/step_*.json"))) == 3
+    assert _prune_cli(tiny_folder, tmp_path / "resumed").returncode == 0
+    assert _prune_cli(tiny_folder, tmp_path / "whole").returncode == 0
+    resumed, whole = _only_trace(tmp_path / "resumed"), _only_trace(tmp_path / "whole")
+    assert resumed.key == whole.key and resumed.removal_order() == whole.removal_order()
+    np.testing.assert_array_equal(resumed.scores, whole.scores)
+    assert not list((tmp_path / "resumed" / "trace").glob("*.partial"))
+
+
+@pytest.mark.slow
+def test_cli_prune_reports_a_garbled_trace_in_one_line_and_recomputes_it(tiny_folder, tmp_path):
+    store = tmp_path / "store"
+    assert _prune_cli(tiny_folder, store).returncode == 0
+    whole = _only_trace(store)
+    (arrays,) = (store / "trace").glob("*.arrays.parquet")
+    arrays.write_bytes(arrays.read_bytes()[: arrays.stat().st_size // 2])
+    rerun = _prune_cli(tiny_folder, store)
+    assert rerun.returncode == 0, rerun.stderr[-2000:]
+    damage = [line for line in rerun.stderr.splitlines() if str(arrays.name) in line]
+    assert len(damage) == 1 and damage[0].startswith("warning: ") and "CorruptResultWarning" in damage[0], rerun.stderr[-2000:]
+    recomputed = _only_trace(store)
+    np.testing.assert_array_equal(recomputed.scores, whole.scores)
