@@ -182,11 +182,13 @@ class Experiments:
     def model(self, name: str):
         """(model, tokenizer) of a model of the profile, loaded once."""
         if self._loaded is None or self._loaded[0] != name:
+            from .architectures import set_readout
             from .models import load_model
 
             self._loaded = None
             dtype = None if self.profile.dtype == "auto" else self.profile.dtype
             model, tokenizer = (self._load_model or load_model)(name, dtype=dtype)
+            set_readout(model, self.profile.readout)
             self._loaded = (name, model, tokenizer)
         return self._loaded[1], self._loaded[2]
 
@@ -224,9 +226,15 @@ class Experiments:
         unique = list(dict.fromkeys(texts))
         return [unique[i] for i in sorted(np.random.default_rng(0).permutation(len(unique))[: self.profile.n_text_passages])]
 
+    def readout_spec(self) -> dict[str, str]:
+        """The readout precision's spec entry (``architectures.readout_spec``): empty for the model's dtype."""
+        from .architectures import readout_spec
+
+        return readout_spec(self.profile.readout, self.dtype_name())
+
     def _base_spec(self, model: str, task: str, items: Sequence[Item], format: str) -> dict[str, Any]:
-        return {"model": model, "dtype": self.dtype_name(), "task": task, "split": self.split(task),
-                "format": format, "item_ids": [item.id for item in items]}
+        return {"model": model, "dtype": self.dtype_name(), **self.readout_spec(), "task": task,
+                "split": self.split(task), "format": format, "item_ids": [item.id for item in items]}
 
     def _cached(self, kind: str, spec: dict[str, Any], compute) -> Result:
         version = compute_version(kind)
@@ -339,6 +347,7 @@ class Experiments:
         for seed in seeds:
             wanted = {"model": model, "task": task, "split": self.split(task), "format": format,
                       "schedule": schedule, "dtype": self.dtype_name(),
+                      "readout": self.readout_spec().get("readout"),
                       "evaluation_ids": [i.id for i in evaluation], "calibration_ids": [i.id for i in calibration],
                       "criterion": criterion if schedule == "iterative" else None,
                       "seed": seed if schedule in USES_SEED else None,

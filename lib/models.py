@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 from . import embedded
-from .architectures import check_supported
+from .architectures import check_supported, set_readout
 
 
 @dataclass(frozen=True)
@@ -162,6 +162,7 @@ def load_model(
     dtype: torch.dtype | str | None = None,
     device: torch.device | str | None = None,
     device_map: str | dict | None = None,
+    readout: str = "float32",
 ) -> tuple[nn.Module, "object"]:
     """Load a causal LM and its tokenizer, ready for scoring.
 
@@ -171,6 +172,8 @@ def load_model(
         device: default CUDA when available, else CPU.
         device_map: passed to transformers (e.g. "auto" to spread a large model over GPUs);
             default "auto" when the model's weights do not fit on one GPU.
+        readout: precision after the last hidden state, "float32" (default) or "model"
+            (:func:`layercollapse.architectures.set_readout`).
     Returns:
         (model in eval mode, tokenizer with left padding and a pad token).
     """
@@ -196,6 +199,7 @@ def load_model(
         kwargs["device_map"] = device_map
     model = AutoModelForCausalLM.from_pretrained(folder, **kwargs)
     check_supported(model)
+    set_readout(model, readout)
     if device_map is None:
         model.to(device)
     model.eval()

@@ -139,6 +139,8 @@ class Profile:
         noise: noise-injection sweep (C6).
         finetune: fine-tuning recovery (C7); None skips the chapter's computation.
         dtype: weights dtype (``auto``: bf16 on GPU or bf16-capable CPU, else fp32).
+        readout: precision after the last hidden state (final norm, unembedding): ``float32``
+            (default) or ``model`` (the weights dtype; see ``architectures.set_readout``).
     """
 
     name: str
@@ -166,6 +168,7 @@ class Profile:
     noise: NoiseSpec = field(default_factory=NoiseSpec)
     finetune: FinetuneSpec | None = field(default_factory=FinetuneSpec)
     dtype: Literal["auto", "bf16", "fp16", "fp32"] = "auto"
+    readout: Literal["float32", "model"] = "float32"
 
     def __post_init__(self) -> None:
         if not self.models:

@@ -40,7 +40,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from . import metrics
-from .architectures import decoder_layers, n_layers as count_layers
+from .architectures import decoder_layers, n_layers as count_layers, readout_of, readout_spec
 from .batching import Batch, Request, collate_rows, model_device, plan_rows
 from .budget import default_token_budget
 from .layers import keep_layers, validate_layer_indices
@@ -631,9 +631,11 @@ def trace_spec(model: nn.Module, schedule: str, evaluation: Sequence[Item], cali
                *, criterion: str | None, seed: int | None, layers: Sequence[int] | None, n_remove: int,
                format: str, task: str | None, split: str | None) -> dict[str, Any]:
     """The full spec of a trace, whose hash keys it in the store (with the trace compute version)."""
+    dtype = str(next(model.parameters()).dtype).removeprefix("torch.")
     return {
         "model": model_identity(model),
-        "dtype": str(next(model.parameters()).dtype).removeprefix("torch."),
+        "dtype": dtype,
+        **readout_spec(readout_of(model), dtype),
         "n_layers": count_layers(model),
         "task": task,
         "split": split,
