@@ -156,3 +156,35 @@ def audit_record(kind: str, *, device: str | None = None, dtype: str | None = No
     return {"compute_version": compute_version(kind), "layercollapse_version": __version__, **git_state(),
             "sources": source_hashes(), "environment": environment(device), "dtype": dtype,
             "token_budget": token_budget, "wall_s": None if wall_s is None else round(float(wall_s), 3)}
+
+
+NOT_RECORDED = "not recorded"
+
+
+def computed_in(store) -> pd.DataFrame:
+    """Where the stored results were computed, from their sidecars: one row per distinct environment.
+
+    Columns ``environment`` (library, torch and transformers versions), ``dtype``, ``device``, ``cpu``,
+    ``threads``, ``results`` (how many) and ``kinds``; results computed before environments were
+    recorded (format 1, migrated) read ``not recorded``.
+    """
+    rows = []
+    for kind in store.kinds():
+        for sidecar in store.sidecars(kind):
+            audit = sidecar.get("provenance") or {}
+            env = audit.get("environment") or {}
+            packages = env.get("packages") or {}
+            versions = ", ".join(f"{name} {packages[name]}" for name in ("torch", "transformers") if name in packages)
+            rows.append({"environment": f"layercollapse {audit.get('layercollapse_version') or '?'}"
+                                        + (f", {versions}" if versions else ""),
+                         "dtype": audit.get("dtype") or sidecar.get("spec", {}).get("dtype") or NOT_RECORDED,
+                         "device": env.get("gpu") or env.get("device") or NOT_RECORDED,
+                         "cpu": env.get("cpu") or NOT_RECORDED,
+                         "threads": str(env.get("torch_threads") or NOT_RECORDED), "kind": kind})
+    columns = ["environment", "dtype", "device", "cpu", "threads"]
+    if not rows:
+        return pd.DataFrame(columns=[*columns, "results", "kinds"])
+    frame = pd.DataFrame(rows)
+    return (frame.groupby(columns, sort=False).agg(results=("kind", "size"),
+                                                   kinds=("kind", lambda kinds: ", ".join(sorted(set(kinds)))))
+            .reset_index())

@@ -59,6 +59,9 @@ from .tasks import Item
 
 TRACE_KIND = "trace"
 SCHEDULES = ("iterative", "block_influence", "angular_distance", "reverse", "random", "random_in_range")
+#: How the site names each schedule.
+SCHEDULE_NAMES = {"iterative": "Iterative Pruning", "block_influence": "ShortGPT BI", "angular_distance": "angular distance",
+                  "reverse": "reverse order", "random": "random order", "random_in_range": "random within a range"}
 #: Greedy criteria: name -> +1 when higher is better, -1 when lower is better.
 CRITERIA = {"dm": 1, "acc": 1, "lm_loss": -1}
 USES_CALIBRATION = ("iterative", "block_influence", "angular_distance")

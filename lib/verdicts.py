@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import html
 import json
 import math
 import os
@@ -26,6 +25,8 @@ from .store import Store, content_digest, json_digest, results_read, write_atomi
 STATUSES = ("supported", "not supported", "inconclusive")
 METADATA_KEY = "layercollapse-verdict"  # display-metadata key the chapter tests look for
 MARKER_PREFIX = "<!-- verdict:"  # the marker is MARKER_PREFIX + claim + " -->"
+#: Quarto callout type of each status: green, red, amber (Bootstrap's success / danger / warning).
+CALLOUT_OF_STATUS = {"supported": "tip", "not supported": "important", "inconclusive": "warning"}
 DATA_ENV = "LAYERCOLLAPSE_DATA"  # overrides <root>/data (tests point it at a temp folder)
 
 # The claims ledger (the paper brief, BRIEF.md): C = the paper's claims, R = the referee's controls.
@@ -99,13 +100,13 @@ class Verdict:
         if self.status not in STATUSES:
             raise ValueError(f"verdict status {self.status!r} is not one of {STATUSES}")
         if self.ci is not None:
-            object.__setattr__(self, "ci", tuple(float(x) for x in self.ci))
+            object.__setattr__(self, "ci", tuple(_stable(x) for x in self.ci))
             if len(self.ci) != 2:
                 raise ValueError(f"ci must be (low, high), got {self.ci}")
         if self.value is not None:
-            object.__setattr__(self, "value", float(self.value))
+            object.__setattr__(self, "value", _stable(self.value))
         if self.p is not None:
-            object.__setattr__(self, "p", float(self.p))
+            object.__setattr__(self, "p", _stable(self.p))
         object.__setattr__(self, "n", int(self.n))
 
     @property
@@ -124,16 +125,11 @@ class Verdict:
         return ", ".join(parts)
 
     def _repr_markdown_(self) -> str:
+        """A Quarto callout coloured by status (Markdown only: Quarto would prefer an HTML version over it)."""
+        title = f"Verdict on {self.claim}: {self.status}".replace('"', "'")
         return (
-            f"{self.marker}\n\n::: {{.callout-note title=\"Verdict on {self.claim}: {self.status}\"}}\n"
-            f"{self.summary()}.\n\n{self.text}\n:::\n"
-        )
-
-    def _repr_html_(self) -> str:
-        return (
-            f'{self.marker}<div class="verdict verdict-{self.status.replace(" ", "-")}">'
-            f"<strong>Verdict on {html.escape(self.claim)}: {html.escape(self.status)}</strong>"
-            f"<br>{html.escape(self.summary())}.<br>{html.escape(self.text)}</div>"
+            f"{self.marker}\n\n::: {{.callout-{CALLOUT_OF_STATUS[self.status]} title=\"{title}\"}}\n"
+            f"**{self.summary()}.**\n\n{self.text}\n:::\n"
         )
 
     def __repr__(self) -> str:
@@ -173,6 +169,12 @@ class Verdict:
 
         self.record(profile)
         display(self, metadata={METADATA_KEY: self.to_dict()})
+
+
+def _stable(x: float) -> float:
+    """``x`` to 12 significant digits: the last bits of a bootstrap statistic move with the summation order of
+    multi-threaded reductions, and a verdict file must not change when nothing did."""
+    return float(f"{float(x):.12g}")
 
 
 class VerdictError(ValueError):

@@ -7,6 +7,7 @@ Jupyter kernel the way Quarto's Jupyter engine does (layercollapse.chapters).
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 import textwrap
@@ -362,7 +363,11 @@ def test_verdicts_validate_render_with_a_marker_and_round_trip_through_the_store
     with pytest.raises(ValueError, match="unknown claim id 'C9'"):
         verdicts.Verdict("C9", "supported", "s", 1.0, "t")
     verdict = verdicts.Verdict("C3b", "supported", "accuracy gap", 0.25, "Because.", ci=(0.1, 0.4), n=300, p=0.001)
-    assert "<!-- verdict:C3b -->" in verdict._repr_html_() and "<!-- verdict:C3b -->" in verdict._repr_markdown_()
+    assert verdict._repr_markdown_() == (
+        '<!-- verdict:C3b -->\n\n::: {.callout-tip title="Verdict on C3b: supported"}\n'
+        "**accuracy gap = 0.25, 95% CI [0.1, 0.4], n = 300, p = 0.001.**\n\nBecause.\n:::\n")
+    assert not hasattr(verdict, "_repr_html_")  # Quarto would show an HTML version instead of the callout
+    assert ".callout-important" in dataclasses.replace(verdict, status="not supported")._repr_markdown_()
     path = verdict.record("unit")
     assert path == tmp_path / "verdicts" / "unit" / "C3b.json" and not list(path.parent.glob(".*"))
     assert verdicts.load_verdicts("unit") == {"C3b": verdict}

@@ -1,0 +1,146 @@
+"""Tables and notes for people: what a chapter shows instead of a raw DataFrame.
+
+A chapter builds its numbers as a tidy DataFrame (``claims/``) and displays them through
+:func:`people_table`: chosen columns under human headers, sensible rounding, intervals as
+``[low, high]``, p-values as ``0.031`` or ``2.7e-19``, no index and no ``NaN`` (a dash, or a
+word such as "no transition"), long tables folded behind a ``<details>``. The result renders as a
+Markdown pipe table, which Quarto styles with the site's theme and JupyterLab shows as a table.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+MISSING = "—"
+
+
+def format_p(p: float | None) -> str:
+    """A p-value for people: ``0.031``, ``0.0034``, ``2.7e-19``; ``< 1e-300`` where it underflowed to 0; a dash
+    when undefined."""
+    if p is None or not math.isfinite(p):
+        return MISSING
+    if p <= 0:
+        return "< 1e-300"
+    if p < 0.01:
+        return f"{p:.2g}".replace("e-0", "e-")
+    return f"{min(p, 1.0):.3f}".rstrip("0").rstrip(".")
+
+
+def format_number(value, digits: int = 3, missing: str = MISSING) -> str:
+    """A number rounded to ``digits`` decimals (integers as integers); ``missing`` when NaN or None."""
+    if _undefined(value):
+        return missing
+    if isinstance(value, (bool, str, np.bool_)):
+        return str(value)
+    if isinstance(value, (int, np.integer)):
+        return str(int(value))
+    return f"{float(value):.{digits}f}"
+
+
+@dataclass(frozen=True)
+class Table:
+    """Display strings of a table (``frame``), shown as a Markdown pipe table with the columns in
+    ``right`` right-aligned (numbers); ``fold_after`` rows or more fold behind a ``<details>``."""
+
+    frame: pd.DataFrame
+    right: frozenset[str] = frozenset()
+    summary: str = "Show the table"
+    fold_after: int | None = None
+
+    def to_markdown(self) -> str:
+        headers = [str(column) for column in self.frame.columns]
+        aligns = ["---:" if header in self.right else ":---" for header in headers]
+        lines = ["| " + " | ".join(headers) + " |", "| " + " | ".join(aligns) + " |"]
+        lines += ["| " + " | ".join(_cell(value) for value in row) + " |" for row in self.frame.itertuples(index=False)]
+        table = "\n".join(lines)
+        if self.fold_after is not None and len(self.frame) >= self.fold_after:
+            return f"<details><summary>{self.summary} ({len(self.frame)} rows)</summary>\n\n{table}\n\n</details>\n"
+        return table + "\n"
+
+    def _repr_markdown_(self) -> str:
+        return self.to_markdown()
+
+
+def _cell(value) -> str:
+    return str(value).replace("|", "\\|").replace("\n", " ")
+
+
+def people_table(
+    frame: pd.DataFrame,
+    columns: Mapping[str, str],
+    *,
+    digits: int | Mapping[str, int] = 3,
+    intervals: Mapping[str, tuple[str, str]] | None = None,
+    p_values: Sequence[str] = (),
+    missing: Mapping[str, str] | None = None,
+    fold_after: int | None = 20,
+    summary: str = "Show the table",
+) -> Table:
+    """The columns of ``frame`` a reader needs, formatted.
+
+    Args:
+        frame: a tidy table (one row per line of the displayed table).
+        columns: source column (or a key of ``intervals``) -> header, in display order; other columns are dropped.
+        digits: decimals of float columns (one value, or per source column); integers stay integers.
+        intervals: name -> (low column, high column), shown as ``[low, high]`` with the same digits.
+        p_values: source columns shown with :func:`format_p`.
+        missing: per source column, the word shown where the value is undefined (default: a dash).
+        fold_after: tables with at least this many rows are folded behind a ``<details>`` (None: never).
+    Returns:
+        a :class:`Table` (a Markdown pipe table in Quarto and JupyterLab).
+    Raises:
+        KeyError: a named column is not in ``frame`` (the message lists the columns it has).
+    """
+    intervals, missing = dict(intervals or {}), dict(missing or {})
+    wanted = [name for name in columns if name not in intervals]
+    wanted += [column for low_high in intervals.values() for column in low_high]
+    absent = [name for name in wanted if name not in frame.columns]
+    if absent:
+        raise KeyError(f"people_table: no column(s) {absent} in the table; it has {list(frame.columns)}")
+    shown, right = {}, set()
+    for name, header in columns.items():
+        places = digits.get(name, 3) if isinstance(digits, Mapping) else digits
+        dash = missing.get(name, MISSING)
+        if name in intervals or pd.api.types.is_numeric_dtype(frame[name]):
+            right.add(header)
+        if name in intervals:
+            low, high = intervals[name]
+            shown[header] = [MISSING if _undefined(a) or _undefined(b) else
+                             f"[{format_number(a, places)}, {format_number(b, places)}]"
+                             for a, b in zip(frame[low], frame[high])]
+        elif name in p_values:
+            shown[header] = [dash if _undefined(p) else format_p(float(p)) for p in frame[name]]
+        else:
+            shown[header] = [format_number(value, places, dash) if not _undefined(value) else dash
+                             for value in frame[name]]
+    return Table(pd.DataFrame(shown), frozenset(right), summary=summary, fold_after=fold_after)
+
+
+def _undefined(value) -> bool:
+    return value is None or value is pd.NA or (isinstance(value, (float, np.floating)) and not math.isfinite(value))
+
+
+@dataclass(frozen=True)
+class Note:
+    """A short Markdown note (the setting of a chapter): a sentence and an optional list of facts."""
+
+    sentence: str
+    facts: tuple[tuple[str, str], ...] = ()
+
+    def _repr_markdown_(self) -> str:
+        items = "".join(f"- **{name}:** {value}\n" for name, value in self.facts)
+        return f"{self.sentence}\n\n{items}" if items else f"{self.sentence}\n"
+
+
+def setting_note(profile, facts: Mapping[str, str] | None = None) -> Note:
+    """What a chapter ran on: the profile in one sentence (its description's first sentence; the rest is on the
+    Methods page) and the chapter's own facts (``name -> value``)."""
+    first = profile.description.strip().split(". ")[0].rstrip(".")
+    sentence = (f"Computed with the **{profile.name}** profile ({first[0].lower() + first[1:]}); "
+                "models, tasks and item counts are on the [Methods](methods.qmd) page.")
+    return Note(sentence, tuple((facts or {}).items()))
