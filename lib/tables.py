@@ -144,3 +144,10 @@ def setting_note(profile, facts: Mapping[str, str] | None = None) -> Note:
     sentence = (f"Computed with the **{profile.name}** profile ({first[0].lower() + first[1:]}); "
                 "models, tasks and item counts are on the [Methods](methods.qmd) page.")
     return Note(sentence, tuple((facts or {}).items()))
+
+
+def transition_text(layer: int | None, ci: tuple[int, int] | None) -> str:
+    """``"22 (95% CI 21–23)"``, ``"22"`` without an interval, or ``"no transition"`` when none was found."""
+    if layer is None:
+        return "no transition"
+    return f"{layer} (95% CI {ci[0]}–{ci[1]})" if ci is not None else str(layer)

@@ -52,3 +52,10 @@ def test_setting_note_is_one_sentence_and_a_list_of_facts():
     assert note._repr_markdown_() == (
         "Computed with the **default** profile (embedded models on CPU); models, tasks and item counts are on the "
         "[Methods](methods.qmd) page.\n\n- **Main model:** qwen2.5-coder-1.5b (28 layers)\n")
+
+
+def test_transition_text_says_when_there_is_none():
+    from layercollapse.tables import transition_text
+
+    assert transition_text(22, (21, 23)) == "22 (95% CI 21–23)"
+    assert transition_text(22, None) == "22" and transition_text(None, None) == "no transition"
