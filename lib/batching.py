@@ -27,9 +27,9 @@ from itertools import groupby
 
 import torch
 from torch import nn
-from tqdm.auto import tqdm
 
 from .architectures import backbone
+from .progress import progress_bar
 
 
 @dataclass(frozen=True)
@@ -238,5 +238,5 @@ def iter_batches(model: nn.Module, tokenizer, requests: Sequence[Request], token
     """Batches of ``requests`` on the model's device (see :func:`plan_rows`), with a progress bar when asked."""
     plan = plan_rows(model, requests, token_budget, shared_context)
     desc = progress if isinstance(progress, str) else "scoring"
-    for rows in tqdm(plan, desc=desc, disable=not progress or len(plan) < 2, leave=False):
+    for rows in progress_bar(plan, desc, enabled=bool(progress) and len(plan) >= 2):
         yield collate_rows(model, rows, tokenizer.pad_token_id)

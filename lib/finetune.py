@@ -21,11 +21,11 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 from torch import nn
-from tqdm.auto import trange
 
 from .architectures import n_layers
 from .batching import Batch, Request, collate, model_device
 from .layers import intact_layers, keep_layers, validate_layer_indices
+from .progress import progress_bar
 from .scoring import (
     build_requests,
     letter_token_ids,
@@ -165,7 +165,7 @@ def finetune_pruned(
     device = model_device(pruned)
     losses = np.zeros(steps)
     trained.train()
-    for step in trange(steps, desc=f"fine-tune ({method})", disable=not progress, leave=False):
+    for step in progress_bar(range(steps), f"fine-tune ({method})", enabled=progress):
         chosen = [requests[i] for i in order[step * batch_size:(step + 1) * batch_size]]
         batch = training_batch(chosen, train_items, tokenizer, device, letter=format == "letter")
         optimizer.zero_grad(set_to_none=True)

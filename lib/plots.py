@@ -24,9 +24,16 @@ __all__ = [
     "use_site_theme",
     "enable_offline_rendering",
     "offline_html",
+    "SERIES_COLORS",
+    "series_scale",
+    "responsive_spec",
+    "specs_in_html",
     "line_with_band",
     "phase_shading",
     "option_heatmap",
+    "reference_rules",
+    "chance_rule",
+    "collapse_marker",
 ]
 
 THEME_NAME = "layercollapse"
@@ -36,6 +43,22 @@ OFFLINE_RENDERER = "layercollapse-offline"
 PALETTE = ["#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#F0E442", "#000000"]
 # Phases keep fixed colours everywhere (paler than any series, they sit behind lines).
 PHASE_COLORS = {"Silent Phase": "#9A9A9A", "Decisive Phase": "#009E73"}
+#: Series that recur across chapters keep one colour on every page: pruning schedules (by
+#: key and by the name the site shows) and the two phases when they are lines (phase pruning).
+#: Other series (models, measures) take the PALETTE colours these leave free, in order.
+SERIES_COLORS = {
+    "iterative": PALETTE[0], "Iterative Pruning": PALETTE[0],
+    "block_influence": PALETTE[1], "ShortGPT BI": PALETTE[1],
+    "angular_distance": PALETTE[3], "angular distance": PALETTE[3],
+    "reverse": PALETTE[5], "reverse order": PALETTE[5],
+    "random": PALETTE[7], "random order": PALETTE[7],
+    "random_in_range": PALETTE[6], "random within a range": PALETTE[6],
+    "silent": "#6E6E6E", "Silent Phase": "#6E6E6E",
+    "decisive": PHASE_COLORS["Decisive Phase"], "Decisive Phase": PHASE_COLORS["Decisive Phase"],
+}
+# Autosizing that keeps a chart, axes and legend included, inside the width of its page column.
+_FIT_WIDTH = {"type": "fit-x", "contains": "padding"}
+_SPEC_CALL = ".catch(console.error);\n})("  # offline_html passes the spec right after this
 
 
 @alt.theme.register(THEME_NAME, enable=False)
@@ -46,7 +69,8 @@ def _site_theme() -> alt.theme.ThemeConfig:
             "view": {"continuousWidth": 600, "continuousHeight": 320, "stroke": None},
             "font": "Source Sans Pro, Helvetica, Arial, sans-serif",
             "axis": {"labelFontSize": 12, "titleFontSize": 13, "grid": True, "gridOpacity": 0.4},
-            "legend": {"labelFontSize": 12, "titleFontSize": 13},
+            # Below the plot, so a chart as wide as its column keeps its plot area.
+            "legend": {"labelFontSize": 12, "titleFontSize": 13, "orient": "bottom"},
             "header": {"labelFontSize": 13, "titleFontSize": 13},
             "title": {"fontSize": 15, "anchor": "start"},
             "range": {"category": PALETTE},
@@ -86,12 +110,14 @@ def offline_html(spec: dict[str, Any], embed_options: dict[str, Any] | None = No
         HTML text (a ``div`` and two ``script`` elements; no ``src``, no link).
     """
     output_div = f"layercollapse-vis-{uuid.uuid4().hex}"
+    spec = responsive_spec(spec)
     embed_options = {"mode": "vega-lite", **(embed_options or {})}
     # "</" would end the script element if a data string contained "</script>".
     spec_json = json.dumps(spec).replace("</", "<\\/")
     options_json = json.dumps(embed_options).replace("</", "<\\/")
     return (
-        f'<div class="vega-visualization" id="{output_div}"></div>\n'
+        # vega-embed makes its element inline-block; a "container" width needs a block that fills the column.
+        f'<div class="vega-visualization" id="{output_div}" style="width: 100%"></div>\n'
         '<script type="text/javascript">\n'
         'if (typeof window.vegaEmbed === "undefined") { (function () {\n'
         f"{_vega_embed_bundle()}\n"
@@ -103,6 +129,60 @@ def offline_html(spec: dict[str, Any], embed_options: dict[str, Any] | None = No
         f"}})({spec_json}, {options_json});\n"
         "</script>\n"
     )
+
+
+def responsive_spec(spec: dict[str, Any]) -> dict[str, Any]:
+    """The spec with its width following the page column: no chart overflows a narrow window.
+
+    A single or layered view, and every row of a vertical concatenation, that has no
+    numeric width gets ``width: "container"``; the whole chart is then fitted, axes and
+    legend included (``autosize: fit-x, contains: padding``). Horizontal and wrapped
+    concatenations and facets keep their widths: Vega-Lite cannot share a container width
+    between columns, so their panels need fixed widths that fit the column.
+
+    Args:
+        spec: a Vega-Lite spec dict (``chart.to_dict()``); not modified.
+
+    Returns:
+        A new spec dict.
+    """
+    spec = dict(spec)
+    if any(key in spec for key in ("hconcat", "concat", "facet", "repeat")):
+        return spec
+    if "vconcat" in spec:
+        rows = [dict(row) for row in spec["vconcat"]]
+        if not all(_fills_width(row) for row in rows):
+            return spec
+        for row in rows:
+            row.setdefault("width", "container")
+        spec["vconcat"] = rows
+    elif not _fills_width(spec):
+        return spec
+    else:
+        spec.setdefault("width", "container")
+    spec.setdefault("autosize", _FIT_WIDTH)
+    return spec
+
+
+def _fills_width(view: dict[str, Any]) -> bool:
+    """A single or layered view without a numeric width (it may take the container's)."""
+    is_view = "mark" in view or "layer" in view
+    return is_view and not isinstance(view.get("width"), (int, float))
+
+
+def specs_in_html(html: str) -> list[dict[str, Any]]:
+    """The Vega-Lite specs that ``offline_html`` snippets in ``html`` draw, in page order.
+
+    For tests and checks of rendered chapters (every mark has a tooltip, widths fit).
+    """
+    decoder = json.JSONDecoder()
+    specs, start = [], 0
+    while (found := html.find(_SPEC_CALL, start)) >= 0:
+        start = found + len(_SPEC_CALL)
+        if html.startswith("{", start):
+            spec, _ = decoder.raw_decode(html, start)  # "<\\/" is JSON's escaped "/"
+            specs.append(spec)
+    return specs
 
 
 def _offline_renderer(spec: dict[str, Any], **metadata: Any) -> dict[str, str]:
@@ -121,6 +201,25 @@ def enable_offline_rendering() -> None:
     """
     alt.renderers.register(OFFLINE_RENDERER, _offline_renderer)
     alt.renderers.enable(OFFLINE_RENDERER)
+
+
+def series_scale(values: Sequence[Any]) -> alt.Scale:
+    """Colour scale of a nominal series column: SERIES_COLORS where named, free PALETTE colours otherwise.
+
+    Args:
+        values: the series' values in legend order (e.g. ``df["schedule"].unique()``).
+    """
+    domain = list(dict.fromkeys(str(value) for value in values))
+    taken = {SERIES_COLORS[value] for value in domain if value in SERIES_COLORS}
+    free = iter([color for color in PALETTE if color not in taken] + PALETTE)
+    return alt.Scale(domain=domain, range=[SERIES_COLORS.get(value) or next(free) for value in domain])
+
+
+def _x_axis(values: pd.Series) -> alt.Axis:
+    """Whole-number ticks for a column of integers (layer, step, k); default ticks otherwise."""
+    if pd.api.types.is_integer_dtype(values):
+        return alt.Axis(format="d", tickMinStep=1)
+    return alt.Axis()
 
 
 def _numeric_tooltip(field: str, title: str | None = None) -> alt.Tooltip:
@@ -144,9 +243,11 @@ def line_with_band(
 
     Args:
         df: tidy, one row per (series, x); columns named by the other arguments.
-        x: quantitative column (layer index, pruning step, fraction removed).
+        x: quantitative column (layer index, pruning step, fraction removed); an integer
+            column gets whole-number ticks.
         y, low, high: quantitative columns: estimate and interval bounds, same units.
-        color: nominal column separating series (model, schedule), or None for one series.
+        color: nominal column separating series (model, schedule), or None for one series;
+            coloured by ``series_scale`` (one colour per schedule across the site).
         tooltip: extra columns shown on hover besides x, y and the interval; those
             missing from ``df`` are skipped, so the default suits any data.
         x_title, y_title: axis titles (default: the column names).
@@ -167,12 +268,12 @@ def line_with_band(
         _numeric_tooltip(low, f"CI low ({low})"),
         _numeric_tooltip(high, f"CI high ({high})"),
     ]
-    encoding: dict[str, Any] = {"x": alt.X(x, type="quantitative", title=x_title or x)}
+    encoding: dict[str, Any] = {"x": alt.X(x, type="quantitative", title=x_title or x, axis=_x_axis(df[x]))}
     if color:
-        encoding["color"] = alt.Color(color, type="nominal")
+        encoding["color"] = alt.Color(color, type="nominal", scale=series_scale(df[color].unique()))
     base = alt.Chart(df).encode(**encoding)
     band = base.mark_area(opacity=0.2).encode(
-        y=alt.Y(low, type="quantitative", title=y_title or y), y2=alt.Y2(high)
+        y=alt.Y(low, type="quantitative", title=y_title or y), y2=alt.Y2(high), tooltip=tooltips
     )
     line = base.mark_line(point=points).encode(y=alt.Y(y, type="quantitative", title=y_title or y), tooltip=tooltips)
     return alt.layer(band, line)
@@ -221,7 +322,8 @@ def phase_shading(transition_layer: int | None, n_layers: int, x_title: str = "l
     )
 
 
-def option_heatmap(df: pd.DataFrame, x: str, option: str, fraction: str, x_title: str | None = None) -> alt.Chart:
+def option_heatmap(df: pd.DataFrame, x: str, option: str, fraction: str, x_title: str | None = None,
+                   reference: pd.DataFrame | None = None) -> alt.Chart:
     """Option Frequency heatmap: share of items predicted as each option, per layer or step.
 
     Args:
@@ -230,19 +332,70 @@ def option_heatmap(df: pd.DataFrame, x: str, option: str, fraction: str, x_title
         option: nominal column (option letter A, B, C, ...).
         fraction: quantitative column in [0, 1], fraction of items predicted as that option.
         x_title: axis title (default: the column name).
+        reference: optional rows drawn as extra columns after the last x, e.g. the gold
+            distribution (``transition.gold_frequency_frame``: its ``source`` names the
+            column); one chart instead of two side by side, so it fits any width.
 
     Returns:
         Chart of ``mark_rect`` with a [0, 1] sequential colour scale.
     """
+    frame = df[[x, option, fraction]].copy()
+    order = list(dict.fromkeys(frame[x].tolist()))
+    if reference is not None:
+        extra = reference.rename(columns={"source": x})[[x, option, fraction]]
+        order += list(dict.fromkeys(extra[x].tolist()))
+        frame = pd.concat([frame, extra], ignore_index=True)
+    frame[x] = frame[x].astype(str)
     return (
-        alt.Chart(df)
+        alt.Chart(frame)
         .mark_rect()
         .encode(
-            x=alt.X(x, type="ordinal", title=x_title or x),
+            x=alt.X(x, type="ordinal", title=x_title or x, sort=[str(value) for value in order],
+                    axis=alt.Axis(labelAngle=0, labelOverlap=True)),
             y=alt.Y(option, type="nominal", title="predicted option", sort="ascending"),
             color=alt.Color(
                 fraction, type="quantitative", scale=alt.Scale(domain=[0, 1], scheme="blues"), title="fraction of items"
             ),
-            tooltip=[alt.Tooltip(x, type="ordinal"), alt.Tooltip(option, type="nominal"), _numeric_tooltip(fraction)],
+            tooltip=[alt.Tooltip(x, type="ordinal", title=x_title or x), alt.Tooltip(option, type="nominal"),
+                     _numeric_tooltip(fraction)],
         )
     )
+
+
+def reference_rules(levels: dict[str, float], y_title: str | None = None) -> alt.Chart:
+    """Dashed horizontal rules at fixed levels (chance, a threshold), each with its meaning on hover.
+
+    Args:
+        levels: meaning -> level in the units of the chart's y axis.
+        y_title: the y title of the chart this is layered on (keeps the shared axis title).
+    """
+    frame = pd.DataFrame({"meaning": list(levels), "level": [float(value) for value in levels.values()]})
+    return (
+        alt.Chart(frame)
+        .mark_rule(strokeDash=[4, 4], color="black")
+        .encode(y=alt.Y("level", type="quantitative", title=y_title),
+                tooltip=[alt.Tooltip("meaning", type="nominal"), _numeric_tooltip("level")])
+    )
+
+
+def chance_rule(chance: float, y_title: str | None = None) -> alt.Chart:
+    """The dashed chance line of an accuracy chart: accuracy of the best constant answer."""
+    return reference_rules({"chance (best constant answer)": chance}, y_title)
+
+
+def collapse_marker(markers: pd.DataFrame) -> alt.LayerChart:
+    """Grey bar over the collapse point's interval and a rule at the point itself.
+
+    Args:
+        markers: one row per marked collapse with ``fraction_removed`` and its interval
+            ``fraction_low``, ``fraction_high`` (fractions of layers), and ``step``,
+            ``step_ci`` for the tooltip (``collapse.collapse_markers``).
+    """
+    tooltip = [alt.Tooltip("step", type="quantitative", title="collapse step"),
+               alt.Tooltip("step_ci", type="nominal", title="95% CI (steps)"),
+               alt.Tooltip("fraction_removed", type="quantitative", format=".2f", title="fraction removed")]
+    band = alt.Chart(markers).mark_rect(opacity=0.15, color="grey").encode(
+        x=alt.X("fraction_low", type="quantitative"), x2=alt.X2("fraction_high"), tooltip=tooltip)
+    rule = alt.Chart(markers).mark_rule(color="grey").encode(x=alt.X("fraction_removed", type="quantitative"),
+                                                            tooltip=tooltip)
+    return alt.layer(band, rule)

@@ -37,13 +37,13 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 from torch import nn
-from tqdm.auto import tqdm
 
 from . import metrics
 from .architectures import decoder_layers, n_layers as count_layers, readout_of, readout_spec
 from .batching import Batch, Request, collate_rows, model_device, plan_rows
 from .budget import default_token_budget
 from .layers import keep_layers, validate_layer_indices
+from .progress import progress_bar
 from .prompts import check_format
 from .scoring import (
     build_requests,
@@ -593,7 +593,7 @@ def run_plan(plan: Plan, evaluation: PrefixRunner, gold: np.ndarray, spec: dict,
     steps = [_restore_step(done.row, done.arrays) for done in checkpoint.completed_steps()] if checkpoint else []
     kept = steps[-1][0].kept if steps else tuple(range(n_total))
     desc = progress if isinstance(progress, str) else spec["schedule"]
-    for step in tqdm(range(len(steps), plan.n_steps), desc=desc, disable=not progress, leave=False):
+    for step in progress_bar(range(len(steps), plan.n_steps), desc, enabled=bool(progress)):
         removal = plan.next(step, kept)
         scores = evaluation.run(removal.kept, remember=plan.nested or step == 0)  # [n_items, n_options]
         if checkpoint is not None:

@@ -17,11 +17,11 @@ from contextlib import contextmanager
 import numpy as np
 import torch
 from torch import nn
-from tqdm.auto import trange
 
 from .architectures import backbone, hidden_to_logits, n_layers
 from .batching import Batch, Request, collate, model_device
 from .lens import capture_read_states
+from .progress import progress_bar
 from .scoring import _encode, run_backbone
 
 #: The readout key of the embedding output (before any layer), as in ``layerwise_scores``.
@@ -200,7 +200,7 @@ def train_tuned_lens(
     order = epoch_order(len(requests), steps * batch_size, seed)
     device = model_device(model)
     with frozen(model):
-        for step in trange(steps, desc="tuned lens", disable=not progress, leave=False):
+        for step in progress_bar(range(steps), "tuned lens", enabled=progress):
             chosen = [requests[i] for i in order[step * batch_size:(step + 1) * batch_size]]
             batch = token_batch(chosen, tokenizer.pad_token_id, device)
             states = read_all_states(model, batch)

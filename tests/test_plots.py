@@ -12,6 +12,8 @@ import pytest
 
 from layercollapse import plots
 
+import browser
+
 
 @pytest.fixture
 def restore_altair():
@@ -37,6 +39,11 @@ def layer_curves() -> pd.DataFrame:
             "high": accuracy + 0.03,
         }
     )
+
+
+def _rows(spec: dict) -> list[dict]:
+    """The inline data rows of a single-view spec (altair puts them in top-level datasets)."""
+    return spec["data"]["values"] if "values" in spec["data"] else spec["datasets"][spec["data"]["name"]]
 
 
 def _encodings(spec: dict) -> dict[str, dict]:
@@ -174,3 +181,99 @@ def test_two_offline_charts_run_on_one_page(tmp_path, layer_curves):
     targets = [target for target, _ in report["embedded"]]
     assert len(targets) == 2 and targets[0] != targets[1]
     assert [n_layers for _, n_layers in report["embedded"]] == [2, 2]
+
+
+def test_integer_x_gets_whole_number_ticks(layer_curves):
+    line = _encodings(plots.line_with_band(layer_curves, "layer", "accuracy", "low", "high").to_dict())["line"]
+    assert line["x"]["axis"] == {"format": "d", "tickMinStep": 1}
+    fractions = layer_curves.assign(fraction=layer_curves["layer"] / 8)
+    line = _encodings(plots.line_with_band(fractions, "fraction", "accuracy", "low", "high").to_dict())["line"]
+    assert "format" not in line["x"].get("axis", {})
+
+
+def test_every_mark_of_a_line_with_band_has_a_tooltip(layer_curves):
+    encodings = _encodings(plots.line_with_band(layer_curves, "layer", "accuracy", "low", "high", "model").to_dict())
+    assert set(encodings) == {"area", "line"} and all("tooltip" in encoding for encoding in encodings.values())
+
+
+def test_series_scale_keeps_one_colour_per_schedule_on_every_chart():
+    one = plots.series_scale(["random", "iterative", "qwen"]).to_dict()
+    other = plots.series_scale(["iterative", "reverse", "llama", "qwen"]).to_dict()
+    colour = {name: dict(zip(scale["domain"], scale["range"])) for name, scale in (("one", one), ("other", other))}
+    assert colour["one"]["iterative"] == colour["other"]["iterative"] == plots.PALETTE[0]
+    assert colour["one"]["random"] == plots.SERIES_COLORS["random"]
+    # Unnamed series take free palette colours, never a schedule's.
+    assert colour["other"]["llama"] not in {colour["other"]["iterative"], colour["other"]["reverse"]}
+    assert len(set(colour["other"].values())) == 4
+    # Key and displayed name of a schedule share the colour.
+    assert plots.SERIES_COLORS["block_influence"] == plots.SERIES_COLORS["ShortGPT BI"]
+
+
+def test_chance_rule_and_collapse_marker_carry_tooltips():
+    rule = plots.chance_rule(0.25, "accuracy").to_dict()
+    assert _rows(rule) == [{"meaning": "chance (best constant answer)", "level": 0.25}]
+    assert rule["encoding"]["y"]["title"] == "accuracy" and rule["encoding"]["tooltip"]
+    markers = pd.DataFrame({"step": [5], "step_ci": ["[4, 6]"], "fraction_removed": [0.2], "fraction_low": [0.16],
+                            "fraction_high": [0.24]})
+    encodings = _encodings(plots.collapse_marker(markers).to_dict())
+    assert set(encodings) == {"rect", "rule"} and all("tooltip" in encoding for encoding in encodings.values())
+    assert (encodings["rect"]["x"]["field"], encodings["rect"]["x2"]["field"]) == ("fraction_low", "fraction_high")
+
+
+def test_option_heatmap_reference_columns_follow_the_layers():
+    frame = pd.DataFrame({"layer": np.repeat([-1, 0, 1], 2), "option": list("AB") * 3, "fraction": 0.5})
+    gold = pd.DataFrame({"source": ["gold", "gold"], "option": ["A", "B"], "fraction": [0.4, 0.6]})
+    spec = plots.option_heatmap(frame, "layer", "option", "fraction", reference=gold).to_dict()
+    assert spec["encoding"]["x"]["sort"] == ["-1", "0", "1", "gold"]
+    assert len(_rows(spec)) == 8
+
+
+def test_responsive_spec_fits_single_layered_and_stacked_views(layer_curves):
+    line = plots.line_with_band(layer_curves, "layer", "accuracy", "low", "high")
+    for chart in (line, alt.vconcat(line, line)):
+        spec = plots.responsive_spec(chart.to_dict())
+        assert spec["autosize"] == {"type": "fit-x", "contains": "padding"}
+        rows = spec.get("vconcat", [spec])
+        assert all(row["width"] == "container" for row in rows)
+    # Side-by-side panels and explicit widths keep their widths.
+    for chart in (alt.hconcat(line, line), line.properties(width=300), alt.vconcat(line, line.properties(width=300))):
+        spec = plots.responsive_spec(chart.to_dict())
+        assert "autosize" not in spec and spec == chart.to_dict()
+
+
+def test_specs_in_html_reads_back_every_chart(layer_curves):
+    chart = plots.line_with_band(layer_curves.assign(model="</script>"), "layer", "accuracy", "low", "high", "model")
+    html = plots.offline_html(chart.to_dict()) + plots.offline_html(plots.chance_rule(0.3).to_dict())
+    specs = plots.specs_in_html(html)
+    assert len(specs) == 2 and specs[1]["mark"]["type"] == "rule"
+    assert specs[0] == plots.responsive_spec(chart.to_dict())  # "</" escaping round-trips
+
+
+def _chart_page(tmp_path, charts: dict[str, alt.TopLevelMixin], column_px: int) -> str:
+    """A page with each chart's offline HTML in a column ``column_px`` wide, as Quarto's body column."""
+    body = "".join(f'<section style="width: {column_px}px">{plots.offline_html(chart.to_dict())}</section>'
+                   for chart in charts.values())
+    path = tmp_path / f"charts-{column_px}.html"
+    path.write_text(f"<!doctype html><html><head><meta charset='utf-8'></head><body style='margin: 0'>{body}</body></html>")
+    return path.as_uri()
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(browser.skip_reason() is not None, reason=str(browser.skip_reason()))
+def test_offline_charts_draw_inside_their_column_in_a_browser(tmp_path, restore_altair, layer_curves):
+    """In Chromium with no network: every kind of chart the chapters draw fits a 900-px window and a 420-px column."""
+    plots.use_site_theme()
+    line = alt.layer(plots.phase_shading(3, 8), plots.line_with_band(layer_curves, "layer", "accuracy", "low", "high",
+                                                                       "model"), plots.chance_rule(0.25, "accuracy"))
+    frame = pd.DataFrame({"layer": np.repeat(np.arange(-1, 28), 4), "option": list("ABCD") * 29, "fraction": 0.25})
+    gold = pd.DataFrame({"source": ["gold"] * 4, "option": list("ABCD"), "fraction": 0.25})
+    charts = {"layered": line, "stacked": alt.vconcat(line, line),
+              "heatmap": plots.option_heatmap(frame, "layer", "option", "fraction", reference=gold)}
+    for column_px in (860, 420):
+        [report] = browser.open_pages([_chart_page(tmp_path, charts, column_px)], width=900)
+        assert report.console_errors == [] and report.outside_requests == []
+        assert len(report.charts) == len(charts)
+        for name, chart in zip(charts, report.charts):
+            assert chart["drawn"], name
+            assert 0.5 * column_px < chart["width"] <= column_px, (name, column_px, chart)
+        assert report.scroll_width <= 900

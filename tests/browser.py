@@ -1,0 +1,93 @@
+"""Open pages in headless Chromium with the network blocked, as a reader with no internet would.
+
+Needs Debian's Chromium (``apt-get install chromium``: /usr/bin/chromium) and the Python
+``playwright`` package (the test extra); ``skip_reason()`` says what is missing, so the
+browser tests skip with that reason instead of failing on a machine without a browser.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import shutil
+from urllib.parse import urlparse
+
+CHROMIUM = os.environ.get("CHROMIUM", shutil.which("chromium") or "/usr/bin/chromium")
+# Quiet and closed: no background connections to Google's hosts on a machine without a network.
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync"]
+LOCAL_HOSTS = {"localhost", "127.0.0.1", "::1", ""}  # "" = file: and data: URLs
+
+# What a page does once drawn: every Vega chart's SVG/canvas size inside its element, the page's overflow.
+_MEASURE = """() => ({
+  charts: [...document.querySelectorAll('.vega-visualization, .vega-embed')].filter(
+      el => !el.parentElement.closest('.vega-visualization, .vega-embed')).map(el => {
+    const drawn = el.querySelector('svg.marks, canvas');
+    return {id: el.id, parent_width: el.parentElement.getBoundingClientRect().width,
+            drawn: !!drawn, width: drawn ? drawn.getBoundingClientRect().width : 0};
+  }),
+  scroll_width: document.documentElement.scrollWidth,
+  text: document.body.innerText,
+})"""
+
+
+@dataclasses.dataclass
+class PageReport:
+    """What one page showed: charts drawn (with their widths, px), console errors, blocked requests."""
+
+    url: str
+    charts: list[dict]
+    scroll_width: float
+    text: str
+    console_errors: list[str]
+    outside_requests: list[str]
+
+
+def skip_reason() -> str | None:
+    """Why the browser tests cannot run here, or None when they can."""
+    try:
+        import playwright.sync_api  # noqa: F401
+    except ImportError:
+        return "needs the playwright package (pip install -e '.[test]')"
+    if not os.path.exists(CHROMIUM):
+        return f"needs Chromium at {CHROMIUM} (Debian: apt-get install chromium; or set CHROMIUM)"
+    return None
+
+
+def open_pages(urls: list[str], width: int = 900, height: int = 1000, settle_ms: int = 1500) -> list[PageReport]:
+    """Load each URL at ``width`` x ``height`` px with every non-local request aborted and recorded.
+
+    Args:
+        urls: file:// or http://localhost URLs.
+        width, height: window size in CSS pixels.
+        settle_ms: time given to the charts to draw after the page's load event.
+    """
+    from playwright.sync_api import sync_playwright
+
+    reports = []
+    with sync_playwright() as driver:
+        browser = driver.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            for url in urls:
+                page = browser.new_page(viewport={"width": width, "height": height})
+                errors: list[str] = []
+                outside: list[str] = []
+                page.on("console", lambda message, errors=errors: message.type == "error" and errors.append(message.text))
+                page.on("pageerror", lambda error, errors=errors: errors.append(str(error)))
+
+                def route(request_route, outside=outside):
+                    if (urlparse(request_route.request.url).hostname or "") in LOCAL_HOSTS:
+                        return request_route.continue_()
+                    outside.append(request_route.request.url)
+                    return request_route.abort()
+
+                page.route("**/*", route)
+                page.goto(url, wait_until="load")
+                page.wait_for_timeout(settle_ms)
+                measured = page.evaluate(_MEASURE)
+                reports.append(PageReport(url, measured["charts"], measured["scroll_width"], measured["text"],
+                                          errors, outside))
+                page.close()
+        finally:
+            browser.close()
+    return reports
