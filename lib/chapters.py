@@ -33,6 +33,9 @@ DEFAULT_CELL_TIMEOUT_S = 1800  # per cell; LAYERCOLLAPSE_CELL_TIMEOUT overrides
 
 _FENCE_OPEN = re.compile(r"^(?P<fence>`{3,})\s*\{(?P<engine>[A-Za-z0-9_]+)(?P<rest>[^}]*)\}\s*$")
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+#: An inline expression, `` `{python} expr` ``, exactly as Quarto finds it (``core/execute-inline.ts``).
+_INLINE = re.compile(r"(^|[^`])`\{python\}[ \t]([^`]+)`")
+_MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]()>#+,\-.!])")  # Quarto's class: its `+-.` is the range + , - .
 
 
 class ChapterError(RuntimeError):
@@ -162,7 +165,7 @@ def to_notebook(chapter: Chapter, parameters: dict[str, Any] | None = None):
     injected = False
     for cell in chapter.cells:
         if cell.kind == "markdown":
-            cells.append(nbf.new_markdown_cell(cell.source))
+            cells.append(nbf.new_markdown_cell(cell.source, metadata={"qmd_line": cell.line}))
             continue
         option_lines = cell.header + "\n" if cell.header else ""
         tags = cell.tags + (["raises-exception"] if cell.options.get("error") is True else [])
@@ -183,6 +186,53 @@ def to_notebook(chapter: Chapter, parameters: dict[str, Any] | None = None):
         "quarto": {"front_matter": chapter.front_matter, "source": str(chapter.path)},
     })
     return notebook
+
+
+def inline_expressions(markdown: str) -> list[str]:
+    """The expressions of the `` `{python} expr` `` inline code in ``markdown``, in order."""
+    return [match[2].strip() for match in _INLINE.finditer(markdown)]
+
+
+def _inline_text(result: dict[str, Any]) -> str:
+    """Markdown of one evaluated inline expression, by Quarto's rule: ``text/markdown`` as is, ``text/plain``
+    with the quotes of a string repr removed and its Markdown characters escaped."""
+    data = result.get("data", {})
+    if "text/markdown" in data:
+        return str(data["text/markdown"])
+    text = str(data.get("text/plain", ""))
+    if len(text) >= 2 and text[0] == text[-1] and text[0] in "'\"":
+        return _MARKDOWN_SPECIAL.sub(r"\\\1", text[1:-1].replace("\\", "\\\\"))
+    return text
+
+
+def resolve_inline(markdown: str, results: dict[str, dict[str, Any]]) -> str:
+    """``markdown`` with each inline expression replaced by its evaluated result (by expression text)."""
+    def replace(match: re.Match) -> str:
+        result = results.get(match[2].strip())
+        return match[0] if result is None else match[1] + _inline_text(result)
+
+    return _INLINE.sub(replace, markdown)
+
+
+def _quarto_client_class():
+    """nbclient's client, evaluating each markdown cell's inline expressions in order as Quarto does: an empty
+    execute request carrying them as ``user_expressions``; the results go to ``cell.metadata.user_expressions``."""
+    from nbclient import NotebookClient
+
+    class QuartoClient(NotebookClient):
+        async def async_execute_cell(self, cell, cell_index, execution_count=None, store_history=True):
+            expressions = inline_expressions(cell.source) if cell.cell_type == "markdown" else []
+            if not expressions:
+                return await super().async_execute_cell(cell, cell_index, execution_count, store_history)
+            requested = {str(i): expression for i, expression in enumerate(expressions)}
+            msg_id = self.kc.execute("", user_expressions=requested)
+            reply = await self.async_wait_for_reply(msg_id, cell)
+            results = reply["content"].get("user_expressions", {})
+            cell.metadata["user_expressions"] = [
+                {"expression": expression, "result": results.get(i, {})} for i, expression in requested.items()]
+            return cell
+
+    return QuartoClient
 
 
 @dataclass
@@ -219,6 +269,12 @@ class ExecutedChapter:
     def outputs(self) -> list[dict[str, Any]]:
         return [output for cell in self.cells for output in cell.outputs]
 
+    @property
+    def markdown(self) -> list[str]:
+        """Every markdown cell with its inline expressions replaced by their values, as Quarto renders them."""
+        return [resolve_inline(cell.source, {e["expression"]: e["result"] for e in cell.metadata.get("user_expressions", [])})
+                for cell in self.notebook.cells if cell.cell_type == "markdown"]
+
 
 def _cell_options(source: str) -> dict[str, Any]:
     options, _ = _parse_options(source.splitlines(), "notebook cell")
@@ -252,6 +308,23 @@ def _failure(chapter: Chapter, notebook, index: int) -> ChapterError:
     )
 
 
+def _inline_failure(chapter: Chapter, notebook) -> ChapterError | None:
+    """ChapterError for the first inline expression that raised, naming the chapter, its line and the error."""
+    for cell in notebook.cells:
+        for evaluated in cell.metadata.get("user_expressions", []):
+            result = evaluated["result"]
+            if result.get("status") != "ok":
+                expression = evaluated["expression"]
+                lines = chapter.path.read_text().splitlines()
+                line = next((n for n, text in enumerate(lines, 1) if "{python}" in text and expression in text),
+                            cell.metadata.get("qmd_line"))
+                return ChapterError(
+                    f"chapter {chapter.path} failed in the inline expression `{{python}} {expression}` "
+                    f"at {chapter.path.name} line {line}: {result.get('ename', 'no result')}: "
+                    f"{result.get('evalue', 'the kernel returned nothing for it')}")
+    return None
+
+
 def execute_chapter(
     path: str | Path,
     profile: str = "default",
@@ -275,16 +348,16 @@ def execute_chapter(
 
     Raises:
         ChapterError: a cell raised (not tagged ``error: true``); the message names the
-            chapter, the cell's index, label and ``.qmd`` line, and holds the traceback.
+            chapter, the cell's index, label and ``.qmd`` line, and holds the traceback. Or an inline
+            expression (`` `{python} expr` ``, evaluated where its paragraph stands) raised.
     """
-    from nbclient import NotebookClient
     from nbclient.exceptions import CellExecutionError
 
     chapter = parse_qmd(path)
     notebook = to_notebook(chapter, parameters)
     timeout = timeout or int(os.environ.get("LAYERCOLLAPSE_CELL_TIMEOUT", DEFAULT_CELL_TIMEOUT_S))
     kernel_env = {**os.environ, **(env or {}), "QUARTO_PROFILE": profile}
-    client = NotebookClient(
+    client = _quarto_client_class()(
         notebook, timeout=timeout, kernel_name=kernel_name, allow_errors=False,
         resources={"metadata": {"path": str(chapter.path.parent.resolve())}},
     )
@@ -300,6 +373,8 @@ def execute_chapter(
         if failed is None:
             raise
         raise _failure(chapter, notebook, failed) from None
+    if (inline_error := _inline_failure(chapter, notebook)) is not None:
+        raise inline_error
     return ExecutedChapter(chapter.path, profile, notebook, _summarise(notebook))
 
 

@@ -229,24 +229,3 @@ def load_verdicts(profile: str | None = None) -> dict[str, Verdict]:
         found[verdict.claim] = verdict
     order = list(CLAIMS)
     return dict(sorted(found.items(), key=lambda item: (order.index(claim_base(item[0])), item[0])))
-
-
-def ledger(profile: str | None = None) -> list[dict[str, Any]]:
-    """Rows of the claims ledger: every claim, with its recorded verdicts or "not run".
-
-    Returns:
-        list of dicts with keys claim, claim_text, status, evidence (one row per
-        verdict; a claim without any has status ``"not run"``).
-    """
-    verdicts = load_verdicts(profile)
-    rows = []
-    for claim, claim_text in CLAIMS.items():
-        parts = [v for v in verdicts.values() if claim_base(v.claim) == claim]
-        for verdict in parts or [None]:
-            rows.append({
-                "claim": verdict.claim if verdict else claim,
-                "claim_text": claim_text,
-                "status": verdict.status if verdict else "not run",
-                "evidence": (verdict.summary() + ". " + verdict.text) if verdict else "",
-            })
-    return rows

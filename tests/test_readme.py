@@ -44,3 +44,21 @@ def test_readme_python_block_runs(index):
         np.testing.assert_array_equal(namespace["pruned"], score(model, tokenizer, items, "letter", layers=kept,
                                                                  progress=False))
         assert namespace["scores"].shape[0] == 6 and namespace["readout"].shape[:2] == (31, 6)
+
+
+def profile_table_items(text: str) -> dict[str, str]:
+    """The ``items`` column of the README's profile table, by profile name."""
+    rows = re.findall(r"^\| `(?P<name>[a-z]+)` \| [^|]* \| (?P<items>[^|]*) \|", text, flags=re.M)
+    return {name: items.strip() for name, items in rows}
+
+
+def test_readme_profile_table_states_the_profiles_item_counts():
+    from layercollapse.profiles import load_profile
+
+    written = profile_table_items(README.read_text())
+    assert set(written) == {"default", "paper", "test"}, written
+    default, test = load_profile("default"), load_profile("test")
+    assert written["default"] == f"{default.n_items} per task ({default.n_pruning_items} for pruning traces)", (
+        "README's profile table disagrees with profiles/default.yml: write its n_items and n_pruning_items")
+    assert written["test"] == str(test.n_items), "README's profile table disagrees with profiles/test.yml n_items"
+    assert load_profile("paper").n_items is None and written["paper"] == "full splits"

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from layercollapse import profiles, verdicts
+from layercollapse import chapters, ledger, profiles, verdicts
 from layercollapse.chapters import ChapterError, execute_chapter, parse_qmd, project_chapters, to_notebook
 from layercollapse.profiles import ProfileError, load_profile, project_root
 
@@ -245,6 +245,47 @@ def test_injected_parameters_override_the_parameters_cell(tmp_path):
     assert _stdout(plain).split()[:2] == ["30", "default"]
 
 
+def test_inline_expressions_resolve_like_quarto_where_their_paragraph_stands(tmp_path):
+    path = _write_qmd(tmp_path, '''
+        ---
+        title: "Inline"
+        ---
+
+        ```{python}
+        accuracy = 0.7712
+        from IPython.display import Markdown
+        ```
+
+        Accuracy is `{python} f"{accuracy:.2f}"` on `{python} 200` items, *`{python} Markdown("**bold**")`*;
+        code stays code: ``{python} x``.
+
+        ```{python}
+        accuracy = 0.1
+        ```
+
+        Later it is `{python} accuracy`.
+        ''')
+    executed = execute_chapter(path, timeout=60)
+    assert executed.markdown == [
+        "Accuracy is 0\\.77 on 200 items, ***bold***;\ncode stays code: ``{python} x``.",
+        "Later it is 0.1.",
+    ]
+    assert chapters.inline_expressions("a `{python} x` b `{python}  y + 1 ` c") == ["x", "y + 1"]
+    assert chapters.resolve_inline("`{python} s`", {"s": {"data": {"text/plain": "'a_b, c'"}}}) == "a\\_b\\, c"
+    broken = _write_qmd(tmp_path, '''
+        ---
+        title: "Broken"
+        ---
+
+        Fine text.
+
+        A number: `{python} undefined_name`.
+        ''')
+    with pytest.raises(ChapterError, match=r"inline expression `\{python\} undefined_name` at tiny.qmd line 7: "
+                                           r"NameError"):
+        execute_chapter(broken, timeout=60)
+
+
 def test_a_failing_cell_names_the_chapter_the_cell_and_the_traceback(tmp_path):
     path = _write_qmd(tmp_path, '''
         ---
@@ -371,6 +412,27 @@ def test_verdicts_validate_render_with_a_marker_and_round_trip_through_the_store
     path = verdict.record("unit")
     assert path == tmp_path / "verdicts" / "unit" / "C3b.json" and not list(path.parent.glob(".*"))
     assert verdicts.load_verdicts("unit") == {"C3b": verdict}
-    rows = verdicts.ledger("unit")
-    assert [row["claim"] for row in rows] == ["C1", "C2", "C3b", "C4", "C5", "C6", "C7", "R1", "R2", "R3"]
-    assert rows[2]["status"] == "supported" and rows[0]["status"] == "not run"
+    rows = ledger.ledger_rows("unit")
+    assert [row.claim for row in rows] == ["C1", "C2", "C3b", "C4", "C5", "C6", "C7", "R1", "R2", "R3"]
+    assert rows[2].status == "supported" and rows[0].status == "not computed"
+    assert rows[2].number == "accuracy gap: 0.250 [0.100, 0.400]" and rows[2].models == []
+    assert rows[2].chapter == ("Option frequency", "chapters/03-option-frequency.qmd")
+    assert rows[1].chapter == ("Representation similarity", "chapters/05-representation-similarity.qmd")
+    markdown = ledger.ledger_table("unit", link_prefix="../").to_markdown().splitlines()
+    assert markdown[0] == "| Claim | In short | Verdict | Deciding number (95% CI) | Models | Chapter |"
+    assert markdown[4] == ('| C3b | A sharp decision transition | [supported]{.badge .text-bg-success .verdict-badge '
+                           'data-claim="C3b"} | accuracy gap: 0.250 [0.100, 0.400] | — | '
+                           '[Option frequency](../chapters/03-option-frequency.qmd) |')
+    assert '[not computed]{.badge .text-bg-secondary .verdict-badge data-claim="C1"}' in markdown[2]
+    assert ledger.status_counts(rows) == {"supported": 1, "not supported": 0, "inconclusive": 0, "not computed": 9}
+
+
+def test_ledger_of_the_committed_default_verdicts_names_the_models_each_rests_on():
+    rows = {row.claim: row for row in ledger.ledger_rows("default")}
+    recorded = verdicts.load_verdicts("default")
+    assert {claim: row.status for claim, row in rows.items() if claim in recorded} == {
+        claim: verdict.status for claim, verdict in recorded.items()}
+    assert rows["C4"].models == ["qwen2.5-coder-1.5b"]  # phase pruning of the main model
+    assert "smollm2-135m" in rows["C1"].models  # the pruning schedules run on SmolLM2
+    assert len(rows["R1"].models) == 3  # across the three embedded models
+    assert all(row.number.startswith(recorded[claim].statistic) for claim, row in rows.items() if claim in recorded)

@@ -1,0 +1,137 @@
+"""The claims ledger of the site's front page: one compact row per claim, read from the verdict files.
+
+Each row names the claim in a few words, shows its verdict as a coloured badge (a Bootstrap
+``badge`` span that Quarto's HTML theme styles; plain text elsewhere), the deciding number with its
+95% interval, the models the verdict rests on (read from the results it was decided from) and a
+link to its chapter. The long finding stays in the chapter's verdict callout.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pandas as pd
+
+from .store import Store
+from .tables import Table, format_number
+from .verdicts import CLAIMS, Verdict, claim_base, load_verdicts
+
+NOT_COMPUTED = "not computed"
+#: Bootstrap 5.3 background class of each ledger status (green, red, amber, grey).
+BADGE_CLASS = {"supported": "text-bg-success", "not supported": "text-bg-danger",
+               "inconclusive": "text-bg-warning", NOT_COMPUTED: "text-bg-secondary"}
+
+#: Each claim of :data:`verdicts.CLAIMS` in a few words.
+CLAIM_SHORT: dict[str, str] = {
+    "C1": "Pruning hits a cliff edge",
+    "C2": "Similarity stays high through the collapse",
+    "C3": "A sharp decision transition",
+    "C4": "Decisive pruning costs little",
+    "C5": "Silent pruning collapses at once",
+    "C6": "Silent Phase is noise-sensitive",
+    "C7": "Fine-tuning recovery plateaus",
+    "R1": "Error bars, models and tasks",
+    "R2": "Probes show the transition",
+    "R3": "Random and LM-loss controls",
+}
+
+#: Chapter (title, path from the project root) that records each claim's verdict; a part (``C3b``) may differ.
+CHAPTER_OF: dict[str, tuple[str, str]] = {
+    "C1": ("The cliff edge", "chapters/01-cliff-edge.qmd"),
+    "C2": ("Representation similarity", "chapters/05-representation-similarity.qmd"),
+    "C3": ("Decision dynamics", "chapters/02-decision-dynamics.qmd"),
+    "C3b": ("Option frequency", "chapters/03-option-frequency.qmd"),
+    "C4": ("Phase-targeted pruning", "chapters/04-phase-pruning.qmd"),
+    "C5": ("Phase-targeted pruning", "chapters/04-phase-pruning.qmd"),
+    "C6": ("Noise sensitivity", "chapters/09-noise-sensitivity.qmd"),
+    "C7": ("Fine-tuning recovery", "chapters/10-finetune-recovery.qmd"),
+    "R1": ("Statistics and scale", "chapters/06-statistics-and-scale.qmd"),
+    "R2": ("Probes", "chapters/07-probes.qmd"),
+    "R3": ("Random controls", "chapters/08-random-controls.qmd"),
+}
+
+
+def chapter_of(claim: str) -> tuple[str, str]:
+    """(title, path) of the chapter of ``claim`` (``"C3a"`` falls back to ``"C3"``)."""
+    return CHAPTER_OF.get(claim) or CHAPTER_OF[claim_base(claim)]
+
+
+def badge(status: str, claim: str) -> str:
+    """Pandoc bracketed span of a verdict badge, e.g. ``[supported]{.badge .text-bg-success data-claim="C4"}``."""
+    if status not in BADGE_CLASS:
+        raise ValueError(f"status {status!r} has no badge: use one of {list(BADGE_CLASS)}")
+    return f'[{status}]{{.badge .{BADGE_CLASS[status]} .verdict-badge data-claim="{claim}"}}'
+
+
+def key_number(verdict: Verdict) -> str:
+    """The deciding statistic, its value and 95% interval: ``accuracy drop at k = 1: 0.009 [-0.012, 0.023]``."""
+    value = format_number(verdict.value)
+    interval = "" if verdict.ci is None else f" [{format_number(verdict.ci[0])}, {format_number(verdict.ci[1])}]"
+    return f"{verdict.statistic}: {value}{interval}"
+
+
+def verdict_models(record_evidence: list[dict], store: Store) -> list[str]:
+    """Models of the stored results a verdict was decided from (a fine-tuning result names its trace's model)."""
+    models = set()
+    for result in record_evidence:
+        stored = store.load_key(result["kind"], result["key"])
+        spec = stored.meta.get("spec", {}) if stored is not None else {}
+        model = spec.get("model") or spec.get("trace_spec", {}).get("model")
+        if model:
+            models.add(model)
+    return sorted(models)
+
+
+@dataclass(frozen=True)
+class LedgerRow:
+    """One ledger row: a claim (or a part of one) and its recorded verdict, if any."""
+
+    claim: str
+    status: str
+    number: str
+    models: list[str]
+    chapter: tuple[str, str]
+
+
+def ledger_rows(profile: str | None = None) -> list[LedgerRow]:
+    """Every claim of :data:`CLAIMS` in order, one row per recorded verdict (a claim without one: "not computed")."""
+    import json
+
+    from .verdicts import verdicts_dir
+
+    verdicts = load_verdicts(profile)
+    store = Store(profile=profile) if verdicts else None
+    rows = []
+    for claim in CLAIMS:
+        parts = [v for v in verdicts.values() if claim_base(v.claim) == claim]
+        if not parts:
+            rows.append(LedgerRow(claim, NOT_COMPUTED, "", [], chapter_of(claim)))
+        for verdict in parts:
+            evidence = json.loads((verdicts_dir(profile) / f"{verdict.claim}.json").read_text()).get("evidence", [])
+            rows.append(LedgerRow(verdict.claim, verdict.status, key_number(verdict),
+                                  verdict_models(evidence, store), chapter_of(verdict.claim)))
+    return rows
+
+
+def ledger_table(profile: str | None = None, link_prefix: str = "") -> Table:
+    """The ledger as a Markdown table for people: claim, in short, verdict badge, key number, models, chapter.
+
+    Args:
+        profile: profile whose verdicts to read (None: the active profile).
+        link_prefix: prefix of the chapter links, relative to the page showing the table.
+    """
+    rows = ledger_rows(profile)
+    frame = pd.DataFrame({
+        "Claim": [row.claim for row in rows],
+        "In short": [CLAIM_SHORT[claim_base(row.claim)] for row in rows],
+        "Verdict": [badge(row.status, row.claim) for row in rows],
+        "Deciding number (95% CI)": [row.number or "—" for row in rows],
+        "Models": [", ".join(row.models) or "—" for row in rows],
+        "Chapter": [f"[{row.chapter[0]}]({link_prefix}{row.chapter[1]})" for row in rows],
+    })
+    return Table(frame)
+
+
+def status_counts(rows: list[LedgerRow]) -> dict[str, int]:
+    """How many ledger rows have each status, in :data:`BADGE_CLASS` order."""
+    return {status: sum(row.status == status for row in rows) for status in BADGE_CLASS}
