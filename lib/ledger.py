@@ -8,6 +8,7 @@ link to its chapter. The long finding stays in the chapter's verdict callout.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 import pandas as pd
@@ -21,11 +22,13 @@ NOT_COMPUTED = "not computed"
 BADGE_CLASS = {"supported": "text-bg-success", "not supported": "text-bg-danger",
                "inconclusive": "text-bg-warning", NOT_COMPUTED: "text-bg-secondary"}
 
-#: Each claim of :data:`verdicts.CLAIMS` in a few words.
+#: Each claim of :data:`verdicts.CLAIMS` in a few words (a part such as ``C3b`` may have its own).
 CLAIM_SHORT: dict[str, str] = {
     "C1": "Pruning hits a cliff edge",
     "C2": "Similarity stays high through the collapse",
     "C3": "A sharp decision transition",
+    "C3a": "A sharp transition in DM and accuracy",
+    "C3b": "Option Frequency collapses before it",
     "C4": "Decisive pruning costs little",
     "C5": "Silent pruning collapses at once",
     "C6": "Silent Phase is noise-sensitive",
@@ -63,11 +66,18 @@ def badge(status: str, claim: str) -> str:
     return f'[{status}]{{.badge .{BADGE_CLASS[status]} .verdict-badge data-claim="{claim}"}}'
 
 
+def _short_number(value: float) -> str:
+    return str(int(value)) if float(value).is_integer() else format_number(value)
+
+
 def key_number(verdict: Verdict) -> str:
-    """The deciding statistic, its value and 95% interval: ``accuracy drop at k = 1: 0.009 [-0.012, 0.023]``."""
-    value = format_number(verdict.value)
-    interval = "" if verdict.ci is None else f" [{format_number(verdict.ci[0])}, {format_number(verdict.ci[1])}]"
-    return f"{verdict.statistic}: {value}{interval}"
+    """The deciding statistic (without its trailing method note), value and 95% interval, e.g.
+    ``accuracy drop at k = 1 (Decisive): 0.009 [-0.011, 0.023]``."""
+    statistic = re.sub(r"\s*\((?:paired item bootstrap|interval from)[^)]*\)$", "", verdict.statistic)
+    if verdict.value is None:
+        return f"{statistic}: —"
+    interval = "" if verdict.ci is None else f" [{_short_number(verdict.ci[0])}, {_short_number(verdict.ci[1])}]"
+    return f"{statistic}: {_short_number(verdict.value)}{interval}"
 
 
 def verdict_models(record_evidence: list[dict], store: Store) -> list[str]:
@@ -123,7 +133,7 @@ def ledger_table(profile: str | None = None, link_prefix: str = "") -> Table:
     rows = ledger_rows(profile)
     frame = pd.DataFrame({
         "Claim": [row.claim for row in rows],
-        "In short": [CLAIM_SHORT[claim_base(row.claim)] for row in rows],
+        "In short": [CLAIM_SHORT.get(row.claim) or CLAIM_SHORT[claim_base(row.claim)] for row in rows],
         "Verdict": [badge(row.status, row.claim) for row in rows],
         "Deciding number (95% CI)": [row.number or "—" for row in rows],
         "Models": [", ".join(row.models) or "—" for row in rows],

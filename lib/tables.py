@@ -42,6 +42,16 @@ def format_number(value, digits: int = 3, missing: str = MISSING) -> str:
     return f"{float(value):.{digits}f}"
 
 
+def estimate_text(value: float | None, ci: Sequence[float] | None = None, digits: int = 3) -> str:
+    """An estimate for prose: ``0.009 (95% CI -0.012 to 0.023)``; ``undefined`` when there is none."""
+    if _undefined(value):
+        return "undefined"
+    text = format_number(value, digits)
+    if ci is not None and not any(_undefined(bound) for bound in ci):
+        text += f" (95% CI {format_number(ci[0], digits)} to {format_number(ci[1], digits)})"
+    return text
+
+
 @dataclass(frozen=True)
 class Table:
     """Display strings of a table (``frame``), shown as a Markdown pipe table with the columns in

@@ -171,9 +171,20 @@ def test_chapter_front_matter_and_cells_follow_conventions(path):
     assert "profile = None" in parameter_cells[0].source, f"{path.name}: the parameters cell sets profile = None"
     if CLAIM_CHAPTER.match(str(path.relative_to(ROOT))):
         assert any(str(cell.label).startswith("fig-") for cell in chapter.code_cells), f"{path.name}: no figure"
-        assert any(".show(" in cell.source and re.search(r"\b(Verdict|verdict_\w+)\(", cell.source)
-                   for cell in chapter.code_cells), (
-            f"{path.name}: a claim chapter shows a verdict computed by a rule: verdict_<claim>(...).show(...)")
+        assert any(re.search(r"\b(Verdict|verdict_\w+)\(", cell.source) for cell in chapter.code_cells), (
+            f"{path.name}: a claim chapter computes its verdict by a rule: verdict_<claim>(...)")
+        shown = next((i for i, cell in enumerate(chapter.cells) if cell.label == "verdict"), None)
+        assert shown is not None and ".show(" in chapter.cells[shown].source, (
+            f"{path.name}: a claim chapter shows its verdict in the cell labelled 'verdict' (verdict.show(spec.name))")
+        before = chapter.cells[:shown]
+        assert [cell.kind for cell in before].count("markdown") == 1 and before[0].kind == "markdown", (
+            f"{path.name}: the verdict comes right under the claim paragraph, before the method")
+        assert all(cell.options.get("include") is False or "parameters" in cell.tags
+                   for cell in before if cell.kind == "code"), (
+            f"{path.name}: cells before the verdict load and decide without output (#| include: false)")
+        prose = " ".join(cell.source for cell in chapter.cells if cell.kind == "markdown")
+        assert "{python}" in prose, f"{path.name}: the prose states this build's numbers as inline expressions"
+        assert "verdict below" not in prose and "verdicts below" not in prose, f"{path.name}: the verdict is above"
 
 
 # --- executing a .qmd like Quarto --------------------------------------------------------------
@@ -420,7 +431,7 @@ def test_verdicts_validate_render_with_a_marker_and_round_trip_through_the_store
     assert rows[1].chapter == ("Representation similarity", "chapters/05-representation-similarity.qmd")
     markdown = ledger.ledger_table("unit", link_prefix="../").to_markdown().splitlines()
     assert markdown[0] == "| Claim | In short | Verdict | Deciding number (95% CI) | Models | Chapter |"
-    assert markdown[4] == ('| C3b | A sharp decision transition | [supported]{.badge .text-bg-success .verdict-badge '
+    assert markdown[4] == ('| C3b | Option Frequency collapses before it | [supported]{.badge .text-bg-success .verdict-badge '
                            'data-claim="C3b"} | accuracy gap: 0.250 [0.100, 0.400] | — | '
                            '[Option frequency](../chapters/03-option-frequency.qmd) |')
     assert '[not computed]{.badge .text-bg-secondary .verdict-badge data-claim="C1"}' in markdown[2]
@@ -435,4 +446,7 @@ def test_ledger_of_the_committed_default_verdicts_names_the_models_each_rests_on
     assert rows["C4"].models == ["qwen2.5-coder-1.5b"]  # phase pruning of the main model
     assert "smollm2-135m" in rows["C1"].models  # the pruning schedules run on SmolLM2
     assert len(rows["R1"].models) == 3  # across the three embedded models
-    assert all(row.number.startswith(recorded[claim].statistic) for claim, row in rows.items() if claim in recorded)
+    assert all(recorded[claim].statistic.startswith(row.number.split(":")[0]) for claim, row in rows.items()
+               if claim in recorded)
+    assert rows["R1"].number == "smallest evaluation set (items): 200"  # whole numbers stay whole
+    assert rows["C1"].number.endswith("to the collapse step: 0.016 [-0.043, 0.075]")  # the method note is in the chapter
