@@ -9,12 +9,16 @@ from __future__ import annotations
 
 import functools
 import json
+import os
 import uuid
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import altair as alt
 import pandas as pd
+
+from .profiles import project_root
 
 __all__ = [
     "PALETTE",
@@ -24,6 +28,10 @@ __all__ = [
     "use_site_theme",
     "enable_offline_rendering",
     "offline_html",
+    "vega_mode",
+    "vega_bundle_name",
+    "write_vega_bundle",
+    "site_bundle_src",
     "SERIES_COLORS",
     "series_scale",
     "responsive_spec",
@@ -37,6 +45,8 @@ __all__ = [
 ]
 
 THEME_NAME = "layercollapse"
+VEGA_MODE_ENV = "LAYERCOLLAPSE_VEGA"  # "site" or "inline": how charts get the Vega JavaScript (see vega_mode)
+SITE_ASSETS_DIR = "assets/vega"  # the bundle's folder in the project, a Quarto resource
 OFFLINE_RENDERER = "layercollapse-offline"
 
 # Okabe-Ito, colour-blind safe; series (models, schedules) take colours in this order.
@@ -94,7 +104,46 @@ def _vega_embed_bundle() -> str:
     return vl_convert.javascript_bundle(vl_version=vl_version)
 
 
-def offline_html(spec: dict[str, Any], embed_options: dict[str, Any] | None = None) -> str:
+def vega_bundle_name() -> str:
+    """File name of the site's Vega bundle, versioned by the Vega-Lite major.minor altair writes."""
+    return f"vega-embed-vl{'_'.join(alt.SCHEMA_VERSION.lstrip('v').split('.')[:2])}.js"
+
+
+def write_vega_bundle(root: str | os.PathLike) -> Path:
+    """Write the Vega bundle to ``<root>/assets/vega/`` (a site resource; Quarto copies it to ``_site/``).
+
+    Rewrites the file only when its content differs (atomically: temp file + rename).
+
+    Returns:
+        the bundle's path.
+    """
+    path = Path(root) / SITE_ASSETS_DIR / vega_bundle_name()
+    bundle = _vega_embed_bundle()
+    if not path.is_file() or path.read_text("utf-8") != bundle:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        tmp.write_text(bundle, "utf-8")
+        os.replace(tmp, path)
+    return path
+
+
+def vega_mode() -> str:
+    """``site`` (charts load one bundle from the site's resources) when Quarto renders the page
+    (``QUARTO_PROJECT_ROOT`` is set), else ``inline`` (each chart carries it, as JupyterLab needs);
+    ``$LAYERCOLLAPSE_VEGA`` overrides."""
+    mode = os.environ.get(VEGA_MODE_ENV) or ("site" if os.environ.get("QUARTO_PROJECT_ROOT") else "inline")
+    if mode not in ("site", "inline"):
+        raise ValueError(f"{VEGA_MODE_ENV}={mode!r}: use 'site' (one bundle per site) or 'inline' (one per chart)")
+    return mode
+
+
+def site_bundle_src(root: str | os.PathLike, page_dir: str | os.PathLike) -> str:
+    """URL of the site's Vega bundle relative to a page in ``page_dir`` (the kernel's folder under Quarto)."""
+    return Path(os.path.relpath(Path(root) / SITE_ASSETS_DIR / vega_bundle_name(), page_dir)).as_posix()
+
+
+def offline_html(spec: dict[str, Any], embed_options: dict[str, Any] | None = None,
+                 bundle_src: str | None = None) -> str:
     """An HTML snippet that draws a Vega-Lite spec with no network, safe to repeat on one page.
 
     altair's own ``template="inline"`` output cannot appear twice on a page: its bundle
@@ -105,9 +154,11 @@ def offline_html(spec: dict[str, Any], embed_options: dict[str, Any] | None = No
     Args:
         spec: a Vega-Lite spec dict with its data inlined (``chart.to_dict()``).
         embed_options: options for vega-embed (``alt.renderers.set_embed_options``).
+        bundle_src: URL of the Vega bundle (:func:`write_vega_bundle`): the page loads it once, whatever its
+            number of charts, and each chart draws when it has loaded. None: inline the bundle (~0.9 MB).
 
     Returns:
-        HTML text (a ``div`` and two ``script`` elements; no ``src``, no link).
+        HTML text (a ``div`` and ``script`` elements; no link outside the page or ``bundle_src``).
     """
     output_div = f"layercollapse-vis-{uuid.uuid4().hex}"
     spec = responsive_spec(spec)
@@ -115,18 +166,37 @@ def offline_html(spec: dict[str, Any], embed_options: dict[str, Any] | None = No
     # "</" would end the script element if a data string contained "</script>".
     spec_json = json.dumps(spec).replace("</", "<\\/")
     options_json = json.dumps(embed_options).replace("</", "<\\/")
+    # vega-embed makes its element inline-block; a "container" width needs a block that fills the column.
+    div = f'<div class="vega-visualization" id="{output_div}" style="width: 100%"></div>\n'
+    if bundle_src is None:
+        return (
+            div + '<script type="text/javascript">\n'
+            'if (typeof window.vegaEmbed === "undefined") { (function () {\n'
+            f"{_vega_embed_bundle()}\n"
+            "})(); }\n"
+            "</script>\n"
+            '<script type="text/javascript">\n'
+            "(function (spec, embedOpt) {\n"
+            f'  vegaEmbed("#{output_div}", spec, embedOpt).catch(console.error);\n'
+            f"}})({spec_json}, {options_json});\n"
+            "</script>\n"
+        )
     return (
-        # vega-embed makes its element inline-block; a "container" width needs a block that fills the column.
-        f'<div class="vega-visualization" id="{output_div}" style="width: 100%"></div>\n'
-        '<script type="text/javascript">\n'
-        'if (typeof window.vegaEmbed === "undefined") { (function () {\n'
-        f"{_vega_embed_bundle()}\n"
-        "})(); }\n"
-        "</script>\n"
-        '<script type="text/javascript">\n'
+        div + '<script type="text/javascript">\n'
         "(function (spec, embedOpt) {\n"
-        f'  vegaEmbed("#{output_div}", spec, embedOpt).catch(console.error);\n'
-        f"}})({spec_json}, {options_json});\n"
+        # One promise per page loads the bundle once; every chart waits for it.
+        "  var page = window;\n"
+        "  page.layercollapseVega = page.layercollapseVega || new Promise(function (resolve, reject) {\n"
+        '    if (typeof page.vegaEmbed !== "undefined") { return resolve(); }\n'
+        '    var script = document.createElement("script");\n'
+        f"    script.src = {json.dumps(bundle_src)};\n"
+        "    script.onload = resolve;\n"
+        '    script.onerror = function () { reject(new Error("could not load " + script.src)); };\n'
+        "    document.head.appendChild(script);\n"
+        "  });\n"
+        "  page.layercollapseVega.then(function () {\n"
+        f'    return vegaEmbed("#{output_div}", spec, embedOpt).catch(console.error);\n'
+        f"  }}).catch(console.error);\n}})({spec_json}, {options_json});\n"
         "</script>\n"
     )
 
@@ -186,18 +256,28 @@ def specs_in_html(html: str) -> list[dict[str, Any]]:
 
 
 def _offline_renderer(spec: dict[str, Any], **metadata: Any) -> dict[str, str]:
-    """Renderer plugin: the ``text/html`` mimebundle of ``offline_html``."""
-    return {"text/html": offline_html(spec, metadata.get("embed_options"))}
+    """Renderer plugin: the chart as ``offline_html``.
+
+    Inline mode: a ``text/html`` mimebundle. Site mode (Quarto): a ``text/markdown`` raw HTML block
+    loading the site's bundle, since Quarto adds require.js and jQuery from a CDN to every page with a
+    ``text/html`` output.
+    """
+    if vega_mode() == "inline":
+        return {"text/html": offline_html(spec, metadata.get("embed_options"))}
+    root = os.environ.get("QUARTO_PROJECT_ROOT") or project_root()
+    write_vega_bundle(root)
+    html = offline_html(spec, metadata.get("embed_options"), bundle_src=site_bundle_src(root, os.getcwd()))
+    return {"text/markdown": f"```{{=html}}\n{html}```\n"}
 
 
 def enable_offline_rendering() -> None:
-    """Make charts display with no internet: every chart's HTML carries the Vega JavaScript.
+    """Make charts display with no internet, from the Vega JavaScript of ``vl-convert-python`` (no CDN).
 
-    Registers and enables the renderer ``OFFLINE_RENDERER``, whose ``text/html``
-    output (what Jupyter and Quarto embed) inlines vega, vega-lite and vega-embed
-    from ``vl-convert-python`` instead of loading them from a CDN. Each chart adds
-    about 0.9 MB of HTML; the bundle is executed once per page. For a standalone
-    file use ``chart.to_html(inline=True)`` (one chart per file).
+    Registers and enables the renderer ``OFFLINE_RENDERER``. In JupyterLab and the test harness
+    (:func:`vega_mode` ``inline``) each chart's ``text/html`` carries the bundle (~0.9 MB; run once per
+    page). Rendered by Quarto (``site``), a chart is a few kB of raw HTML that loads
+    ``assets/vega/<bundle>`` once per page, a file :func:`write_vega_bundle` writes and Quarto copies
+    into the site (``project: resources`` and the pre-render script ``scripts/site_assets.py``).
     """
     alt.renderers.register(OFFLINE_RENDERER, _offline_renderer)
     alt.renderers.enable(OFFLINE_RENDERER)

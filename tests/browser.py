@@ -28,6 +28,8 @@ _MEASURE = """() => ({
   }),
   scroll_width: document.documentElement.scrollWidth,
   text: document.body.innerText,
+  scripts: [...document.querySelectorAll('script[src]')].map(s => s.src),
+  badges: [...document.querySelectorAll('.verdict-badge')].map(el => [el.dataset.claim, el.innerText.trim()]),
 })"""
 
 
@@ -41,6 +43,8 @@ class PageReport:
     text: str
     console_errors: list[str]
     outside_requests: list[str]
+    scripts: list[str] = dataclasses.field(default_factory=list)  # src of every script element (static or added)
+    badges: list[list[str]] = dataclasses.field(default_factory=list)  # [claim, status] of each ledger badge
 
 
 def skip_reason() -> str | None:
@@ -86,7 +90,7 @@ def open_pages(urls: list[str], width: int = 900, height: int = 1000, settle_ms:
                 page.wait_for_timeout(settle_ms)
                 measured = page.evaluate(_MEASURE)
                 reports.append(PageReport(url, measured["charts"], measured["scroll_width"], measured["text"],
-                                          errors, outside))
+                                          errors, outside, measured["scripts"], measured["badges"]))
                 page.close()
         finally:
             browser.close()

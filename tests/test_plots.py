@@ -1,6 +1,7 @@
 """Chart helpers produce the intended encodings; offline HTML loads nothing from the network."""
 
 import json
+from pathlib import Path
 import re
 import shutil
 import subprocess
@@ -121,7 +122,9 @@ def _script_sources(html: str) -> list[str]:
     return re.findall(r"<script[^>]*\bsrc\s*=", html, flags=re.IGNORECASE)
 
 
-def test_offline_rendering_inlines_javascript(restore_altair, layer_curves):
+def test_offline_rendering_inlines_javascript(restore_altair, layer_curves, monkeypatch):
+    monkeypatch.delenv("QUARTO_PROJECT_ROOT", raising=False)
+    monkeypatch.delenv(plots.VEGA_MODE_ENV, raising=False)
     plots.enable_offline_rendering()
     chart = plots.line_with_band(layer_curves, "layer", "accuracy", "low", "high", color="model")
     html = chart._repr_mimebundle_()["text/html"]
@@ -132,6 +135,42 @@ def test_offline_rendering_inlines_javascript(restore_altair, layer_curves):
     # The default renderer, by contrast, loads the libraries from a CDN.
     alt.renderers.enable("default")
     assert "cdn.jsdelivr" in chart._repr_mimebundle_()["text/html"]
+
+
+def _site_page(monkeypatch, root: Path) -> None:
+    """Render as Quarto would: QUARTO_PROJECT_ROOT set, the kernel in the chapter's folder."""
+    monkeypatch.delenv(plots.VEGA_MODE_ENV, raising=False)
+    monkeypatch.setenv("QUARTO_PROJECT_ROOT", str(root))
+    (root / "chapters").mkdir(exist_ok=True)
+    monkeypatch.chdir(root / "chapters")
+
+
+def test_under_quarto_a_chart_is_raw_html_loading_the_sites_one_bundle(tmp_path, monkeypatch, restore_altair,
+                                                                        layer_curves):
+    _site_page(monkeypatch, tmp_path)
+    plots.enable_offline_rendering()
+    chart = plots.line_with_band(layer_curves, "layer", "accuracy", "low", "high", color="model")
+    bundle = chart._repr_mimebundle_()
+    bundle = bundle[0] if isinstance(bundle, tuple) else bundle
+    # No text/html: Quarto would add require.js and jQuery from a CDN to the page.
+    assert set(bundle) == {"text/markdown"}
+    markdown = bundle["text/markdown"]
+    assert markdown.startswith("```{=html}\n") and markdown.endswith("```\n") and markdown.count("```") == 2
+    assert len(markdown) < 20_000 and "window.vegaEmbed=" not in markdown  # a few kB, not the 0.9 MB bundle
+    name = plots.vega_bundle_name()
+    assert name == "vega-embed-vl" + "_".join(alt.SCHEMA_VERSION.lstrip("v").split(".")[:2]) + ".js"
+    assert f'script.src = "../assets/vega/{name}"' in markdown
+    written = tmp_path / "assets" / "vega" / name
+    assert written.read_text() == plots._vega_embed_bundle() and "window.vegaEmbed=" in written.read_text()
+    assert plots.specs_in_html(markdown) == [plots.responsive_spec(chart.to_dict())]
+    assert plots.site_bundle_src(tmp_path, tmp_path) == f"assets/vega/{name}"
+    mtime = written.stat().st_mtime_ns
+    assert plots.write_vega_bundle(tmp_path) == written and written.stat().st_mtime_ns == mtime  # unchanged: kept
+    monkeypatch.setenv(plots.VEGA_MODE_ENV, "inline")
+    assert "text/html" in chart._repr_mimebundle_()
+    monkeypatch.setenv(plots.VEGA_MODE_ENV, "cdn")
+    with pytest.raises(ValueError, match="LAYERCOLLAPSE_VEGA='cdn': use 'site'"):
+        plots.vega_mode()
 
 
 def test_standalone_html_is_offline(layer_curves):
@@ -277,3 +316,24 @@ def test_offline_charts_draw_inside_their_column_in_a_browser(tmp_path, restore_
             assert chart["drawn"], name
             assert 0.5 * column_px < chart["width"] <= column_px, (name, column_px, chart)
         assert report.scroll_width <= 900
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(browser.skip_reason() is not None, reason=str(browser.skip_reason()))
+def test_site_charts_load_the_bundle_once_and_draw_in_a_browser(tmp_path, monkeypatch, restore_altair, layer_curves):
+    """Three charts of a page rendered in site mode, read in Chromium with no network: one bundle request."""
+    _site_page(monkeypatch, tmp_path)
+    plots.use_site_theme()
+    plots.enable_offline_rendering()
+    line = plots.line_with_band(layer_curves, "layer", "accuracy", "low", "high", "model")
+    charts = [line, alt.vconcat(line, line), plots.chance_rule(0.25, "accuracy")]
+    blocks = [chart._repr_mimebundle_() for chart in charts]
+    html = "".join((b[0] if isinstance(b, tuple) else b)["text/markdown"].removeprefix("```{=html}\n").removesuffix("```\n")
+                   for b in blocks)
+    page = tmp_path / "chapters" / "page.html"
+    page.write_text(f"<!doctype html><html><head><meta charset='utf-8'></head><body><main style='width: 860px'>"
+                    f"{html}</main></body></html>")
+    [report] = browser.open_pages([page.as_uri()], width=900)
+    assert report.console_errors == [] and report.outside_requests == []
+    assert [Path(url).name for url in report.scripts] == [plots.vega_bundle_name()]  # loaded once for 3 charts
+    assert len(report.charts) == 3 and all(chart["drawn"] and chart["width"] <= 860 for chart in report.charts)
