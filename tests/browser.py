@@ -79,7 +79,7 @@ def open_pages(urls: list[str], width: int = 900, height: int = 1000, settle_ms:
                 page.on("console", lambda message, errors=errors: message.type == "error" and errors.append(message.text))
                 page.on("pageerror", lambda error, errors=errors: errors.append(str(error)))
 
-                def route(request_route, outside=outside):
+                def route(request_route, _request=None, outside=outside):  # playwright passes (route, request)
                     if (urlparse(request_route.request.url).hostname or "") in LOCAL_HOSTS:
                         return request_route.continue_()
                     outside.append(request_route.request.url)
