@@ -29,6 +29,8 @@ QUARTO_INSTALL_HINT = (
     "(or `conda install -c conda-forge quarto`) and run `quarto render --profile <profile>`."
 )
 NOTEBOOKS_DIR = "_site_notebooks"
+FREEZE_PROFILE = "default"  # the profile that owns _freeze/ (freeze: auto); others render in ISOLATED_DIR
+ISOLATED_DIR = "_render"
 DEFAULT_CELL_TIMEOUT_S = 1800  # per cell; LAYERCOLLAPSE_CELL_TIMEOUT overrides
 
 _FENCE_OPEN = re.compile(r"^(?P<fence>`{3,})\s*\{(?P<engine>[A-Za-z0-9_]+)(?P<rest>[^}]*)\}\s*$")
@@ -389,11 +391,47 @@ def project_chapters(root: Path | None = None) -> list[Path]:
     return [root / name for name in project_config(root)["project"]["render"]]
 
 
+def site_sources(root: Path) -> list[Path]:
+    """What Quarto needs to render the site, relative to ``root``: its config, pages and pre-render script."""
+    config = project_config(root)
+    pre_render = config["project"].get("pre-render", [])
+    names = ["_quarto.yml", *(p.name for p in sorted(root.glob("_quarto-*.yml"))), *config["project"]["render"],
+             *([pre_render] if isinstance(pre_render, str) else pre_render)]
+    return [Path(name) for name in names]
+
+
+def render_isolated(quarto: str, profile: str, root: Path, env: dict[str, str]) -> Path:
+    """Render ``profile`` in a copy of the site's sources (``_render/<profile>/``) and move its output
+    folder (e.g. ``_site-test/``) into ``root``.
+
+    Quarto keeps one ``_freeze/`` per project, and rendering a profile with ``freeze: false`` deletes
+    the frozen results of every page it renders; the copy has its own, so the default profile's
+    ``_freeze/`` is never touched. Chapters find the results store and verdicts through the library.
+
+    Returns:
+        the output folder in ``root``.
+    """
+    scratch = root / ISOLATED_DIR / profile
+    shutil.rmtree(scratch, ignore_errors=True)
+    for source in site_sources(root):
+        (scratch / source).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(root / source, scratch / source)
+    subprocess.run([quarto, "render", "--profile", profile], cwd=scratch, check=True, env={**os.environ, **env})
+    merged = yaml.safe_load((root / f"_quarto-{profile}.yml").read_text()) or {}
+    output = merged.get("project", {}).get("output-dir") or project_config(root)["project"].get("output-dir", "_site")
+    target = root / output
+    shutil.rmtree(target, ignore_errors=True)
+    shutil.move(str(scratch / output), target)
+    return target
+
+
 def render_all(profile: str = "default", timeout: int | None = None, root: Path | None = None,
                compute: bool = False) -> list[Path]:
     """Render the site for ``profile``; chapters compute missing results only when ``compute``.
 
-    With ``quarto`` on PATH: ``quarto render --profile <profile>``; returns []. Without:
+    With ``quarto`` on PATH: ``quarto render --profile <profile>`` (another profile than ``default`` in a
+    copy of the sources, :func:`render_isolated`, so that it never deletes the default's frozen
+    results); returns []. Without:
     executes every chapter of :func:`project_chapters`, writes each notebook to
     ``_site_notebooks/<profile>/<path>.ipynb``, prints how to install Quarto, and
     returns the notebooks' paths.
@@ -406,7 +444,10 @@ def render_all(profile: str = "default", timeout: int | None = None, root: Path 
     env = {COMPUTE_ENV: "1" if compute else "0"}
     quarto = shutil.which("quarto")
     if quarto:
-        subprocess.run([quarto, "render", "--profile", profile], cwd=root, check=True, env={**os.environ, **env})
+        if profile == FREEZE_PROFILE:
+            subprocess.run([quarto, "render", "--profile", profile], cwd=root, check=True, env={**os.environ, **env})
+        else:
+            render_isolated(quarto, profile, root, env)
         return []
     written = []
     for path in project_chapters(root):

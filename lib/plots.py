@@ -36,6 +36,7 @@ __all__ = [
     "series_scale",
     "responsive_spec",
     "specs_in_html",
+    "marks_without_tooltip",
     "line_with_band",
     "phase_shading",
     "option_heatmap",
@@ -253,6 +254,27 @@ def specs_in_html(html: str) -> list[dict[str, Any]]:
             spec, _ = decoder.raw_decode(html, start)  # "<\\/" is JSON's escaped "/"
             specs.append(spec)
     return specs
+
+
+def marks_without_tooltip(spec: dict[str, Any], inherited: dict[str, Any] | None = None, where: str = "") -> list[str]:
+    """Path and type of every mark of a Vega-Lite spec that shows no tooltip (none: ``[]``).
+
+    A mark has a tooltip when its encoding (or a parent layer's) has one, or when its mark definition
+    sets ``tooltip``. For checks of rendered chapters: every mark of the site explains itself on hover.
+    """
+    encoding = {**(inherited or {}), **spec.get("encoding", {})}
+    found = []
+    for key in ("layer", "vconcat", "hconcat", "concat"):
+        for i, child in enumerate(spec.get(key, [])):
+            found += marks_without_tooltip(child, encoding, f"{where}/{key}[{i}]")
+    if isinstance(spec.get("spec"), dict):  # facet and repeat
+        found += marks_without_tooltip(spec["spec"], encoding, f"{where}/spec")
+    if "mark" in spec:
+        mark = spec["mark"]
+        kind = mark if isinstance(mark, str) else mark.get("type", "?")
+        if "tooltip" not in encoding and not (isinstance(mark, dict) and mark.get("tooltip")):
+            found.append(f"{where or '/'} {kind}")
+    return found
 
 
 def _offline_renderer(spec: dict[str, Any], **metadata: Any) -> dict[str, str]:

@@ -3,7 +3,8 @@
 Chapters run through a Jupyter kernel exactly as Quarto's Jupyter engine runs them
 (layercollapse.chapters.execute_chapter), so this needs no Quarto. A claim chapter
 (chapters/NN-*.qmd) must produce at least one figure (a cell labelled fig-* whose
-output is an Altair/Vega-Lite chart) and at least one verdict (Verdict(...).show()).
+output is an Altair/Vega-Lite chart) and at least one verdict (Verdict(...).show()), shown before
+anything else; no cell writes to stderr, every inline expression resolves, every mark has a tooltip.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import re
 
 import pytest
 
+from layercollapse import plots
 from layercollapse.chapters import execute_chapter, project_chapters
 from layercollapse.experiments import COMPUTE_ENV
 from layercollapse.profiles import project_root
@@ -49,6 +51,16 @@ def test_chapter_executes_in_the_test_profile(path, data_dir, store_dir):
     env = {DATA_ENV: str(data_dir), "LAYERCOLLAPSE_STORE": str(store_dir), COMPUTE_ENV: "1"}  # a fresh store: compute
     executed = execute_chapter(path, profile="test", timeout=CELL_TIMEOUT_S, env=env)
     assert not [cell.errors for cell in executed.cells if cell.errors]
+    # Nothing writes into the page behind the reader's back: no warnings or progress bars (stderr).
+    stderr = [(cell.label, out.get("text", "")[:200]) for cell in executed.cells for out in cell.outputs
+              if out.get("output_type") == "stream" and out.get("name") == "stderr"]
+    assert stderr == [], f"{path.name}: cells wrote to stderr: {stderr}"
+    prose = "\n".join(executed.markdown)
+    assert "{python}" not in prose and "NaN" not in prose, f"{path.name}: unresolved inline code or NaN in the prose"
+    for cell in executed.cells:
+        for out in cell.outputs:
+            for spec in plots.specs_in_html(out.get("data", {}).get("text/html", "")):
+                assert plots.marks_without_tooltip(spec) == [], f"{path.name}: {cell.label}: marks without a tooltip"
     if not CLAIM_CHAPTER.match(str(path.relative_to(ROOT))):
         return
 
@@ -59,7 +71,9 @@ def test_chapter_executes_in_the_test_profile(path, data_dir, store_dir):
             f"{path.name}: figure cell {cell.label} displayed no Altair chart (mime types {cell.mime_types})")
 
     shown = [out for out in executed.outputs if METADATA_KEY in out.get("metadata", {})]
-    assert shown, f"{path.name}: no verdict displayed (end the chapter with Verdict(...).show(spec.name))"
+    assert shown, f"{path.name}: no verdict displayed (verdict.show(spec.name) right under the claim)"
+    displayed = [out for out in executed.outputs if out.get("output_type") in ("display_data", "execute_result")]
+    assert displayed[:len(shown)] == shown, f"{path.name}: the verdict is the first thing the chapter shows"
     for out in shown:
         verdict = out["metadata"][METADATA_KEY]
         assert verdict["status"] in STATUSES

@@ -337,3 +337,19 @@ def test_site_charts_load_the_bundle_once_and_draw_in_a_browser(tmp_path, monkey
     assert report.console_errors == [] and report.outside_requests == []
     assert [Path(url).name for url in report.scripts] == [plots.vega_bundle_name()]  # loaded once for 3 charts
     assert len(report.charts) == 3 and all(chart["drawn"] and chart["width"] <= 860 for chart in report.charts)
+
+
+def test_marks_without_tooltip_finds_bare_marks_through_layers_and_concatenation(layer_curves):
+    bare = alt.Chart(layer_curves).mark_point().encode(x="layer:Q")
+    tipped = bare.encode(tooltip=["layer:Q"])
+    assert plots.marks_without_tooltip(tipped.to_dict()) == []
+    assert plots.marks_without_tooltip(bare.to_dict()) == ["/ point"]
+    assert plots.marks_without_tooltip(alt.vconcat(tipped, alt.layer(tipped, bare)).to_dict()) == ["/vconcat[1]/layer[1] point"]
+    # a tooltip on the parent layer's encoding, or on the mark definition, counts
+    assert plots.marks_without_tooltip(alt.layer(bare, bare).encode(tooltip=["layer:Q"]).to_dict()) == []
+    assert plots.marks_without_tooltip(alt.Chart(layer_curves).mark_point(tooltip=True).to_dict()) == []
+    # every helper the chapters draw with has a tooltip on every mark
+    helpers = [plots.line_with_band(layer_curves, "layer", "accuracy", "low", "high", "model"),
+               plots.phase_shading(3, 8), plots.chance_rule(0.25, "accuracy"),
+               plots.reference_rules({"intact": 0.7, "chance": 0.25})]
+    assert [plots.marks_without_tooltip(chart.to_dict()) for chart in helpers] == [[]] * len(helpers)

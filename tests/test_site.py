@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import re
+import shutil
 import textwrap
 from pathlib import Path
 
@@ -450,3 +452,31 @@ def test_ledger_of_the_committed_default_verdicts_names_the_models_each_rests_on
                if claim in recorded)
     assert rows["R1"].number == "smallest evaluation set (items): 200"  # whole numbers stay whole
     assert rows["C1"].number.endswith("to the collapse step: 0.016 [-0.043, 0.075]")  # the method note is in the chapter
+
+
+def test_other_profiles_render_in_a_copy_and_never_touch_the_default_freeze(tmp_path, monkeypatch):
+    """With Quarto (a stand-in that records where it ran), `test` renders in _render/test/ and its site is moved
+    back; `default` renders in place. The default profile's _freeze/ is left as it was."""
+    root = tmp_path / "project"
+    for source in chapters.site_sources(ROOT):
+        (root / source).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(ROOT / source, root / source)
+    (root / "_freeze" / "chapters").mkdir(parents=True)
+    (root / "_freeze" / "chapters" / "frozen.json").write_text("default results")
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    quarto = bin_dir / "quarto"
+    quarto.write_text('#!/bin/sh\necho "$PWD $*" >> "$QUARTO_LOG"\n'
+                      'out=_site; [ "$3" = test ] && out=_site-test\nmkdir -p "$out" && echo page > "$out/index.html"\n')
+    quarto.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+    monkeypatch.setenv("QUARTO_LOG", str(tmp_path / "quarto.log"))
+    assert chapters.render_all("test", root=root) == []
+    assert chapters.render_all("default", root=root) == []
+    ran = (tmp_path / "quarto.log").read_text().splitlines()
+    assert ran == [f"{root / '_render' / 'test'} render --profile test", f"{root} render --profile default"]
+    assert (root / "_site-test" / "index.html").read_text() == "page\n" and (root / "_site" / "index.html").is_file()
+    assert not (root / "_render" / "test" / "_site-test").exists()
+    assert (root / "_render" / "test" / "chapters" / "01-cliff-edge.qmd").is_file()
+    assert (root / "_render" / "test" / "scripts" / "site_assets.py").is_file()
+    assert (root / "_freeze" / "chapters" / "frozen.json").read_text() == "default results"
