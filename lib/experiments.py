@@ -340,21 +340,19 @@ class Experiments:
                 calibration: Sequence[Item] = (), criterion: str = "dm",
                 layers: Sequence[int] | None = None, n_remove: int | None = None) -> list:
         """Stored traces with these specs, the missing ones (``compute=True``) from ``pruning.prune_seeds``."""
-        from .pruning import USES_SEED, iter_traces, prune_seeds
+        from .pruning import USES_SEED, find_trace, prune_seeds
 
         format = self.profile.run_of(model).format
         found = {}
         for seed in seeds:
-            wanted = {"model": model, "task": task, "split": self.split(task), "format": format,
-                      "schedule": schedule, "dtype": self.dtype_name(),
-                      "readout": self.readout_spec().get("readout"),
-                      "evaluation_ids": [i.id for i in evaluation], "calibration_ids": [i.id for i in calibration],
-                      "criterion": criterion if schedule == "iterative" else None,
-                      "seed": seed if schedule in USES_SEED else None,
-                      "layers": None if layers is None else sorted(layers)}
-            if n_remove is not None:
-                wanted["n_remove"] = n_remove
-            found[seed] = next(iter_traces(self.store, damaged=self.damaged, **wanted), None)
+            # every field of pruning.trace_spec but the model's depth, which find_trace takes from the stored trace
+            spec = {"model": model, "dtype": self.dtype_name(), **self.readout_spec(), "task": task,
+                    "split": self.split(task), "format": format, "evaluation_ids": [i.id for i in evaluation],
+                    "calibration_ids": [i.id for i in calibration], "schedule": schedule,
+                    "criterion": criterion if schedule == "iterative" else None,
+                    "seed": seed if schedule in USES_SEED else None,
+                    "layers": None if layers is None else sorted(layers)}
+            found[seed] = find_trace(self.store, spec, n_remove=n_remove, damaged=self.damaged)
         missing = [seed for seed in seeds if found[seed] is None]
         if missing and not self.compute:
             raise MissingResult(f"trace ({schedule}, seed {missing[0]})", {"model": model, "task": task},

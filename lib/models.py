@@ -11,6 +11,7 @@ from torch import nn
 
 from . import embedded
 from .architectures import check_supported, set_readout
+from .progress import quiet_library_bars
 
 
 @dataclass(frozen=True)
@@ -194,10 +195,12 @@ def load_model(
         tokenizer_source = entry.tokenizer if separate_tokenizer else folder
         if device_map is None and device.type == "cuda":
             device_map = _auto_device_map_if_needed(folder)
-    tokenizer = AutoTokenizer.from_pretrained(tokenizer_source, **({"gguf_file": kwargs["gguf_file"]} if "gguf_file" in kwargs else {}))
     if device_map is not None:
         kwargs["device_map"] = device_map
-    model = AutoModelForCausalLM.from_pretrained(folder, **kwargs)
+    with quiet_library_bars():
+        tokenizer = AutoTokenizer.from_pretrained(tokenizer_source,
+                                                  **({"gguf_file": kwargs["gguf_file"]} if "gguf_file" in kwargs else {}))
+        model = AutoModelForCausalLM.from_pretrained(folder, **kwargs)
     check_supported(model)
     set_readout(model, readout)
     if device_map is None:

@@ -12,11 +12,12 @@ from __future__ import annotations
 import sys
 import warnings
 from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from typing import TextIO, TypeVar
 
 from tqdm.std import TqdmWarning, tqdm
 
-__all__ = ["progress_bar", "progress_stream"]
+__all__ = ["progress_bar", "progress_stream", "quiet_library_bars"]
 
 T = TypeVar("T")
 
@@ -27,10 +28,31 @@ T = TypeVar("T")
 warnings.filterwarnings("ignore", message="IProgress not found", category=TqdmWarning)
 
 
+def _in_kernel() -> bool:
+    return "ipykernel" in sys.modules and sys.__stderr__ is not None
+
+
 def progress_stream() -> TextIO:
     """Where bars go: the process's stderr inside an IPython kernel (not the cell's output), else sys.stderr."""
-    in_kernel = "ipykernel" in sys.modules and sys.__stderr__ is not None
-    return sys.__stderr__ if in_kernel else sys.stderr
+    return sys.__stderr__ if _in_kernel() else sys.stderr
+
+
+@contextmanager
+def quiet_library_bars() -> Iterator[None]:
+    """Inside a kernel, transformers' own bars (e.g. "Converting and de-quantizing GGUF tensors") are off:
+    they write to the cell's stderr, i.e. into the rendered page. Elsewhere they show as usual."""
+    if not _in_kernel():
+        yield
+        return
+    from transformers.utils import logging as hf_logging
+
+    enabled = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if enabled:
+            hf_logging.enable_progress_bar()
 
 
 def progress_bar(iterable: Iterable[T], desc: str, enabled: bool, total: int | None = None) -> Iterator[T]:

@@ -653,6 +653,11 @@ def trace_spec(model: nn.Module, schedule: str, evaluation: Sequence[Item], cali
     }
 
 
+def most_removable(schedule: str, n_total: int, layers: Sequence[int] | None) -> int:
+    """Layers a trace removes by default: all but one, or every range layer (``random_in_range``)."""
+    return min(len(layers or ()), n_total - 1) if schedule == "random_in_range" else n_total - 1
+
+
 def _check_arguments(schedule: str, evaluation: Sequence[Item], calibration: Sequence[Item] | Sequence[str],
                      criterion: str, layers: Sequence[int] | None, n_total: int) -> None:
     if schedule not in SCHEDULES:
@@ -786,7 +791,7 @@ def prune_seeds(
     _check_arguments(schedule, evaluation, calibration, criterion, layers, n_total)
     if schedule not in USES_CALIBRATION:
         calibration = ()
-    most = min(len(layers), n_total - 1) if schedule == "random_in_range" else n_total - 1
+    most = most_removable(schedule, n_total, layers)
     n_remove = most if n_remove is None else n_remove
     if not 0 <= n_remove <= most:
         raise ValueError(f"n_remove={n_remove} is outside 0..{most} for schedule '{schedule}' on {n_total} layers")
@@ -817,6 +822,30 @@ def prune_seeds(
             desc = progress if isinstance(progress, str) or len(seeds) == 1 else f"{schedule} seed {seed}"
             traces[index] = run_plan(plan, evaluation_runner, gold, spec, store, progress and desc)
     return traces
+
+
+def find_trace(store: Store, spec: Mapping[str, Any], *, n_remove: int | None = None,
+               damaged: str = "warn") -> Trace | None:
+    """The stored trace whose full spec is ``spec`` completed by ``n_layers`` and ``n_remove``, or None.
+
+    For callers that know every field of :func:`trace_spec` but the model's depth (found without
+    loading its weights): each stored trace's own ``n_layers`` completes the spec, ``n_remove``
+    defaults to :func:`most_removable` for that depth, and the completed spec must equal the stored
+    one exactly, so a shorter trace, or one with an extra or missing field, is never returned.
+    """
+    for sidecar in store.sidecars(TRACE_KIND, damaged=damaged):
+        stored = sidecar.get("spec", {})
+        if not is_current(TRACE_KIND, sidecar.get("compute_version")) or not isinstance(stored.get("n_layers"), int):
+            continue
+        n_total = stored["n_layers"]
+        wanted = {**spec, "n_layers": n_total,
+                  "n_remove": most_removable(spec["schedule"], n_total, spec.get("layers")) if n_remove is None
+                  else n_remove}
+        if normalize_spec(wanted) == stored:
+            result = store.load_key(TRACE_KIND, sidecar["key"], damaged=damaged)
+            if result is not None:
+                return Trace.from_result(result)
+    return None
 
 
 def iter_traces(store: Store, *, any_code: bool = False, damaged: str = "warn", **where: Any) -> Iterator[Trace]:

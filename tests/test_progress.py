@@ -24,3 +24,16 @@ def test_bar_outside_a_kernel_writes_to_stderr_and_disabled_bars_write_nothing(m
     assert cell.getvalue() == ""
     list(progress.progress_bar(range(2), "tuned lens", enabled=True))
     assert "tuned lens" in cell.getvalue()
+
+
+def test_transformers_bars_are_off_while_loading_inside_a_kernel_and_restored_after(monkeypatch):
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.enable_progress_bar()
+    monkeypatch.setitem(sys.modules, "ipykernel", sys)
+    with progress.quiet_library_bars():
+        assert not hf_logging.is_progress_bar_enabled()
+    assert hf_logging.is_progress_bar_enabled()
+    monkeypatch.delitem(sys.modules, "ipykernel")
+    with progress.quiet_library_bars():  # in a terminal they stay
+        assert hf_logging.is_progress_bar_enabled()

@@ -549,3 +549,19 @@ def test_cli_prune_reports_a_garbled_trace_in_one_line_and_recomputes_it(tiny_fo
     assert len(damage) == 1 and damage[0].startswith("warning: ") and "CorruptResultWarning" in damage[0], rerun.stderr[-2000:]
     recomputed = _only_trace(store)
     np.testing.assert_array_equal(recomputed.scores, whole.scores)
+
+
+def test_find_trace_completes_the_spec_exactly_and_never_serves_a_shorter_trace(tiny_model, tokenizer, split, tmp_path):
+    from layercollapse.pruning import find_trace, most_removable
+
+    store = Store(tmp_path)
+    model = tiny_model("llama")
+    short = prune(model, tokenizer, split[1], "random", seed=1, n_remove=2, store=store, progress=False)
+    lookup = {name: value for name, value in short.spec.items() if name not in ("n_layers", "n_remove")}
+    assert short.spec["n_remove"] == 2 < most_removable("random", short.spec["n_layers"], None)
+    assert find_trace(store, lookup) is None  # the full-length trace is not stored: the short one is not served
+    assert find_trace(store, lookup, n_remove=2).key == short.key
+    assert find_trace(store, {**lookup, "criterion": "dm"}, n_remove=2) is None  # any field that differs
+    assert find_trace(store, {**lookup, "extra": 1}, n_remove=2) is None  # or that the stored spec lacks
+    full = prune(model, tokenizer, split[1], "random", seed=1, store=store, progress=False)
+    assert full.key != short.key and find_trace(store, lookup).key == full.key
