@@ -493,6 +493,10 @@ def collapse_marker(markers: pd.DataFrame) -> alt.LayerChart:
             ``fraction_low``, ``fraction_high`` (fractions of layers), and ``step``,
             ``step_ci`` for the tooltip (``collapse.collapse_markers``).
     """
+    if markers.empty:  # no collapse: typed empty columns, so that altair infers nothing from them
+        markers = pd.DataFrame({name: pd.Series(dtype=float) for name in
+                                ("fraction_removed", "fraction_low", "fraction_high", "step")}
+                               | {"step_ci": pd.Series(dtype=str)})
     tooltip = [alt.Tooltip("step", type="quantitative", title="collapse step"),
                alt.Tooltip("step_ci", type="nominal", title="95% CI (steps)"),
                alt.Tooltip("fraction_removed", type="quantitative", format=".2f", title="fraction removed")]

@@ -12,7 +12,7 @@ from __future__ import annotations
 import sys
 import warnings
 from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, redirect_stderr
 from typing import TextIO, TypeVar
 
 from tqdm.std import TqdmWarning, tqdm
@@ -48,8 +48,9 @@ def quiet_library_bars() -> Iterator[None]:
 
     enabled = hf_logging.is_progress_bar_enabled()
     hf_logging.disable_progress_bar()
-    try:
-        yield
+    try:  # the GGUF loader's bar ignores that switch: it goes to the process's stderr like ours
+        with redirect_stderr(progress_stream()):
+            yield
     finally:
         if enabled:
             hf_logging.enable_progress_bar()

@@ -188,3 +188,32 @@ def test_c7_inconclusive_with_too_few_fractions_or_no_recovery():
 
 def test_run_table_keeps_every_size_when_a_profile_evaluates_whole_splits():
     assert len(P.run_table(results_frame(40, (0,)), n_items=[None, 100])) == 7
+
+
+def test_collapse_by_seed_uses_the_cliff_edge_chapters_margin():
+    """Accuracy settles at chance + 0.07: collapsed under max(0.05, 2.5 SE) = 0.081 (200 items, chance 0.3),
+    not under a flat 0.05 -- the seed table and the cliff-edge chapter apply one rule."""
+    from layercollapse.claims.collapse import collapse_margin
+
+    gold = np.repeat([0, 1, 2, 3], [60, 50, 45, 45])
+    after = np.zeros(200, dtype=int)  # the constant answer A ...
+    after[60:74] = gold[60:74]  # ... plus 14 items (0.07) right although their answer is not A
+
+    class Trace:
+        schedule, seed = "random", 0
+        fraction_removed = np.arange(6) / 6
+        scores = np.stack([np.eye(N_OPTIONS)[gold if step < 3 else after] for step in range(6)]).astype(np.float32)
+
+    Trace.gold = gold
+    assert collapse_margin(0.3, 200) == pytest.approx(2.5 * np.sqrt(0.21 / 200))
+    assert P.collapse_by_seed([Trace()], n_resamples=100)["step"].tolist() == [3]
+    assert np.isnan(P.collapse_by_seed([Trace()], margin=0.05, n_resamples=100)["step"].iloc[0])
+
+
+def test_c6_inconclusive_when_the_silent_drop_is_neither_significant_nor_bounded_by_c4s_margin():
+    from layercollapse.claims.transition import DROP_TOLERANCE
+
+    table, scores, gold = noise_data(silent_drop=0.05, decisive_drop=0.0, n_items=40, seed=0)
+    verdict = P.verdict_c6(table, scores, gold, n_resamples=N_RESAMPLES)
+    assert verdict.ci[0] <= 0 < DROP_TOLERANCE < verdict.ci[1]
+    assert verdict.status == "inconclusive" and "not ruled out" in verdict.text

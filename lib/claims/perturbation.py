@@ -17,6 +17,8 @@ import pandas as pd
 from .. import metrics, stats
 from ..experiments import Phases, chance_accuracy
 from ..verdicts import Verdict, verdict_rule
+from .collapse import collapse_margin
+from .transition import DROP_TOLERANCE
 
 __all__ = [
     "SEEDED_SCHEDULES",
@@ -159,12 +161,14 @@ def verdict_r1(runs: pd.DataFrame, min_items: int = MIN_ITEMS, min_seeds: int = 
                    text=f"{found} Every figure reports an item-bootstrap interval or a band across seeds. {rule}")
 
 
-def collapse_by_seed(traces: Sequence, margin: float = 0.05, n_resamples: int = 1000, seed: int = 0) -> pd.DataFrame:
+def collapse_by_seed(traces: Sequence, margin: float | None = None, n_resamples: int = 1000,
+                     seed: int = 0) -> pd.DataFrame:
     """Collapse point (``stats.collapse_point``) of each pruning trace, e.g. one per random seed.
 
     Args:
         traces: ``pruning.Trace`` objects (scores [n_steps, n_items, n_options], gold).
-        margin: accuracy above chance (best constant answer) still counted as collapsed.
+        margin: accuracy above chance (best constant answer) still counted as collapsed; None: the
+            cliff-edge chapter's rule, ``collapse.collapse_margin`` (max(0.05, 2.5 SE at chance)).
 
     Returns:
         one row per trace: schedule, seed, step (NaN: never collapses), fraction_removed and its
@@ -173,8 +177,9 @@ def collapse_by_seed(traces: Sequence, margin: float = 0.05, n_resamples: int = 
     rows = []
     for trace in traces:
         chance = chance_accuracy(trace.gold, trace.scores.shape[-1])
+        used = collapse_margin(chance, len(trace.gold)) if margin is None else margin
         result = stats.collapse_point(trace.fraction_removed, metrics.correct(trace.scores, trace.gold), chance,
-                                      margin=margin, n_resamples=n_resamples, seed=seed)
+                                      margin=used, n_resamples=n_resamples, seed=seed)
         ci = result.fraction_removed_ci or (np.nan, np.nan)
         rows.append({"schedule": trace.schedule, "seed": trace.seed,
                      "step": np.nan if result.step is None else result.step,
@@ -342,10 +347,12 @@ def verdict_c6(table: pd.DataFrame, scores: np.ndarray, gold: np.ndarray, n_resa
     pooled over its perturbed layers and draws, with a 95% paired item-bootstrap interval.
     Supported when the Silent-Phase drop at s is significant (interval above 0) and the
     Decisive-Phase drop at d is not (interval reaches 0 or below). Not supported when the
-    Silent drop at s is not significant, or the Decisive drop at d is. Inconclusive when a
-    phase has no perturbed layer, the sweep lacks a positive σ² ≤ 0.02, or the intact model
-    is not above chance (its accuracy interval reaches the best constant answer), since
-    then no drop can show.
+    Decisive drop at d is significant, or the Silent Phase holds at s: its drop's interval lies
+    at or below ``DROP_TOLERANCE`` (0.05), the margin within which C4 says a removal "costs
+    little". Inconclusive when the Silent drop is neither significant nor bounded by that
+    margin, when a phase has no perturbed layer, the sweep lacks a positive σ² ≤ 0.02, or the
+    intact model is not above chance (its accuracy interval reaches the best constant answer),
+    since then no drop can show.
 
     Args:
         table, scores, gold: ``Experiments.noise_sweep()``.
@@ -381,13 +388,17 @@ def verdict_c6(table: pd.DataFrame, scores: np.ndarray, gold: np.ndarray, n_resa
                             f"{clean_acc.high:.3f}] is not above the best constant answer ({chance:.3f}), so noise "
                             f"has nothing to degrade. {numbers}")
     silent_degrades, decisive_degrades = silent.low > 0, decisive.low > 0
-    if silent_degrades and not decisive_degrades:
+    if decisive_degrades:
+        status, why = "not supported", "the Decisive Phase also degrades significantly at the largest variance."
+    elif silent_degrades:
         status, why = "supported", "the Silent Phase degrades significantly at the small variance while the " \
                                    "Decisive Phase holds at the largest."
-    elif not silent_degrades:
-        status, why = "not supported", "the Silent Phase does not degrade significantly at the small variance."
+    elif silent.high <= DROP_TOLERANCE:
+        status, why = "not supported", (f"the Silent Phase holds at the small variance: its drop's interval lies at "
+                                        f"or below {DROP_TOLERANCE:g}, the margin within which C4 calls a loss little.")
     else:
-        status, why = "not supported", "the Decisive Phase also degrades significantly at the largest variance."
+        status, why = "inconclusive", (f"the Silent drop is not significant, but its interval reaches above "
+                                       f"{DROP_TOLERANCE:g}: a loss larger than C4's margin is not ruled out.")
     return Verdict("C6", status, statistic, silent.estimate, ci=(silent.low, silent.high), n=n_items,
                    text=f"{numbers} {status.capitalize()}: {why}")
 
