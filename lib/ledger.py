@@ -8,14 +8,15 @@ link to its chapter. The long finding stays in the chapter's verdict callout.
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass
 
 import pandas as pd
 
-from .store import Store
+from .store import SIDECAR_SUFFIX, Store
 from .tables import Table, format_number
-from .verdicts import CLAIMS, Verdict, claim_base, load_verdicts
+from .verdicts import CLAIMS, Verdict, claim_base, load_verdict_records
 
 NOT_COMPUTED = "not computed"
 #: Bootstrap 5.3 background class of each ledger status (green, red, amber, grey).
@@ -80,12 +81,15 @@ def key_number(verdict: Verdict) -> str:
     return f"{statistic}: {_short_number(verdict.value)}{interval}"
 
 
-def verdict_models(record_evidence: list[dict], store: Store) -> list[str]:
-    """Models of the stored results a verdict was decided from (a fine-tuning result names its trace's model)."""
+def verdict_models(evidence: list[dict], store: Store) -> list[str]:
+    """Models of the stored results a verdict was decided from (a fine-tuning result names its trace's model).
+
+    Reads only the results' sidecars: :func:`verdicts.load_verdict_records` has verified the results already.
+    """
     models = set()
-    for result in record_evidence:
-        stored = store.load_key(result["kind"], result["key"])
-        spec = stored.meta.get("spec", {}) if stored is not None else {}
+    for result in evidence:
+        sidecar = store.directory(result["kind"]) / f"{result['key']}{SIDECAR_SUFFIX}"
+        spec = json.loads(sidecar.read_text("utf-8")).get("spec", {})
         model = spec.get("model") or spec.get("trace_spec", {}).get("model")
         if model:
             models.add(model)
@@ -105,19 +109,14 @@ class LedgerRow:
 
 def ledger_rows(profile: str | None = None) -> list[LedgerRow]:
     """Every claim of :data:`CLAIMS` in order, one row per recorded verdict (a claim without one: "not computed")."""
-    import json
-
-    from .verdicts import verdicts_dir
-
-    verdicts = load_verdicts(profile)
-    store = Store(profile=profile) if verdicts else None
+    records = load_verdict_records(profile)
+    store = Store(profile=profile) if records else None
     rows = []
     for claim in CLAIMS:
-        parts = [v for v in verdicts.values() if claim_base(v.claim) == claim]
+        parts = [(verdict, evidence) for verdict, evidence in records.values() if claim_base(verdict.claim) == claim]
         if not parts:
             rows.append(LedgerRow(claim, NOT_COMPUTED, "", [], chapter_of(claim)))
-        for verdict in parts:
-            evidence = json.loads((verdicts_dir(profile) / f"{verdict.claim}.json").read_text()).get("evidence", [])
+        for verdict, evidence in parts:
             rows.append(LedgerRow(verdict.claim, verdict.status, key_number(verdict),
                                   verdict_models(evidence, store), chapter_of(verdict.claim)))
     return rows

@@ -128,6 +128,12 @@ def write_vega_bundle(root: str | os.PathLike) -> Path:
     return path
 
 
+@functools.cache
+def _bundle_written(root: str) -> Path:
+    """:func:`write_vega_bundle` once per process and project (not once per chart: it reads 0.9 MB to compare)."""
+    return write_vega_bundle(root)
+
+
 def vega_mode() -> str:
     """``site`` (charts load one bundle from the site's resources) when Quarto renders the page
     (``QUARTO_PROJECT_ROOT`` is set), else ``inline`` (each chart carries it, as JupyterLab needs);
@@ -287,7 +293,7 @@ def _offline_renderer(spec: dict[str, Any], **metadata: Any) -> dict[str, str]:
     if vega_mode() == "inline":
         return {"text/html": offline_html(spec, metadata.get("embed_options"))}
     root = os.environ.get("QUARTO_PROJECT_ROOT") or project_root()
-    write_vega_bundle(root)
+    _bundle_written(str(root))
     html = offline_html(spec, metadata.get("embed_options"), bundle_src=site_bundle_src(root, os.getcwd()))
     return {"text/markdown": f"```{{=html}}\n{html}```\n"}
 

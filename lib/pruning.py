@@ -833,18 +833,15 @@ def find_trace(store: Store, spec: Mapping[str, Any], *, n_remove: int | None = 
     defaults to :func:`most_removable` for that depth, and the completed spec must equal the stored
     one exactly, so a shorter trace, or one with an extra or missing field, is never returned.
     """
-    for sidecar in store.sidecars(TRACE_KIND, damaged=damaged):
-        stored = sidecar.get("spec", {})
-        if not is_current(TRACE_KIND, sidecar.get("compute_version")) or not isinstance(stored.get("n_layers"), int):
+    for trace in iter_traces(store, damaged=damaged, **spec):
+        n_total = trace.spec.get("n_layers")
+        if not isinstance(n_total, int):
             continue
-        n_total = stored["n_layers"]
         wanted = {**spec, "n_layers": n_total,
                   "n_remove": most_removable(spec["schedule"], n_total, spec.get("layers")) if n_remove is None
                   else n_remove}
-        if normalize_spec(wanted) == stored:
-            result = store.load_key(TRACE_KIND, sidecar["key"], damaged=damaged)
-            if result is not None:
-                return Trace.from_result(result)
+        if normalize_spec(wanted) == trace.spec:
+            return trace
     return None
 
 

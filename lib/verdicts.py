@@ -192,8 +192,9 @@ def verdict_rule(function: Callable[..., Verdict]) -> Callable[..., Verdict]:
     return decide
 
 
-def _verified(path: Path, profile: str | None) -> Verdict:
-    """The verdict in ``path``, after checking its digest and that its evidence is still stored as it was."""
+def _verified(path: Path, profile: str | None) -> tuple[Verdict, list[dict[str, Any]]]:
+    """The verdict in ``path`` and its evidence, after checking its digest and that the evidence is still stored
+    as it was."""
     again = f"re-render the chapter that shows verdict {path.stem} (profile '{profile or active_profile()}') to record it again"
     try:
         record = json.loads(path.read_text("utf-8"))
@@ -212,20 +213,25 @@ def _verified(path: Path, profile: str | None) -> Verdict:
             what = "is no longer stored" if stored is None else "has changed since"
             raise VerdictError(f"{path} was decided from the result {result['kind']}/{result['key']}, which {what} "
                                f"(in {store.root}); {again}")
-    return verdict
+    return verdict, record.get("evidence", [])
 
 
-def load_verdicts(profile: str | None = None) -> dict[str, Verdict]:
-    """Every recorded verdict of ``profile``, by claim id, in ledger order.
+def load_verdict_records(profile: str | None = None) -> dict[str, tuple[Verdict, list[dict[str, Any]]]]:
+    """Every recorded verdict of ``profile`` with its evidence (kind, key, digest of each result it was decided
+    from), by claim id, in ledger order.
 
     Raises:
         VerdictError: a file is not valid JSON, was edited after it was recorded, or was decided from
             results that are no longer stored as they were (the message names the file).
     """
-    folder = verdicts_dir(profile)
     found = {}
-    for path in sorted(folder.glob("*.json")):
-        verdict = _verified(path, profile)
-        found[verdict.claim] = verdict
+    for path in sorted(verdicts_dir(profile).glob("*.json")):
+        verdict, evidence = _verified(path, profile)
+        found[verdict.claim] = (verdict, evidence)
     order = list(CLAIMS)
     return dict(sorted(found.items(), key=lambda item: (order.index(claim_base(item[0])), item[0])))
+
+
+def load_verdicts(profile: str | None = None) -> dict[str, Verdict]:
+    """Every recorded verdict of ``profile``, by claim id, in ledger order (see :func:`load_verdict_records`)."""
+    return {claim: verdict for claim, (verdict, _) in load_verdict_records(profile).items()}
