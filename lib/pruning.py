@@ -139,8 +139,10 @@ def encode_passages(model: nn.Module, tokenizer, passages: Sequence[str], max_to
     return _encode(model, tokenizer, requests, [1] * len(passages), None, token_budget)
 
 
-def read_out(model: nn.Module, hidden: torch.Tensor, batch: Batch, letter_ids: torch.Tensor | None) -> torch.Tensor:
-    """Log-probs the scores need, from final-normed hidden states [B, T, d].
+def read_out(model: nn.Module, hidden: torch.Tensor, batch: Batch, letter_ids: torch.Tensor | None,
+             normed: bool = True) -> torch.Tensor:
+    """Log-probs the scores need, from hidden states [B, T, d] (final-normed, or not: ``normed=False``
+    applies the final norm first, the logit lens on a layer's output).
 
     Returns:
         letter: float32 [B, n_options]; cloze and passages: float32 [P], one per scored token
@@ -148,10 +150,10 @@ def read_out(model: nn.Module, hidden: torch.Tensor, batch: Batch, letter_ids: t
     """
     states = read_positions(hidden, batch)  # [P, d]
     if letter_ids is not None:
-        return readout_logprobs(model, states, batch, letter_ids, normed=True)
+        return readout_logprobs(model, states, batch, letter_ids, normed=normed)
     chunks = range(0, len(states), READOUT_CHUNK)
     return torch.cat([readout_logprobs(model, states[s:s + READOUT_CHUNK],
-                                       replace(batch, targets=batch.targets[s:s + READOUT_CHUNK]), None, normed=True)
+                                       replace(batch, targets=batch.targets[s:s + READOUT_CHUNK]), None, normed=normed)
                       for s in chunks])
 
 
@@ -235,6 +237,7 @@ class PrefixRunner:
         self.network: tuple[int, ...] | None = None  # kept layers of the remembered network
         self.states: dict[int, list[torch.Tensor]] = {}  # layer -> per batch [B, T, d] entering it
         self.network_scores: np.ndarray | None = None
+        self.network_readout: dict[int, np.ndarray] | None = None  # layer (-1: embeddings) -> [n_rows, n_options]
         self.n_layer_runs = 0  # decoder layers run over the whole set: the work done
 
     def start_layer(self, kept: Sequence[int]) -> int | None:
@@ -250,31 +253,78 @@ class PrefixRunner:
 
     def run(self, kept: Sequence[int], remember: bool = False) -> np.ndarray:
         """Option scores float32 [n_rows, n_options] of the network with layers ``kept`` (original indices)."""
-        kept = tuple(sorted(kept))
-        if kept == self.network:
-            return self.network_scores.copy()
+        return self._run(tuple(sorted(kept)), remember, layerwise=False)[0]
+
+    def run_layerwise(self, kept: Sequence[int], remember: bool = False) -> tuple[np.ndarray, np.ndarray]:
+        """Scores as :meth:`run`, and the logit-lens readout of the same pass.
+
+        Returns:
+            (scores float32 [n_rows, n_options], readout float32 [n_kept + 1, n_rows, n_options]): readout
+            row 0 = the embeddings, row i = after the i-th kept layer (so the last row is the network's own
+            output, read like ``lens.layerwise_scores``). Only the read positions of each recomputed layer
+            are unembedded; rows of the shared prefix are the remembered network's.
+        """
+        scores, readout = self._run(tuple(sorted(kept)), remember, layerwise=True)
+        return scores, readout
+
+    def _start_for(self, kept: tuple[int, ...], layerwise: bool) -> int | None:
         start = self.start_layer(kept)
+        if layerwise and start is not None and self.network_readout is None:
+            return None  # the remembered prefix has no readout to reuse
+        return start
+
+    def _run(self, kept: tuple[int, ...], remember: bool, layerwise: bool) -> tuple[np.ndarray, np.ndarray | None]:
+        if kept == self.network and (not layerwise or self.network_readout is not None):
+            return self.network_scores.copy(), None if not layerwise else self._stack(kept, self.network_readout)
+        start = self._start_for(kept, layerwise)
         tail = kept if start is None else tuple(layer for layer in kept if layer > start)
         remember = remember and self.use_cache
+        shape = (self.encoded.n_rows, self.encoded.n_options)
+        letter = self.encoded.letter_ids is not None
+        # layer -> [n_rows, n_options] readout (-1: embeddings): the shared prefix's rows, then this run's
+        readout = ({} if not layerwise else {-1: np.full(shape, -np.inf, np.float32)} if start is None else
+                   {layer: values for layer, values in self.network_readout.items() if layer < start})
+        readout.update({layer: np.full(shape, -np.inf, np.float32) for layer in tail} if layerwise else {})
         if remember:  # keep only what this run reads, so memory never holds two caches
             self.states = {layer: s for layer, s in self.states.items() if start is not None and layer <= start}
-            self.network = None
+            self.network = self.network_readout = None
         captured: dict[int, list[torch.Tensor]] = {layer: [] for layer in tail}
-        out = np.full((self.encoded.n_rows, self.encoded.n_options), -np.inf, dtype=np.float32)
-        hooks = layer_hooks(self.model, tail, lambda layer, h_in, h_out: captured[layer].append(h_in))
-        with torch.inference_mode(), keep_layers(self.model, tail), hooks if remember else nullcontext():
+        out = np.full(shape, -np.inf, dtype=np.float32)
+        batch_now: list[Batch] = []
+
+        def on_layer(layer: int, hidden_in: torch.Tensor, hidden_out: torch.Tensor) -> None:
+            if remember:
+                captured[layer].append(hidden_in)
+            if layerwise:
+                if layer == tail[0] and start is None:  # the first layer's input: the embeddings
+                    scatter_scores(read_out(self.model, hidden_in, batch_now[0], self.encoded.letter_ids, normed=False),
+                                   batch_now[0], readout[-1], letter)
+                scatter_scores(read_out(self.model, hidden_out, batch_now[0], self.encoded.letter_ids, normed=False),
+                               batch_now[0], readout[layer], letter)
+
+        hooks = layer_hooks(self.model, tail, on_layer) if remember or layerwise else nullcontext()
+        with torch.inference_mode(), keep_layers(self.model, tail), hooks:
             for index, batch in enumerate(self.encoded.batches):
+                batch_now[:] = [batch]
                 h_in = None if start is None else self.states[start][index]  # [B, T, d]
                 hidden = run_backbone(self.model, batch, inputs_embeds=h_in)  # [B, T, d], final-normed
-                values = read_out(self.model, hidden, batch, self.encoded.letter_ids)
-                scatter_scores(values, batch, out, letter=self.encoded.letter_ids is not None)
+                scatter_scores(read_out(self.model, hidden, batch, self.encoded.letter_ids), batch, out, letter)
         self.n_layer_runs += len(tail)
-        for row, n_options in enumerate(self.encoded.row_options):
-            out[row, n_options:] = -np.inf
+        for values in (out, *readout.values()):
+            self._mask_missing(values)
         if remember:
             self.states = {layer: s for layer, s in self.states.items() if layer < (start or 0)} | captured
             self.network, self.network_scores = kept, out.copy()
-        return out
+            self.network_readout = dict(readout) if layerwise else None
+        return out, self._stack(kept, readout) if layerwise else None
+
+    def _mask_missing(self, values: np.ndarray) -> None:
+        for row, n_options in enumerate(self.encoded.row_options):
+            values[row, n_options:] = -np.inf
+
+    @staticmethod
+    def _stack(kept: tuple[int, ...], readout: Mapping[int, np.ndarray]) -> np.ndarray:
+        return np.stack([readout[layer] for layer in (-1, *kept)])
 
 
 # ------------------------------------------------------------------ layer statistics
@@ -454,6 +504,11 @@ class Trace:
             calibration DM / accuracy / LM loss (iterative), BI (block_influence), angular distance.
         gold: int64 [n_items].
         key: the store key when stored, else None.
+        readout: float32 [n_readout_rows, n_items, n_options], the logit-lens readout of every pruned
+            network (traces run with ``readout=True``; else None): for each step, the embeddings and then
+            every kept layer, in order (:meth:`readout_at`).
+        readout_step, readout_layer: int64 [n_readout_rows], the step and the original index of the layer
+            read by each row (-1 = the embeddings).
     """
 
     spec: dict[str, Any]
@@ -463,6 +518,9 @@ class Trace:
     criterion: np.ndarray
     gold: np.ndarray
     key: str | None = None
+    readout: np.ndarray | None = None
+    readout_step: np.ndarray | None = None
+    readout_layer: np.ndarray | None = None
 
     @property
     def schedule(self) -> str:
@@ -497,6 +555,18 @@ class Trace:
     def removal_order(self) -> list[int]:
         """Layers in the order they were removed (nested schedules)."""
         return [layer for removed in self.removed for layer in removed]
+
+    @property
+    def has_readout(self) -> bool:
+        """Whether the trace holds the layer-wise readout of every pruned network."""
+        return self.readout is not None
+
+    def readout_at(self, step: int) -> tuple[tuple[int, ...], np.ndarray]:
+        """(original layers read, -1 first = embeddings; scores float32 [n_kept + 1, n_items, n_options]) of ``step``."""
+        if self.readout is None:
+            raise ValueError("this trace was run without readout=True: it holds no layer-wise readout")
+        rows = np.flatnonzero(self.readout_step == step)
+        return tuple(int(layer) for layer in self.readout_layer[rows]), self.readout[rows]
 
     def accuracy(self) -> np.ndarray:
         """float64 [n_steps]."""
@@ -537,14 +607,18 @@ class Trace:
         table = pd.DataFrame({"step": np.arange(self.n_steps), "removed": [_removed_label(r) for r in self.removed],
                               "n_removed": self.n_removed, "fraction_removed": self.fraction_removed,
                               "criterion": self.criterion})
-        return table, {"scores": self.scores, "kept": self.kept, "gold": self.gold}
+        arrays = {"scores": self.scores, "kept": self.kept, "gold": self.gold}
+        if self.readout is not None:
+            arrays |= {"readout": self.readout, "readout_step": self.readout_step, "readout_layer": self.readout_layer}
+        return table, arrays
 
     @classmethod
     def from_result(cls, result: Result) -> Trace:
         """The trace held by a stored result."""
         table, arrays = result.table, result.arrays
         return cls(result.spec, tuple(_parse_removed(label) for label in table["removed"]), arrays["kept"],
-                   arrays["scores"], table["criterion"].to_numpy(dtype=np.float64), arrays["gold"], result.key)
+                   arrays["scores"], table["criterion"].to_numpy(dtype=np.float64), arrays["gold"], result.key,
+                   arrays.get("readout"), arrays.get("readout_step"), arrays.get("readout_layer"))
 
     def save(self, store: Store, audit: Mapping[str, Any] | None = None) -> str:
         """Store the trace under the hash of its spec and of the trace compute version; returns the key."""
@@ -558,29 +632,44 @@ class Trace:
         return None if result is None else cls.from_result(result)
 
 
-def _trace_from_steps(spec: dict, steps: Sequence[tuple[Removal, np.ndarray]], gold: np.ndarray, n_total: int) -> Trace:
+@dataclass(frozen=True)
+class _Step:
+    """One evaluated step: the removal, scores [n_items, n_options], readout [n_kept + 1, n_items, n_options] or None."""
+
+    removal: Removal
+    scores: np.ndarray
+    readout: np.ndarray | None = None
+
+
+def _trace_from_steps(spec: dict, steps: Sequence[_Step], gold: np.ndarray, n_total: int) -> Trace:
     kept = np.zeros((len(steps), n_total), dtype=bool)
-    for step, (removal, _) in enumerate(steps):
-        kept[step, list(removal.kept)] = True
-    return Trace(normalize_spec(spec), tuple(removal.removed for removal, _ in steps), kept,
-                 np.stack([scores for _, scores in steps]).astype(np.float32),
-                 np.array([removal.criterion for removal, _ in steps], dtype=np.float64),
-                 np.asarray(gold, dtype=np.int64))
+    for index, step in enumerate(steps):
+        kept[index, list(step.removal.kept)] = True
+    readout = None
+    if steps and steps[0].readout is not None:
+        readout = (np.concatenate([step.readout for step in steps]).astype(np.float32),
+                   np.concatenate([np.full(len(step.readout), index, np.int64) for index, step in enumerate(steps)]),
+                   np.concatenate([np.array((-1, *step.removal.kept), np.int64) for step in steps]))
+    return Trace(normalize_spec(spec), tuple(step.removal.removed for step in steps), kept,
+                 np.stack([step.scores for step in steps]).astype(np.float32),
+                 np.array([step.removal.criterion for step in steps], dtype=np.float64),
+                 np.asarray(gold, dtype=np.int64), None, *(readout or (None, None, None)))
 
 
-def _checkpoint_record(removal: Removal, scores: np.ndarray, n_total: int) -> tuple[dict, dict[str, np.ndarray]]:
+def _checkpoint_record(step: _Step, n_total: int) -> tuple[dict, dict[str, np.ndarray]]:
     kept = np.zeros(n_total, dtype=bool)
-    kept[list(removal.kept)] = True
-    row = {"removed": _removed_label(removal.removed), "n_removed": n_total - len(removal.kept),
-           "criterion": float(removal.criterion)}
-    return row, {"scores": scores, "kept": kept}
+    kept[list(step.removal.kept)] = True
+    row = {"removed": _removed_label(step.removal.removed), "n_removed": n_total - len(step.removal.kept),
+           "criterion": float(step.removal.criterion)}
+    arrays = {"scores": step.scores, "kept": kept}
+    return row, arrays if step.readout is None else arrays | {"readout": step.readout}
 
 
-def _restore_step(row: Mapping[str, Any], arrays: Mapping[str, np.ndarray]) -> tuple[Removal, np.ndarray]:
+def _restore_step(row: Mapping[str, Any], arrays: Mapping[str, np.ndarray]) -> _Step:
     criterion = row.get("criterion")
     removal = Removal(_parse_removed(row.get("removed")), tuple(int(i) for i in np.flatnonzero(arrays["kept"])),
                       math.nan if criterion is None else float(criterion))
-    return removal, arrays["scores"]
+    return _Step(removal, arrays["scores"], arrays.get("readout"))
 
 
 def run_plan(plan: Plan, evaluation: PrefixRunner, gold: np.ndarray, spec: dict, store: Store | None = None,
@@ -591,14 +680,19 @@ def run_plan(plan: Plan, evaluation: PrefixRunner, gold: np.ndarray, spec: dict,
     checkpoint = (Checkpoint(store, TRACE_KIND, spec, compute_version=compute_version(TRACE_KIND))
                   if store is not None else None)
     steps = [_restore_step(done.row, done.arrays) for done in checkpoint.completed_steps()] if checkpoint else []
-    kept = steps[-1][0].kept if steps else tuple(range(n_total))
+    kept = steps[-1].removal.kept if steps else tuple(range(n_total))
+    layerwise = bool(spec.get("layer_readout"))
     desc = progress if isinstance(progress, str) else spec["schedule"]
     for step in progress_bar(range(len(steps), plan.n_steps), desc, enabled=bool(progress)):
         removal = plan.next(step, kept)
-        scores = evaluation.run(removal.kept, remember=plan.nested or step == 0)  # [n_items, n_options]
+        remember = plan.nested or step == 0
+        if layerwise:  # scores [n_items, n_options], readout [n_kept + 1, n_items, n_options]
+            done = _Step(removal, *evaluation.run_layerwise(removal.kept, remember=remember))
+        else:
+            done = _Step(removal, evaluation.run(removal.kept, remember=remember))
         if checkpoint is not None:
-            checkpoint.append_step(step, *_checkpoint_record(removal, scores, n_total))
-        steps.append((removal, scores))
+            checkpoint.append_step(step, *_checkpoint_record(done, n_total))
+        steps.append(done)
         kept = removal.kept
     trace = _trace_from_steps(spec, steps, gold, n_total)
     if checkpoint is None:
@@ -632,8 +726,12 @@ def _calibration_ids(calibration: Sequence[Item] | Sequence[str]) -> list[str]:
 
 def trace_spec(model: nn.Module, schedule: str, evaluation: Sequence[Item], calibration: Sequence[Item] | Sequence[str],
                *, criterion: str | None, seed: int | None, layers: Sequence[int] | None, n_remove: int,
-               format: str, task: str | None, split: str | None) -> dict[str, Any]:
-    """The full spec of a trace, whose hash keys it in the store (with the trace compute version)."""
+               format: str, task: str | None, split: str | None, readout: bool = False) -> dict[str, Any]:
+    """The full spec of a trace, whose hash keys it in the store (with the trace compute version).
+
+    ``readout``: the trace also holds the logit-lens readout of every pruned network; the field
+    ``layer_readout: "logit"`` is then added (absent otherwise, so traces without it keep their keys).
+    """
     dtype = str(next(model.parameters()).dtype).removeprefix("torch.")
     return {
         "model": model_identity(model),
@@ -650,6 +748,7 @@ def trace_spec(model: nn.Module, schedule: str, evaluation: Sequence[Item], cali
         "seed": seed,
         "layers": None if layers is None else list(layers),
         "n_remove": n_remove,
+        **({"layer_readout": "logit"} if readout else {}),
     }
 
 
@@ -707,6 +806,7 @@ def prune(
     store: Store | None = None,
     cache: bool | str = "auto",
     token_budget: int | None = None,
+    readout: bool = False,
     progress: bool | str = True,
 ) -> Trace:
     """Prune ``model`` step by step with ``schedule`` and score the evaluation items after every step.
@@ -731,12 +831,15 @@ def prune(
         cache: prefix caching: True, False (recompute every subnetwork from the embeddings),
             or "auto" (cache what fits :func:`memory_budget`, see :func:`plan_prefix_cache`).
         token_budget: rows x padded length per batch (None: the device's default).
+        readout: also record the logit-lens readout of every pruned network (``Trace.readout_at``):
+            the read positions of each layer run by the evaluation pass are unembedded, nothing else
+            is run again (cost: ``benchmarks/readout_along_traces.py``).
     Returns:
         :class:`Trace`, with n_remove + 1 steps.
     """
     return prune_seeds(model, tokenizer, evaluation, schedule, (seed,), calibration=calibration, criterion=criterion,
                        layers=layers, n_remove=n_remove, format=format, task=task, split=split, store=store,
-                       cache=cache, token_budget=token_budget, progress=progress)[0]
+                       cache=cache, token_budget=token_budget, readout=readout, progress=progress)[0]
 
 
 def _plan(schedule: str, seed: int, n_steps: int, n_total: int, model: nn.Module, sets: Mapping[str, EncodedSet],
@@ -779,6 +882,7 @@ def prune_seeds(
     store: Store | None = None,
     cache: bool | str = "auto",
     token_budget: int | None = None,
+    readout: bool = False,
     progress: bool | str = True,
 ) -> list[Trace]:
     """One :func:`prune` trace per seed (arguments as there), sharing the tokenised items and the prefix cache.
@@ -799,7 +903,8 @@ def prune_seeds(
                         criterion=criterion if schedule == "iterative" else None,
                         seed=seed if schedule in USES_SEED else None,
                         layers=sorted(layers) if schedule == "random_in_range" else None,
-                        n_remove=n_remove, format=format, task=task, split=split) for seed in seeds]
+                        n_remove=n_remove, format=format, task=task, split=split, readout=readout)
+             for seed in seeds]
     traces = [Trace.load(store, spec) if store is not None else None for spec in specs]
     if all(trace is not None for trace in traces):
         return traces
