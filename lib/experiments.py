@@ -33,15 +33,6 @@ def evaluation_split(task: str, wanted: str) -> str:
     return wanted if wanted in spec.offline else spec.default_split
 
 
-def chance_accuracy(gold: np.ndarray, n_options: int) -> float:
-    """Accuracy of the best constant answer (always the most frequent gold position).
-
-    A network in the Silent Phase that predicts one option everywhere scores exactly
-    the gold frequency of that option, so this, not 1/K, is the level to exceed.
-    """
-    return float(metrics.gold_frequency(gold, n_options).max())
-
-
 @dataclass(frozen=True)
 class Readout:
     """Layer-wise option scores of the intact network.
@@ -102,7 +93,7 @@ class Phases:
 def phases_from_readout(readout: Readout, confidence: float = 0.95, n_resamples: int = 1000, seed: int = 0) -> Phases:
     """Locate the transition layer (BRIEF definition) in a layer-wise readout."""
     correct = metrics.correct(readout.scores, readout.gold)  # [n_layers + 1, n_items]
-    chance = chance_accuracy(readout.gold, readout.scores.shape[-1])
+    chance = metrics.chance_accuracy(readout.gold, readout.scores.shape[-1])
     transition = stats.transition_layer(correct, chance, confidence, n_resamples, seed)
     depth = transition.index
     layer = None if depth is None else max(depth - 1, 0)

@@ -32,11 +32,13 @@ CLAIM_SHORT: dict[str, str] = {
     "C3b": "Option Frequency collapses before it",
     "C4": "Decisive pruning costs little",
     "C5": "Silent pruning collapses at once",
+    "C5b": "Silent pruning removes the transition",
     "C6": "Silent Phase is noise-sensitive",
     "C7": "Fine-tuning recovery plateaus",
     "R1": "Error bars, models and tasks",
     "R2": "Probes show the transition",
     "R3": "Random and LM-loss controls",
+    "P1": "The intact readout predicts the collapse",
 }
 
 #: Chapter (title, path from the project root) that records each claim's verdict; a part (``C3b``) may differ.
@@ -52,6 +54,8 @@ CHAPTER_OF: dict[str, tuple[str, str]] = {
     "R1": ("Statistics and scale", "chapters/06-statistics-and-scale.qmd"),
     "R2": ("Probes", "chapters/07-probes.qmd"),
     "R3": ("Random controls", "chapters/08-random-controls.qmd"),
+    "C5b": ("Decision dynamics under pruning", "chapters/11-pruned-dynamics.qmd"),
+    "P1": ("Decision dynamics under pruning", "chapters/11-pruned-dynamics.qmd"),
 }
 
 

@@ -86,6 +86,15 @@ def gold_frequency(gold: np.ndarray, n_options: int) -> np.ndarray:
     return np.bincount(np.asarray(gold), minlength=n_options)[:n_options] / len(gold)
 
 
+def chance_accuracy(gold: np.ndarray, n_options: int) -> float:
+    """Accuracy of the best constant answer (always the most frequent gold position), a fraction.
+
+    A network in the Silent Phase that predicts one option everywhere scores exactly
+    the gold frequency of that option, so this, not 1/K, is the level to exceed.
+    """
+    return float(gold_frequency(gold, n_options).max())
+
+
 def frequency_entropy(frequency: np.ndarray, base: float = 2.0) -> np.ndarray:
     """Entropy of an option-frequency distribution in bits (0 = collapsed on one option): float [...]."""
     frequency = np.asarray(frequency, dtype=np.float64)

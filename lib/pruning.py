@@ -157,6 +157,44 @@ def read_out(model: nn.Module, hidden: torch.Tensor, batch: Batch, letter_ids: t
                       for s in chunks])
 
 
+class ReadoutQueue:
+    """Read-position states waiting for the logit lens, unembedded together in chunks of ``READOUT_CHUNK`` rows.
+
+    Unembedding one layer of one batch at a time multiplies a few rows by the whole [vocab, d]
+    matrix, a pass bound by reading that matrix; stacking the rows of many layers and batches
+    makes it one matrix product per chunk. ``add(out, batch, hidden)`` queues the read positions
+    of hidden states [B, T, d] (a layer's output, before the final norm); their scores land in the
+    [n_rows, n_options] array ``out`` at the latest by ``flush()``.
+    """
+
+    def __init__(self, model: nn.Module, letter_ids: torch.Tensor | None) -> None:
+        self.model, self.letter_ids = model, letter_ids
+        self.pending: list[tuple[np.ndarray, Batch, torch.Tensor]] = []  # (out, batch, states [P, d])
+        self.n_pending = 0
+
+    def add(self, out: np.ndarray, batch: Batch, hidden: torch.Tensor) -> None:
+        states = read_positions(hidden, batch)  # [P, d], a copy
+        self.pending.append((out, batch, states))
+        self.n_pending += len(states)
+        if self.n_pending >= READOUT_CHUNK:
+            self.flush()
+
+    def flush(self) -> None:
+        if not self.pending:
+            return
+        letter = self.letter_ids is not None
+        states = torch.cat([s for _, _, s in self.pending])  # [N, d]
+        first = self.pending[0][1]
+        targets = None if letter else torch.cat([b.targets for _, b, _ in self.pending])  # [N]
+        values = torch.cat([readout_logprobs(self.model, states[s:s + READOUT_CHUNK],
+                                             first if letter else replace(first, targets=targets[s:s + READOUT_CHUNK]),
+                                             self.letter_ids, normed=False)
+                            for s in range(0, len(states), READOUT_CHUNK)])
+        for (out, batch, _), part in zip(self.pending, values.split([len(s) for _, _, s in self.pending])):
+            scatter_scores(part, batch, out, letter)
+        self.pending, self.n_pending = [], 0
+
+
 @contextmanager
 def layer_hooks(model: nn.Module, kept: Sequence[int], on_layer: Callable[[int, torch.Tensor, torch.Tensor], None]):
     """Call ``on_layer(layer, hidden_in, hidden_out)`` ([B, T, d] each) after each decoder layer runs.
@@ -291,16 +329,15 @@ class PrefixRunner:
         captured: dict[int, list[torch.Tensor]] = {layer: [] for layer in tail}
         out = np.full(shape, -np.inf, dtype=np.float32)
         batch_now: list[Batch] = []
+        queue = ReadoutQueue(self.model, self.encoded.letter_ids)
 
         def on_layer(layer: int, hidden_in: torch.Tensor, hidden_out: torch.Tensor) -> None:
             if remember:
                 captured[layer].append(hidden_in)
             if layerwise:
                 if layer == tail[0] and start is None:  # the first layer's input: the embeddings
-                    scatter_scores(read_out(self.model, hidden_in, batch_now[0], self.encoded.letter_ids, normed=False),
-                                   batch_now[0], readout[-1], letter)
-                scatter_scores(read_out(self.model, hidden_out, batch_now[0], self.encoded.letter_ids, normed=False),
-                               batch_now[0], readout[layer], letter)
+                    queue.add(readout[-1], batch_now[0], hidden_in)
+                queue.add(readout[layer], batch_now[0], hidden_out)
 
         hooks = layer_hooks(self.model, tail, on_layer) if remember or layerwise else nullcontext()
         with torch.inference_mode(), keep_layers(self.model, tail), hooks:
@@ -309,6 +346,7 @@ class PrefixRunner:
                 h_in = None if start is None else self.states[start][index]  # [B, T, d]
                 hidden = run_backbone(self.model, batch, inputs_embeds=h_in)  # [B, T, d], final-normed
                 scatter_scores(read_out(self.model, hidden, batch, self.encoded.letter_ids), batch, out, letter)
+            queue.flush()
         self.n_layer_runs += len(tail)
         for values in (out, *readout.values()):
             self._mask_missing(values)

@@ -29,7 +29,8 @@ MARKER_PREFIX = "<!-- verdict:"  # the marker is MARKER_PREFIX + claim + " -->"
 CALLOUT_OF_STATUS = {"supported": "tip", "not supported": "important", "inconclusive": "warning"}
 DATA_ENV = "LAYERCOLLAPSE_DATA"  # overrides <root>/data (tests point it at a temp folder)
 
-# The claims ledger (the paper brief, BRIEF.md): C = the paper's claims, R = the referee's controls.
+# The claims ledger (the paper brief, BRIEF.md): C = the paper's claims, R = the referee's controls,
+# P = predictions this project adds ("Beyond the paper"; C5b, the mechanism, is a part of C5).
 CLAIMS: dict[str, str] = {
     "C1": "Layer pruning shows a cliff edge: accuracy holds up to a threshold, then collapses abruptly.",
     "C2": "Representation similarity (CKA, cosine) stays high while accuracy collapses, so it does not explain the collapse.",
@@ -43,8 +44,10 @@ CLAIMS: dict[str, str] = {
     "R2": "Layer-wise probes (logit lens, tuned lens) show the transition inside the intact network.",
     "R3": "Random pruning inside each phase, a random-layer baseline and an LM-loss task separate "
           "Silent-Phase disruption from generic early-layer features.",
+    "P1": "Along Iterative Pruning, accuracy collapses when the pruner first removes a layer of the intact "
+          "network's Silent Phase: the intact readout predicts the collapse point.",
 }
-_CLAIM_ID = re.compile(r"^(?P<base>[CR][0-9]+)(?P<part>[a-z]?)$")  # "C3", or a part of it: "C3a"
+_CLAIM_ID = re.compile(r"^(?P<base>[CRP][0-9]+)(?P<part>[a-z]?)$")  # "C3", or a part of it: "C3a"
 
 
 def claim_base(claim: str) -> str:

@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 import torch
 
-from layercollapse.experiments import Experiments, Readout, chance_accuracy, evenly_spaced, phases_from_readout
+from layercollapse.experiments import Experiments, Readout, evenly_spaced, phases_from_readout
+from layercollapse.metrics import chance_accuracy
 from layercollapse.noise import inject_noise, score_with_noise_from_prefix
 from layercollapse.pruning import PrefixRunner, encode_items
 from layercollapse.scoring import score

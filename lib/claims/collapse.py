@@ -107,7 +107,7 @@ def locate_collapse(trace, chance: float, n_resamples: int = 1000, seed: int = 0
 
     Args:
         trace: ``pruning.Trace`` (scores [n_steps, n_items, n_options], gold, fraction_removed).
-        chance: accuracy of the best constant answer (``experiments.chance_accuracy``).
+        chance: accuracy of the best constant answer (``metrics.chance_accuracy``).
         n_resamples, seed: item bootstrap of the collapse step.
     """
     correct = metrics.correct(trace.scores, trace.gold)  # [n_steps, n_items]

@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from .. import metrics, stats
-from ..experiments import Phases, chance_accuracy
+from ..experiments import Phases
 from ..verdicts import Verdict, verdict_rule
 from .collapse import collapse_margin
 from .transition import DROP_TOLERANCE
@@ -176,7 +176,7 @@ def collapse_by_seed(traces: Sequence, margin: float | None = None, n_resamples:
     """
     rows = []
     for trace in traces:
-        chance = chance_accuracy(trace.gold, trace.scores.shape[-1])
+        chance = metrics.chance_accuracy(trace.gold, trace.scores.shape[-1])
         used = collapse_margin(chance, len(trace.gold)) if margin is None else margin
         result = stats.collapse_point(trace.fraction_removed, metrics.correct(trace.scores, trace.gold), chance,
                                       margin=used, n_resamples=n_resamples, seed=seed)
@@ -375,7 +375,7 @@ def verdict_c6(table: pd.DataFrame, scores: np.ndarray, gold: np.ndarray, n_resa
     clean = table["sigma2"].to_numpy() == 0
     clean_correct, _ = _per_item(table, scores, gold, clean)
     clean_acc = stats.bootstrap_ci(clean_correct, n_resamples=n_resamples, seed=seed)
-    chance = chance_accuracy(gold, scores.shape[-1])
+    chance = metrics.chance_accuracy(gold, scores.shape[-1])
     silent = phase_drop(table, scores, gold, "silent", s, n_resamples, seed)
     decisive = phase_drop(table, scores, gold, "decisive", d, n_resamples, seed)
     statistic = f"Silent-Phase accuracy drop at sigma^2={s:g}"
