@@ -329,8 +329,9 @@ class Experiments:
 
     def _traces(self, model: str, task: str, evaluation: Sequence[Item], schedule: str, seeds: Sequence[int], *,
                 calibration: Sequence[Item] = (), criterion: str = "dm",
-                layers: Sequence[int] | None = None, n_remove: int | None = None) -> list:
-        """Stored traces with these specs, the missing ones (``compute=True``) from ``pruning.prune_seeds``."""
+                layers: Sequence[int] | None = None, n_remove: int | None = None, readout: bool = False) -> list:
+        """Stored traces with these specs, the missing ones (``compute=True``) from ``pruning.prune_seeds``
+        (``readout``: with the logit-lens readout of every pruned network)."""
         from .pruning import USES_SEED, find_trace, prune_seeds
 
         format = self.profile.run_of(model).format
@@ -342,7 +343,7 @@ class Experiments:
                     "calibration_ids": [i.id for i in calibration], "schedule": schedule,
                     "criterion": criterion if schedule == "iterative" else None,
                     "seed": seed if schedule in USES_SEED else None,
-                    "layers": None if layers is None else sorted(layers)}
+                    "layers": None if layers is None else sorted(layers), **({"layer_readout": "logit"} if readout else {})}
             found[seed] = find_trace(self.store, spec, n_remove=n_remove, damaged=self.damaged)
         missing = [seed for seed in seeds if found[seed] is None]
         if missing and not self.compute:
@@ -352,7 +353,8 @@ class Experiments:
             net, tokenizer = self.model(model)
             computed = prune_seeds(net, tokenizer, evaluation, schedule, missing, calibration=calibration,
                                    criterion=criterion, layers=layers, n_remove=n_remove, format=format, task=task,
-                                   split=self.split(task), store=self.store, progress=self.progress and schedule)
+                                   split=self.split(task), readout=readout, store=self.store,
+                                   progress=self.progress and schedule)
             found.update(zip(missing, computed))
         return [found[seed] for seed in seeds]
 
@@ -361,7 +363,8 @@ class Experiments:
         return self.traces("random", range(self.profile.n_random_orders))
 
     def phase_traces(self, phase: str, model: str | None = None, task: str | None = None) -> list:
-        """Phase-targeted pruning: k = 1..phase_k_max random layers removed from inside one phase, per seed."""
+        """Phase-targeted pruning: k = 1..phase_k_max random layers removed from inside one phase, per seed,
+        with the readout of every pruned network."""
         model = model or self.profile.main_model
         task = task or self.profile.tasks[0]
         phases = self.phases(model, task)
@@ -370,7 +373,16 @@ class Experiments:
             return []
         n_remove = min(self.profile.phase_k_max, len(layers), phases.n_layers - 1)
         return self._traces(model, task, self.evaluation(task), "random_in_range", range(self.profile.n_phase_seeds),
-                            layers=layers, n_remove=n_remove)
+                            layers=layers, n_remove=n_remove, readout=True)
+
+    def dynamics_trace(self, model: str | None = None, task: str | None = None):
+        """Iterative Pruning of the main model with the readout of every pruned network: the evaluation items
+        of its readout and phase traces, the first ``n_pruning_calibration`` calibration items as criterion."""
+        model = model or self.profile.main_model
+        task = task or self.profile.tasks[0]
+        calibration, evaluation, _ = self.items(task)
+        return self._traces(model, task, evaluation, "iterative", (0,),
+                            calibration=calibration[:self.profile.n_pruning_calibration], readout=True)[0]
 
     def lm_loss_along(self, trace) -> np.ndarray:
         """Mean next-token loss (nats/token) of the plain-text passages at every step of ``trace``: float64 [n_steps]."""
@@ -508,6 +520,7 @@ class Experiments:
         steps.append(("noise sweep", lambda: self.noise_sweep()))
         for phase in ("silent", "decisive"):
             steps.append((f"phase-targeted {phase}", lambda ph=phase: self.phase_traces(ph)))
+        steps.append((f"iterative with readouts {p.main_model}", lambda: self.dynamics_trace()))
         for schedule in p.schedules:
             if schedule == "random":
                 steps.append(("random baseline", lambda: [self.lm_loss_along(t) for t in self.random_traces()]))

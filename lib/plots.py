@@ -40,6 +40,9 @@ __all__ = [
     "line_with_band",
     "phase_shading",
     "option_heatmap",
+    "depth_heatmap",
+    "removal_strip",
+    "dynamics_panels",
     "reference_rules",
     "chance_rule",
     "collapse_marker",
@@ -468,6 +471,79 @@ def option_heatmap(df: pd.DataFrame, x: str, option: str, fraction: str, x_title
                      _numeric_tooltip(fraction)],
         )
     )
+
+
+def depth_heatmap(cells: pd.DataFrame, x: str, value: str, *, x_title: str, value_title: str,
+                  domain: Sequence[float] | None = None, tooltip: Sequence[str] = (),
+                  transitions: pd.DataFrame | None = None) -> alt.LayerChart:
+    """The readout of a sequence of pruned networks: ``x`` (pruning step or k) against the depth of the
+    read-out layer among the remaining layers (0 = embeddings, at the bottom), coloured by ``value``.
+
+    Args:
+        cells: tidy, one row per (x, depth) (``claims.dynamics.dynamics_table`` / ``seed_mean_dynamics``).
+        domain: colour-scale domain (accuracy: (0, 1)); None: the data's range.
+        tooltip: extra columns of ``cells`` shown on hover (missing ones skipped).
+        transitions: rows (x, transition_depth) of the located transitions, drawn as rings; a
+            ``transition_layer``, ``share_kept`` or ``n_seeds`` column goes into their tooltip.
+    Returns:
+        the heatmap (``mark_rect``) with the rings layered on it.
+    """
+    x_axis = _step_axis(x, x_title)
+    y_axis = alt.Y("depth", type="ordinal", sort="descending", title="depth among remaining layers",
+                   axis=alt.Axis(labelOverlap=True))
+    hover = [alt.Tooltip(x, type="ordinal", title=x_title), alt.Tooltip("depth", type="ordinal")]
+    hover += [alt.Tooltip(column) for column in tooltip if column in cells.columns and column not in (x, "depth", value)]
+    scheme = "blues" if value == "accuracy" else "viridis"
+    scale = alt.Scale(scheme=scheme) if domain is None else alt.Scale(domain=list(domain), scheme=scheme)
+    heat = alt.Chart(cells).mark_rect().encode(
+        x=x_axis, y=y_axis, color=alt.Color(value, type="quantitative", scale=scale, title=value_title),
+        tooltip=[*hover, _numeric_tooltip(value, value_title)])
+    layers = [heat]
+    if transitions is not None:
+        found = transitions.dropna(subset=["transition_depth"]).rename(columns={"transition_depth": "depth"})
+        found = found.astype({"depth": int})
+        extra = [alt.Tooltip(column) for column in ("transition_layer", "share_kept", "n_seeds") if column in found]
+        layers.append(alt.Chart(found).mark_point(shape="circle", size=70, filled=False, color="black",
+                                                  strokeWidth=1.5).encode(
+            x=x_axis, y=y_axis, tooltip=[alt.Tooltip(x, type="ordinal", title=x_title),
+                                         alt.Tooltip("depth", type="ordinal", title="transition depth"), *extra]))
+    return alt.layer(*layers)
+
+
+def _step_axis(x: str, title: str | None) -> alt.X:
+    """The ordinal pruning-step (or k) axis shared by the dynamics panels."""
+    return alt.X(x, type="ordinal", title=title, axis=alt.Axis(labelAngle=0, labelOverlap=True))
+
+
+def removal_strip(removals: pd.DataFrame, x: str, x_title: str) -> alt.Chart:
+    """A thin strip over the steps ``x``, coloured by the intact network's phase of the layers removed at each
+    step (rows: x, removed_phase, removed_now; a step without a removal is left blank)."""
+    return alt.Chart(removals[removals["removed_phase"] != ""]).mark_rect().encode(
+        x=_step_axis(x, None).axis(labels=False, ticks=False, title=None),
+        color=alt.Color("removed_phase", type="nominal", title="layer removed (intact phase)",
+                        scale=alt.Scale(domain=["Silent", "Decisive"],
+                                        range=[SERIES_COLORS["silent"], SERIES_COLORS["decisive"]])),
+        tooltip=[alt.Tooltip(x, type="ordinal", title=x_title), alt.Tooltip("removed_now", title="removed"),
+                 alt.Tooltip("removed_phase", title="phase (intact network)")]).properties(height=14)
+
+
+def dynamics_panels(groups: Sequence[tuple[str, pd.DataFrame, pd.DataFrame | None]], x: str, *, x_title: str,
+                    tooltip: Sequence[str] = (), removals: pd.DataFrame | None = None,
+                    height: int = 180) -> alt.VConcatChart:
+    """Mean Decision Margin and accuracy of the readout of pruned networks: for each group (title, cells,
+    transitions) two :func:`depth_heatmap` panels, all stacked in one column that follows the page width; the
+    mean-DM panels share one colour domain so groups compare by eye. ``removals``: a :func:`removal_strip` on
+    top. ``height``: pixels per panel."""
+    margins = pd.concat([cells["mean_dm"] for _, cells, _ in groups]) if groups else pd.Series(dtype=float)
+    dm_domain = (float(margins.min()), float(margins.max())) if margins.notna().any() else None
+    panels = [] if removals is None else [removal_strip(removals, x, x_title)]
+    for title, cells, transitions in groups:
+        common = dict(x_title=x_title, tooltip=tooltip, transitions=transitions)
+        panels.append(depth_heatmap(cells, x, "mean_dm", value_title="mean DM", domain=dm_domain, **common)
+                      .properties(title=f"{title}: mean DM", height=height))
+        panels.append(depth_heatmap(cells, x, "accuracy", value_title="accuracy", domain=(0, 1), **common)
+                      .properties(title=f"{title}: accuracy", height=height))
+    return alt.vconcat(*panels, spacing=8).resolve_scale(color="independent")
 
 
 def reference_rules(levels: dict[str, float], y_title: str | None = None) -> alt.Chart:

@@ -8,7 +8,8 @@ import pytest
 
 from layercollapse import metrics
 from layercollapse.claims.dynamics import (dynamics_table, predicted_collapse_step, pruned_transition, retention_table,
-                                           seed_mean_dynamics, transitions_along, verdict_c5b, verdict_p1)
+                                           seed_mean_dynamics, seed_transitions, transitions_along, verdict_c5b,
+                                           verdict_p1)
 from layercollapse.experiments import Readout, phases_from_readout
 from layercollapse.lens import layerwise_scores
 from layercollapse.pruning import Trace, prune
@@ -153,3 +154,12 @@ def test_the_dynamics_tables_follow_a_real_trace(tiny_model, tokenizer, items):
     means = seed_mean_dynamics([trace, trace])
     assert means["n_seeds"].eq(2).all() and len(means) == len(table)
     np.testing.assert_allclose(means["accuracy"], table["accuracy"])
+
+
+def test_seed_transitions_summarise_the_pruned_networks_per_k():
+    silent, _ = phase_traces(silent_keeps=2, decisive_keeps=6, n_seeds=4)
+    table = seed_transitions(silent, intact_phases(silent[0]), n_resamples=200)
+    assert table["k"].tolist() == [0, 1, 2] and table["n_seeds"].eq(4).all()
+    assert table["share_found"].tolist() == [1.0, 0.5, 0.5] and table["share_kept"].tolist() == [1.0, 0.5, 0.5]
+    # intact: Decisive from layer 5 = readout row 6; after removing layers 1 and 2, layer 5 is row 4
+    assert table["depth_mean"].tolist() == [6.0, 5.0, 4.0]

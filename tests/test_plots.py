@@ -118,6 +118,48 @@ def test_option_heatmap():
     assert encoding["color"]["field"] == "fraction" and encoding["color"]["scale"]["domain"] == [0, 1]
 
 
+@pytest.fixture
+def dynamics_cells() -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Readout cells of three pruned networks (step x depth) and their located transitions."""
+    steps, depths = np.repeat(np.arange(3), 4), np.tile(np.arange(4), 3)
+    cells = pd.DataFrame({"step": steps, "depth": depths, "mean_dm": depths - 1.0 - steps, "accuracy": depths / 4,
+                          "layer": depths - 1})
+    along = pd.DataFrame({"step": [0, 1, 2], "transition_depth": pd.array([2, 3, None], dtype="Int64"),
+                          "transition_layer": pd.array([1, 3, None], dtype="Int64"),
+                          "removed_now": ["", "2", "0"], "removed_phase": ["", "Decisive", "Silent"]})
+    return cells, along
+
+
+def test_depth_heatmap_rings_the_transitions_and_hovers_every_mark(dynamics_cells):
+    cells, along = dynamics_cells
+    spec = plots.depth_heatmap(cells, "step", "mean_dm", x_title="pruning step", value_title="mean DM",
+                               tooltip=("layer", "absent"), transitions=along).to_dict()
+    rect, point = _encodings(spec)["rect"], _encodings(spec)["point"]
+    assert (rect["x"]["field"], rect["x"]["type"], rect["y"]["field"], rect["y"]["sort"]) == (
+        "step", "ordinal", "depth", "descending")
+    assert rect["color"]["field"] == "mean_dm" and [t["field"] for t in rect["tooltip"]] == [
+        "step", "depth", "layer", "mean_dm"]
+    rings = spec["datasets"][spec["layer"][1]["data"]["name"]]
+    assert [(row["step"], row["depth"]) for row in rings] == [(0, 2), (1, 3)]  # the step without one has no ring
+    assert "transition_layer" in [t["field"] for t in point["tooltip"]]
+
+
+def test_dynamics_panels_stack_one_column_with_a_shared_margin_scale(dynamics_cells):
+    cells, along = dynamics_cells
+    other = cells.assign(mean_dm=cells["mean_dm"] + 10)
+    spec = plots.dynamics_panels([("A", cells, along), ("B", other, None)], "step", x_title="step",
+                                 removals=along).to_dict()
+    strip, *panels = spec["vconcat"]
+    assert len(panels) == 4 and strip["height"] == 14
+    strip_rows = spec["datasets"][strip["data"]["name"]]
+    assert [(row["step"], row["removed_phase"]) for row in strip_rows] == [(1, "Decisive"), (2, "Silent")]
+    domains = [_encodings(panel)["rect"]["color"]["scale"]["domain"] for panel in panels]
+    assert domains[0] == domains[2] == [-3.0, 12.0] and domains[1] == domains[3] == [0, 1]
+    assert [panel["title"] for panel in panels] == ["A: mean DM", "A: accuracy", "B: mean DM", "B: accuracy"]
+    # A flat column of views: the responsive spec gives every row the page width.
+    assert all(row.get("width") == "container" for row in plots.responsive_spec(spec)["vconcat"])
+
+
 def _script_sources(html: str) -> list[str]:
     return re.findall(r"<script[^>]*\bsrc\s*=", html, flags=re.IGNORECASE)
 
@@ -306,8 +348,13 @@ def test_offline_charts_draw_inside_their_column_in_a_browser(tmp_path, restore_
                                                                        "model"), plots.chance_rule(0.25, "accuracy"))
     frame = pd.DataFrame({"layer": np.repeat(np.arange(-1, 28), 4), "option": list("ABCD") * 29, "fraction": 0.25})
     gold = pd.DataFrame({"source": ["gold"] * 4, "option": list("ABCD"), "fraction": 0.25})
+    steps, depths = np.repeat(np.arange(12), 16), np.tile(np.arange(16), 12)
+    cells = pd.DataFrame({"step": steps, "depth": depths, "mean_dm": depths - steps / 2, "accuracy": depths / 16})
+    along = pd.DataFrame({"step": np.arange(12), "transition_depth": np.arange(12) % 16,
+                          "removed_now": [""] + ["3"] * 11, "removed_phase": [""] + ["Silent", "Decisive"] * 5 + ["Silent"]})
     charts = {"layered": line, "stacked": alt.vconcat(line, line),
-              "heatmap": plots.option_heatmap(frame, "layer", "option", "fraction", reference=gold)}
+              "heatmap": plots.option_heatmap(frame, "layer", "option", "fraction", reference=gold),
+              "dynamics": plots.dynamics_panels([("pruned", cells, along)], "step", x_title="step", removals=along)}
     for column_px in (860, 420):
         [report] = browser.open_pages([_chart_page(tmp_path, charts, column_px)], width=900)
         assert report.console_errors == [] and report.outside_requests == []

@@ -426,7 +426,7 @@ def test_verdicts_validate_render_with_a_marker_and_round_trip_through_the_store
     assert path == tmp_path / "verdicts" / "unit" / "C3b.json" and not list(path.parent.glob(".*"))
     assert verdicts.load_verdicts("unit") == {"C3b": verdict}
     rows = ledger.ledger_rows("unit")
-    assert [row.claim for row in rows] == ["C1", "C2", "C3b", "C4", "C5", "C6", "C7", "R1", "R2", "R3"]
+    assert [row.claim for row in rows] == ["C1", "C2", "C3b", "C4", "C5", "C6", "C7", "R1", "R2", "R3", "P1"]
     assert rows[2].status == "supported" and rows[0].status == "not computed"
     assert rows[2].number == "accuracy gap: 0.250 [0.100, 0.400]" and rows[2].models == []
     assert rows[2].chapter == ("Option frequency", "chapters/03-option-frequency.qmd")
@@ -437,7 +437,7 @@ def test_verdicts_validate_render_with_a_marker_and_round_trip_through_the_store
                            'data-claim="C3b"} | accuracy gap: 0.250 [0.100, 0.400] | — | '
                            '[Option frequency](../chapters/03-option-frequency.qmd) |')
     assert '[not computed]{.badge .text-bg-secondary .verdict-badge data-claim="C1"}' in markdown[2]
-    assert ledger.status_counts(rows) == {"supported": 1, "not supported": 0, "inconclusive": 0, "not computed": 9}
+    assert ledger.status_counts(rows) == {"supported": 1, "not supported": 0, "inconclusive": 0, "not computed": 10}
 
 
 def test_ledger_of_the_committed_default_verdicts_names_the_models_each_rests_on():

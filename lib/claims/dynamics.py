@@ -47,6 +47,7 @@ __all__ = [
     "transitions_along",
     "dynamics_table",
     "seed_mean_dynamics",
+    "seed_transitions",
     "retention_table",
     "predicted_collapse_step",
     "verdict_c5b",
@@ -110,7 +111,8 @@ def pruned_transition(trace, step: int, confidence: float = 0.95, n_resamples: i
 def transitions_along(trace, phases=None, confidence: float = 0.95, n_resamples: int = 1000,
                       seed: int = 0) -> pd.DataFrame:
     """One row per step: step, n_removed, removed_now (layers removed at the step), removed_phase (their phase
-    in the intact network), transition_layer (original index; NaN: none), layer_low/high, transition_share
+    in the intact network), transition_layer (original index; NaN: none), transition_depth (its readout row:
+    depth among the remaining layers, as in :func:`dynamics_table`), layer_low/high, transition_share
     (share of resamples with one), dm_rising, final_accuracy, drop (intact - final) with drop_low/high, keeps_transition,
     schedule, seed, model, task."""
     rows = []
@@ -120,14 +122,16 @@ def transitions_along(trace, phases=None, confidence: float = 0.95, n_resamples:
         rows.append({"step": step, "n_removed": len(found.removed), "removed_now": " ".join(map(str, now)),
                      "removed_phase": ", ".join(sorted({_phase_name(layer, phases) for layer in now}))
                      if phases is not None and now else "",
-                     "transition_layer": found.layer, "layer_low": found.layer_ci[0] if found.layer_ci else None,
+                     "transition_layer": found.layer,
+                     "transition_depth": None if found.layer is None else found.layers.index(found.layer),
+                     "layer_low": found.layer_ci[0] if found.layer_ci else None,
                      "layer_high": found.layer_ci[1] if found.layer_ci else None,
                      "transition_share": found.result.found_fraction, "dm_rising": found.dm_rising,
                      "final_accuracy": found.final_accuracy,
                      "drop": found.drop.estimate, "drop_low": found.drop.low, "drop_high": found.drop.high,
                      "keeps_transition": found.keeps_transition})
     table = pd.DataFrame(rows)
-    for name in ("transition_layer", "layer_low", "layer_high"):
+    for name in ("transition_layer", "transition_depth", "layer_low", "layer_high"):
         table[name] = table[name].astype("Int64")
     table["schedule"], table["seed"] = trace.schedule, trace.seed
     table["model"], table["task"] = trace.spec.get("model"), trace.spec.get("task")
@@ -185,6 +189,24 @@ def seed_mean_dynamics(traces: Sequence) -> pd.DataFrame:
     return table
 
 
+def seed_transitions(traces: Sequence, phases=None, confidence: float = 0.95, n_resamples: int = 1000,
+                     seed: int = 0) -> pd.DataFrame:
+    """Per k (step) of phase-targeted traces: n_seeds, share_found (seeds whose pruned network has a transition),
+    share_kept (that keep it, :attr:`PrunedTransition.keeps_transition`), depth_mean / depth_min / depth_max
+    (transition depth among the remaining layers, over seeds that have one; NaN: none), transition_depth
+    (depth_mean rounded: the row a plot marks), model, task."""
+    table = pd.concat([transitions_along(trace, phases, confidence, n_resamples, seed) for trace in traces])
+    depth = table["transition_depth"].astype("float64")
+    grouped = table.assign(found=depth.notna(), depth=depth).groupby("step")
+    summary = pd.DataFrame({"n_seeds": grouped.size(), "share_found": grouped["found"].mean(),
+                            "share_kept": grouped["keeps_transition"].mean(), "depth_mean": grouped["depth"].mean(),
+                            "depth_min": grouped["depth"].min(), "depth_max": grouped["depth"].max()})
+    summary = summary.rename_axis("k").reset_index()
+    summary["transition_depth"] = summary["depth_mean"].round().astype("Int64")
+    summary["model"], summary["task"] = traces[0].spec.get("model"), traces[0].spec.get("task")
+    return summary
+
+
 def retention_table(silent: Sequence, decisive: Sequence, confidence: float = 0.95, n_resamples: int = 1000,
                     seed: int = 0, alpha: float = ALPHA) -> pd.DataFrame:
     """Per k >= 1: how many Silent- and Decisive-pruned networks keep the transition, and the test of C5b.
@@ -193,6 +215,10 @@ def retention_table(silent: Sequence, decisive: Sequence, confidence: float = 0.
         k, kept_silent, n_silent, share_silent (+ share_silent_low/high, Clopper-Pearson), the same for
         decisive, p (one-sided Fisher exact: Silent keeps it less often), p_holm, reject.
     """
+    columns = ["k"] + [f"{what}_{name}" for name in ("silent", "decisive")
+                       for what in ("kept", "n", "share", "share_low", "share_high")]
+    if not silent or not decisive:  # a phase without layers: nothing to compare
+        return pd.DataFrame({column: pd.Series(dtype=float) for column in (*columns, "p", "p_holm", "reject")})
     n_steps = min(trace.n_steps for trace in (*silent, *decisive))
     rows = []
     for k in range(1, n_steps):
