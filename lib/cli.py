@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
@@ -102,6 +102,60 @@ def evaluate(args: argparse.Namespace) -> int:
         print(f"acc_norm {metrics.accuracy(normed, gold):.4f}   mean DM (norm) {metrics.mean_decision_margin(normed, gold):.4f}")
     print(f"option frequency: {format_frequency(summary['option_frequency'])}")
     print(f"gold frequency:   {format_frequency(metrics.gold_frequency(gold, scores.shape[-1]))}")
+    return 0
+
+
+def layer_spans(layers: Sequence[int]) -> str:
+    """``[0, 1, 2, 5, 7, 8]`` -> ``"0–2, 5, 7–8"``; ``"none"`` for no layers."""
+    spans: list[list[int]] = []
+    for layer in sorted(layers):
+        if spans and layer == spans[-1][1] + 1:
+            spans[-1][1] = layer
+        else:
+            spans.append([layer, layer])
+    return ", ".join(str(a) if a == b else f"{a}–{b}" for a, b in spans) or "none"
+
+
+def _add_diagnose(parser: argparse.ArgumentParser) -> None:
+    add_model_task_arguments(parser)
+    parser.add_argument("--n-bootstrap", type=positive_int, default=1000,
+                        help="item-bootstrap resamples of the accuracy band and the transition interval")
+
+
+@command("diagnose", _add_diagnose)
+def diagnose(args: argparse.Namespace) -> int:
+    """Print the intact readout's transition layer, its Silent and Decisive layers, and the layers safe to prune."""
+    from .experiments import Readout, phases_from_readout
+    from .lens import layerwise_scores
+    from .models import load_model
+    from .tables import transition_text
+    from .tasks import load_task, subsample
+
+    data = load_task(args.task, args.split)
+    items = subsample(data.items, args.limit, args.seed)
+    model, tokenizer = load_model(args.model, dtype=args.dtype)
+    scores = layerwise_scores(model, tokenizer, items, args.format, task=args.task)
+    readout = Readout(scores, np.array([item.gold for item in items]), {"model": args.model, "task": data.task})
+    phases = phases_from_readout(readout, n_resamples=args.n_bootstrap, seed=args.seed)
+    band, dm = phases.transition, readout.frame()["mean_dm"].to_numpy()
+    print(f"{args.model} on {data.task}/{data.split}, {len(items)} items, {args.format} format, "
+          f"{phases.n_layers} layers, logit-lens readout")
+    print(f"chance (best constant answer): {phases.chance:.3f}; transition layer: "
+          f"{transition_text(phases.layer, phases.layer_ci)} (found in {band.found_fraction:.0%} of item resamples)")
+    print(f"{'layer':>5} {'acc':>6} {f'{band.confidence:.0%} band':>15} {'mean DM':>8}  phase")
+    for depth in range(scores.shape[0]):
+        phase = "embeddings" if depth == 0 else "Decisive" if depth - 1 in phases.decisive else "Silent"
+        name = "emb" if depth == 0 else str(depth - 1)
+        print(f"{name:>5} {band.accuracy[depth]:6.3f} [{band.low[depth]:.3f}, {band.high[depth]:.3f}] "
+              f"{dm[depth]:8.3f}  {phase}")
+    print(f"Silent Phase:   layers {layer_spans(phases.silent)} ({len(phases.silent)})")
+    print(f"Decisive Phase: layers {layer_spans(phases.decisive)} ({len(phases.decisive)})")
+    if phases.layer is None:
+        print("safe to prune: none identified (no layer reads above chance, so the readout has no Decisive Phase; "
+              "try more items with --limit, or the other --format)")
+    else:
+        print(f"safe to prune by this diagnostic: the Decisive Phase, layers {layer_spans(phases.decisive)} "
+              "(the paper's account, claims C4/C5: removing Silent-Phase layers prevents the transition)")
     return 0
 
 

@@ -17,7 +17,7 @@ import torch
 
 import layercollapse.pruning as pruning_module
 from layercollapse import metrics, provenance
-from layercollapse.cli import main
+from layercollapse.cli import layer_spans, main
 from layercollapse.lens import layerwise_scores
 from layercollapse.pruning import (
     PrefixRunner,
@@ -565,3 +565,30 @@ def test_find_trace_completes_the_spec_exactly_and_never_serves_a_shorter_trace(
     assert find_trace(store, {**lookup, "extra": 1}, n_remove=2) is None  # or that the stored spec lacks
     full = prune(model, tokenizer, split[1], "random", seed=1, store=store, progress=False)
     assert full.key != short.key and find_trace(store, lookup).key == full.key
+
+
+def test_layer_spans_compress_runs_of_layers():
+    assert layer_spans([7, 0, 1, 2, 5, 8]) == "0–2, 5, 7–8"
+    assert layer_spans([3]) == "3" and layer_spans([]) == "none"
+
+
+def test_cli_diagnose_prints_the_phases_that_the_library_locates(tiny_folder, capsys):
+    from layercollapse.experiments import Readout, phases_from_readout
+    from layercollapse.lens import layerwise_scores
+    from layercollapse.models import load_model
+    from layercollapse.tasks import load_task, subsample
+
+    assert main(["diagnose", "--model", str(tiny_folder), "--dtype", "fp32", "--limit", "6",
+                 "--n-bootstrap", "50"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    items = subsample(load_task("arc_easy").items, 6, 0)
+    model, tokenizer = load_model(str(tiny_folder), dtype="fp32")
+    scores = layerwise_scores(model, tokenizer, items, "letter", task="arc_easy")
+    phases = phases_from_readout(Readout(scores, np.array([i.gold for i in items]), {}), n_resamples=50, seed=0)
+    rows = [line.split() for line in out if line.split() and (line.split()[0] == "emb" or line.split()[0].isdigit())]
+    assert [row[0] for row in rows] == ["emb"] + [str(layer) for layer in range(phases.n_layers)]
+    assert [float(row[1]) for row in rows] == pytest.approx(phases.transition.accuracy, abs=5e-4)
+    assert [row[-1] for row in rows[1:]] == ["Decisive" if layer in phases.decisive else "Silent"
+                                              for layer in range(phases.n_layers)]
+    assert f"Silent Phase:   layers {layer_spans(phases.silent)} ({len(phases.silent)})" in out
+    assert any(line.startswith("safe to prune") for line in out)
