@@ -329,19 +329,23 @@ class Experiments:
 
     def _traces(self, model: str, task: str, evaluation: Sequence[Item], schedule: str, seeds: Sequence[int], *,
                 calibration: Sequence[Item] = (), criterion: str = "dm",
-                layers: Sequence[int] | None = None, n_remove: int | None = None, readout: bool = False) -> list:
-        """Stored traces with these specs, the missing ones (``compute=True``) from ``pruning.prune_seeds``
-        (``readout``: with the logit-lens readout of every pruned network)."""
-        from .pruning import USES_SEED, find_trace, prune_seeds
+                layers: Sequence[int] | None = None, n_remove: int | None = None) -> list:
+        """Stored traces with these specs, the missing ones (``compute=True``) from ``pruning.prune_seeds``.
+
+        Letter-format traces carry the logit-lens readout of every pruned network (it costs ~1.0x: one read
+        position per item, ``benchmarks/readout_along_traces.py``); cloze traces do not (1.5-2.6x: every
+        continuation position goes through the vocabulary product)."""
+        from .pruning import GREEDY, USES_SEED, find_trace, prune_seeds
 
         format = self.profile.run_of(model).format
+        readout = format == "letter"
         found = {}
         for seed in seeds:
             # every field of pruning.trace_spec but the model's depth, which find_trace takes from the stored trace
             spec = {"model": model, "dtype": self.dtype_name(), **self.readout_spec(), "task": task,
                     "split": self.split(task), "format": format, "evaluation_ids": [i.id for i in evaluation],
                     "calibration_ids": [i.id for i in calibration], "schedule": schedule,
-                    "criterion": criterion if schedule == "iterative" else None,
+                    "criterion": criterion if schedule in GREEDY else None,
                     "seed": seed if schedule in USES_SEED else None,
                     "layers": None if layers is None else sorted(layers), **({"layer_readout": "logit"} if readout else {})}
             found[seed] = find_trace(self.store, spec, n_remove=n_remove, damaged=self.damaged)
@@ -363,8 +367,7 @@ class Experiments:
         return self.traces("random", range(self.profile.n_random_orders))
 
     def phase_traces(self, phase: str, model: str | None = None, task: str | None = None) -> list:
-        """Phase-targeted pruning: k = 1..phase_k_max random layers removed from inside one phase, per seed,
-        with the readout of every pruned network."""
+        """Phase-targeted pruning: k = 1..phase_k_max random layers removed from inside one phase, per seed."""
         model = model or self.profile.main_model
         task = task or self.profile.tasks[0]
         phases = self.phases(model, task)
@@ -373,16 +376,17 @@ class Experiments:
             return []
         n_remove = min(self.profile.phase_k_max, len(layers), phases.n_layers - 1)
         return self._traces(model, task, self.evaluation(task), "random_in_range", range(self.profile.n_phase_seeds),
-                            layers=layers, n_remove=n_remove, readout=True)
+                            layers=layers, n_remove=n_remove)
 
     def dynamics_trace(self, model: str | None = None, task: str | None = None):
-        """Iterative Pruning of the main model with the readout of every pruned network: the evaluation items
-        of its readout and phase traces, the first ``n_pruning_calibration`` calibration items as criterion."""
+        """Iterative Pruning (criterion: mean DM) of the main model on the profile's pruning items, with the
+        readout of every pruned network: the cliff-edge chapter's trace where the main model is the pruning
+        model (the test and paper profiles)."""
         model = model or self.profile.main_model
-        task = task or self.profile.tasks[0]
-        calibration, evaluation, _ = self.items(task)
-        return self._traces(model, task, evaluation, "iterative", (0,),
-                            calibration=calibration[:self.profile.n_pruning_calibration], readout=True)[0]
+        if self.profile.run_of(model).format != "letter":
+            raise ValueError(f"model {model!r} runs in {self.profile.run_of(model).format} format: the readout along "
+                             "pruning traces is recorded for letter-format runs only")
+        return self.traces("iterative", (0,), model=model, task=task or self.profile.tasks[0])[0]
 
     def lm_loss_along(self, trace) -> np.ndarray:
         """Mean next-token loss (nats/token) of the plain-text passages at every step of ``trace``: float64 [n_steps]."""

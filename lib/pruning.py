@@ -11,6 +11,9 @@ Every schedule is a *planner* ``(step, kept) -> Removal`` driven by one loop,
   [l, l+n) whose input and output are closest in angle at the last token; one step per n.
 - ``reverse``: the last layer, then the one before, ... (equals the logit-lens readout).
 - ``random``: a seeded random order; ``random_in_range``: k random layers of an index range.
+- ``decisive_first`` (phase-aware, beyond the paper): Iterative Pruning restricted to ``layers`` (the
+  intact network's Decisive Phase, ``experiments.Phases.decisive``) until they are gone, then over all
+  kept layers.
 
 Speed: a :class:`PrefixRunner` remembers the residual stream entering every layer of one
 network; a subnetwork that first differs from it at layer j starts from the remembered input
@@ -58,14 +61,18 @@ from .store import Checkpoint, Result, Store, normalize_spec
 from .tasks import Item
 
 TRACE_KIND = "trace"
-SCHEDULES = ("iterative", "block_influence", "angular_distance", "reverse", "random", "random_in_range")
+SCHEDULES = ("iterative", "block_influence", "angular_distance", "reverse", "random", "random_in_range",
+             "decisive_first")
 #: How the site names each schedule.
 SCHEDULE_NAMES = {"iterative": "Iterative Pruning", "block_influence": "ShortGPT BI", "angular_distance": "angular distance",
-                  "reverse": "reverse order", "random": "random order", "random_in_range": "random within a range"}
+                  "reverse": "reverse order", "random": "random order", "random_in_range": "random within a range",
+                  "decisive_first": "Decisive Phase first"}
 #: Greedy criteria: name -> +1 when higher is better, -1 when lower is better.
 CRITERIA = {"dm": 1, "acc": 1, "lm_loss": -1}
-USES_CALIBRATION = ("iterative", "block_influence", "angular_distance")
+USES_CALIBRATION = ("iterative", "block_influence", "angular_distance", "decisive_first")
 USES_SEED = ("random", "random_in_range")
+GREEDY = ("iterative", "decisive_first")  # schedules that take a greedy criterion
+USES_LAYERS = ("random_in_range", "decisive_first")  # schedules that take a layer set
 MAX_TEXT_TOKENS = 256  # calibration passages are cut to this many tokens
 READOUT_CHUNK = 1024  # read positions unembedded at once: [chunk, vocab] logits are the memory peak
 CACHE_MEMORY_FRACTION = 0.5  # of free GPU memory / available RAM that prefix caches may fill
@@ -465,16 +472,21 @@ def choose_removal(values: Sequence[float] | np.ndarray, sign: int) -> int:
     return int(np.argmax(sign * np.asarray(values, dtype=np.float64)))
 
 
-def greedy_planner(calibration: PrefixRunner, criterion: Callable[[np.ndarray], float], sign: int) -> Planner:
-    """Iterative Pruning: remove the kept layer whose removal hurts the calibration criterion least."""
+def greedy_planner(calibration: PrefixRunner, criterion: Callable[[np.ndarray], float], sign: int,
+                   first: Sequence[int] = ()) -> Planner:
+    """Iterative Pruning: remove the kept layer whose removal hurts the calibration criterion least.
+
+    ``first``: layers that are the only candidates while any of them is kept (``decisive_first``)."""
+    first = frozenset(first)
 
     def plan(step: int, kept: tuple[int, ...]) -> Removal:
         if step == 0:
             return Removal((), kept, criterion(calibration.run(kept, remember=True)))
         calibration.remember(kept)  # the prefix every candidate starts from
-        values = [criterion(calibration.run(without(kept, layer))) for layer in kept]  # [n_kept]
-        best = choose_removal(values, sign)
-        return Removal((kept[best],), without(kept, kept[best]), values[best])
+        candidates = [layer for layer in kept if layer in first] or list(kept)
+        values = [criterion(calibration.run(without(kept, layer))) for layer in candidates]  # [n_candidates]
+        best = candidates[choose_removal(values, sign)]
+        return Removal((best,), without(kept, best), values[candidates.index(best)])
 
     return plan
 
@@ -801,21 +813,22 @@ def _check_arguments(schedule: str, evaluation: Sequence[Item], calibration: Seq
         raise ValueError(f"Unknown schedule '{schedule}'; use one of {', '.join(SCHEDULES)}")
     if not evaluation:
         raise ValueError("no evaluation items")
-    if schedule == "iterative" and criterion not in CRITERIA:
+    if schedule in GREEDY and criterion not in CRITERIA:
         raise ValueError(f"Unknown criterion '{criterion}'; use one of {', '.join(CRITERIA)}")
     if schedule in USES_CALIBRATION and not calibration:
         raise ValueError(f"schedule '{schedule}' needs calibration items (or passages)")
     passages = [entry for entry in calibration if isinstance(entry, str)]
     if passages and len(passages) != len(calibration):
         raise ValueError("calibration mixes items and passages")
-    if schedule == "iterative" and (criterion == "lm_loss") != bool(passages):
+    if schedule in GREEDY and (criterion == "lm_loss") != bool(passages):
         raise ValueError("criterion 'lm_loss' takes calibration passages (strings); 'dm' and 'acc' take items")
     shared = {entry.id for entry in calibration if isinstance(entry, Item)} & {item.id for item in evaluation}
     if shared:
         raise ValueError(f"calibration and evaluation items overlap ({len(shared)} shared, e.g. '{min(shared)}')")
-    if schedule == "random_in_range":
+    if schedule in USES_LAYERS:
         if not layers:
-            raise ValueError("schedule 'random_in_range' needs layers (the index range to remove from)")
+            what = "the index range to remove from" if schedule == "random_in_range" else "the layers to remove first"
+            raise ValueError(f"schedule '{schedule}' needs layers ({what})")
         validate_layer_indices(layers, n_total, "range layer")
 
 
@@ -855,11 +868,12 @@ def prune(
         calibration: items (``dm``, ``acc``; BI and angular distance read their prompts) or
             passages (``lm_loss``; BI and angular distance then read the passages), disjoint
             from ``evaluation``. Unused by reverse / random schedules.
-        criterion: greedy criterion of ``iterative``: "dm" (mean Decision Margin, default),
+        criterion: greedy criterion of ``iterative`` and ``decisive_first``: "dm" (mean Decision Margin, default),
             "acc" (accuracy), "lm_loss" (mean next-token NLL of the passages, nats/token).
         seed: seed of ``random`` / ``random_in_range`` (numpy ``default_rng``); several seeds
             at once: :func:`prune_seeds`.
-        layers: ``random_in_range``: original indices to remove from.
+        layers: ``random_in_range``: original indices to remove from; ``decisive_first``: the layers
+            removed first (greedily among themselves), before all others.
         n_remove: removal steps to run; default: until one layer is left
             (``random_in_range``: until the range is exhausted or one layer is left).
         format, task: prompt format and task template, as in ``scoring.score``.
@@ -884,11 +898,11 @@ def _plan(schedule: str, seed: int, n_steps: int, n_total: int, model: nn.Module
           use_cache: Mapping[str, bool], calibration: Sequence[Item] | Sequence[str], criterion: str,
           layers: Sequence[int] | None) -> Plan:
     """The :class:`Plan` of one trace (the planners above, fed by the encoded sets)."""
-    if schedule == "iterative":
+    if schedule in GREEDY:
         gold = np.array([item.gold for item in calibration]) if criterion != "lm_loss" else None
         runner = PrefixRunner(model, sets["calibration"], use_cache["calibration"])
         return Plan(greedy_planner(runner, criterion_function(criterion, sets["calibration"], gold),
-                                   CRITERIA[criterion]), n_steps)
+                                   CRITERIA[criterion], first=layers if schedule == "decisive_first" else ()), n_steps)
     if schedule == "block_influence":
         influence = block_influence(model, sets["calibration"])  # [n_layers]
         order = np.argsort(influence, kind="stable")
@@ -938,9 +952,9 @@ def prune_seeds(
     if not 0 <= n_remove <= most:
         raise ValueError(f"n_remove={n_remove} is outside 0..{most} for schedule '{schedule}' on {n_total} layers")
     specs = [trace_spec(model, schedule, evaluation, calibration,
-                        criterion=criterion if schedule == "iterative" else None,
+                        criterion=criterion if schedule in GREEDY else None,
                         seed=seed if schedule in USES_SEED else None,
-                        layers=sorted(layers) if schedule == "random_in_range" else None,
+                        layers=sorted(layers) if schedule in USES_LAYERS else None,
                         n_remove=n_remove, format=format, task=task, split=split, readout=readout)
              for seed in seeds]
     traces = [Trace.load(store, spec) if store is not None else None for spec in specs]
@@ -956,7 +970,7 @@ def prune_seeds(
                                else encode_items(model, tokenizer, calibration, format, task, token_budget,
                                                  shared_context=not per_sequence))
     sets["evaluation"] = encode_items(model, tokenizer, evaluation, format, task, token_budget)
-    use_cache = _use_cache(model, cache, sets if schedule == "iterative" else {"evaluation": sets["evaluation"]})
+    use_cache = _use_cache(model, cache, sets if schedule in GREEDY else {"evaluation": sets["evaluation"]})
     evaluation_runner = PrefixRunner(model, sets["evaluation"], use_cache["evaluation"])
     gold = np.array([item.gold for item in evaluation])
     for index, (seed, spec) in enumerate(zip(seeds, specs)):

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from .cli import add_model_task_arguments, command, format_frequency, non_negative_int, positive_int
-from .pruning import CRITERIA, SCHEDULES, TRACE_KIND, Trace
+from .pruning import CRITERIA, GREEDY, SCHEDULES, TRACE_KIND, USES_LAYERS, Trace
 from .tasks import Item
 
 
@@ -51,11 +51,12 @@ def format_trace(trace: Trace) -> str:
 def _add_prune(parser: argparse.ArgumentParser) -> None:
     add_model_task_arguments(parser)
     parser.add_argument("--schedule", default="iterative", choices=SCHEDULES)
-    parser.add_argument("--criterion", default="dm", choices=list(CRITERIA), help="greedy criterion (iterative)")
+    parser.add_argument("--criterion", default="dm", choices=list(CRITERIA), help="greedy criterion (iterative, decisive_first)")
     parser.add_argument("--n-calibration", type=positive_int, default=64, help="calibration items, disjoint from evaluation")
     parser.add_argument("--items-seed", type=non_negative_int, default=0,
                         help="seed of the calibration/evaluation split (--seed seeds random schedules)")
-    parser.add_argument("--layers", type=parse_layer_range, default=None, help="random_in_range: index range '3:10' or list '1,4,7'")
+    parser.add_argument("--layers", type=parse_layer_range, default=None, help="random_in_range: the layers to remove from; decisive_first: the layers removed "
+                             "first; an index range '3:10' or a list '1,4,7'")
     parser.add_argument("--n-remove", type=non_negative_int, default=None,
                         help="removal steps (default: until one layer is left; checked against the model once loaded)")
     parser.add_argument("--passages", default=None,
@@ -69,14 +70,15 @@ def _add_prune(parser: argparse.ArgumentParser) -> None:
 
 def check_prune_arguments(args: argparse.Namespace) -> None:
     """Refuse option combinations that would be ignored or fail late, before any data or model loads."""
-    if args.layers is not None and args.schedule != "random_in_range":
-        raise ValueError(f"--layers applies only to --schedule random_in_range, not to '{args.schedule}'")
-    if args.layers is None and args.schedule == "random_in_range":
-        raise ValueError("--schedule random_in_range needs --layers (an index range such as 3:10 or a list such as 1,4,7)")
+    if args.layers is not None and args.schedule not in USES_LAYERS:
+        raise ValueError(f"--layers applies only to --schedule {' or '.join(USES_LAYERS)}, not to '{args.schedule}'")
+    if args.layers is None and args.schedule in USES_LAYERS:
+        raise ValueError(f"--schedule {args.schedule} needs --layers (an index range such as 3:10 or a list such as 1,4,7; "
+                         "decisive_first: the Decisive Phase that `diagnose` prints)")
     if args.passages is not None and args.criterion != "lm_loss":
         raise ValueError(f"--passages applies only to --criterion lm_loss, not to '{args.criterion}'")
-    if args.criterion != "dm" and args.schedule != "iterative":
-        raise ValueError(f"--criterion applies only to --schedule iterative, not to '{args.schedule}'")
+    if args.criterion != "dm" and args.schedule not in GREEDY:
+        raise ValueError(f"--criterion applies only to --schedule {' or '.join(GREEDY)}, not to '{args.schedule}'")
     if args.passages is not None and not Path(args.passages).is_file():
         raise FileNotFoundError(f"--passages {args.passages}: no such file")
 

@@ -161,6 +161,34 @@ def test_auto_cache_falls_back_to_recomputing_when_over_budget(tiny_model, token
     np.testing.assert_allclose(fallback.scores, cached.scores, atol=1e-5)
 
 
+def test_decisive_first_removes_only_the_given_layers_until_they_are_gone_then_greedily(tiny_model, tokenizer, split):
+    """decisive_first = the greedy definition restricted to ``layers`` while any is kept, then over all layers."""
+    model = tiny_model("llama")
+    calibration, evaluation = split
+    first = [2, 3, 4]
+    trace = prune(model, tokenizer, evaluation, "decisive_first", calibration=calibration, layers=first,
+                  task="arc_easy", progress=False)
+    assert sorted(trace.removal_order()[:3]) == first and trace.spec["layers"] == first
+    assert trace.spec["criterion"] == "dm" and trace.n_steps == 5
+    gold = np.array([item.gold for item in calibration])
+    kept = list(range(5))
+    for step in range(1, 5):
+        candidates = [c for c in kept if c in first] or kept
+        dm = [metrics.mean_decision_margin(scores_of(model, tokenizer, calibration, [k for k in kept if k != c]), gold)
+              for c in candidates]
+        assert trace.removed[step] == (candidates[int(np.argmax(dm))],)
+        assert trace.criterion[step] == pytest.approx(max(dm), abs=1e-6)
+        kept.remove(candidates[int(np.argmax(dm))])
+        np.testing.assert_allclose(trace.scores[step], scores_of(model, tokenizer, evaluation, kept), atol=1e-5)
+    # Every layer a priority: the plain Iterative Pruning order.
+    everything = prune(model, tokenizer, evaluation, "decisive_first", calibration=calibration, layers=range(5),
+                       task="arc_easy", progress=False)
+    plain = prune(model, tokenizer, evaluation, calibration=calibration, task="arc_easy", progress=False)
+    assert everything.removed == plain.removed
+    with pytest.raises(ValueError, match="needs layers"):
+        prune(model, tokenizer, evaluation, "decisive_first", calibration=calibration, progress=False)
+
+
 def test_ties_go_to_the_lowest_original_layer():
     assert choose_removal([0.5, 0.7, 0.7, 0.1], sign=1) == 1
     assert choose_removal([2.0, 1.0, 1.0, 3.0], sign=-1) == 1
@@ -433,10 +461,12 @@ def test_cli_prints_the_per_step_table_and_where_the_trace_is(tiny_model, tokeni
     (["prune", "--n-calibration", "0"], "argument --n-calibration: '0' is not a positive integer"),
     (["prune", "--n-remove", "-2"], "argument --n-remove: '-2' is not a non-negative integer"),
     (["prune", "--items-seed", "x"], "argument --items-seed: 'x' is not a non-negative integer"),
-    (["prune", "--layers", "1,2"], "error: --layers applies only to --schedule random_in_range, not to 'iterative'"),
+    (["prune", "--layers", "1,2"],
+     "error: --layers applies only to --schedule random_in_range or decisive_first, not to 'iterative'"),
+    (["prune", "--schedule", "decisive_first"], "error: --schedule decisive_first needs --layers"),
     (["prune", "--schedule", "random_in_range"], "error: --schedule random_in_range needs --layers"),
     (["prune", "--passages", "p.txt"], "error: --passages applies only to --criterion lm_loss, not to 'dm'"),
-    (["prune", "--schedule", "reverse", "--criterion", "acc"], "error: --criterion applies only to --schedule iterative"),
+    (["prune", "--schedule", "reverse", "--criterion", "acc"], "error: --criterion applies only to --schedule iterative or decisive_first"),
     (["prune", "--criterion", "lm_loss", "--passages", "/no/such.txt"], "error: --passages /no/such.txt: no such file"),
 ])
 def test_bad_arguments_are_refused_in_one_line_before_any_work(argv, message, capsys, monkeypatch):
