@@ -112,6 +112,11 @@ def evenly_spaced(layers: Sequence[int], n: int) -> list[int]:
     return [layers[int(i)] for i in np.linspace(0, len(layers) - 1, n).round()]
 
 
+#: Schedules run on the main model too (the pruning model runs the profile's ``schedules``): the deterministic
+#: cliff-edge schedules and the phase-aware ``decisive_first``; one trace each, on the pruning items.
+MAIN_SCHEDULES = ("iterative", "block_influence", "angular_distance", "decisive_first")
+
+
 #: Environment variable that lets a chapter compute missing results ("1"); set by ``render --compute``.
 COMPUTE_ENV = "LAYERCOLLAPSE_COMPUTE"
 
@@ -378,15 +383,31 @@ class Experiments:
         return self._traces(model, task, self.evaluation(task), "random_in_range", range(self.profile.n_phase_seeds),
                             layers=layers, n_remove=n_remove)
 
+    def main_trace(self, schedule: str, model: str | None = None, task: str | None = None):
+        """One trace of the main model (default) on the main task with the profile's pruning items, for the
+        schedules of :data:`MAIN_SCHEDULES`; ``decisive_first`` removes the intact network's Decisive Phase
+        first (None when the readout has no transition, so no Decisive Phase)."""
+        if schedule not in MAIN_SCHEDULES:
+            raise ValueError(f"schedule {schedule!r} is not run on the main model; use one of {MAIN_SCHEDULES}")
+        model = model or self.profile.main_model
+        task = task or self.profile.tasks[0]
+        if schedule != "decisive_first":
+            return self.traces(schedule, (0,), model=model, task=task)[0]
+        decisive = self.phases(model, task).decisive
+        if not decisive:
+            return None
+        calibration, evaluation, _ = self.items(task, self.profile.n_pruning_items, self.profile.n_pruning_calibration)
+        return self._traces(model, task, evaluation, schedule, (0,), calibration=calibration, layers=decisive)[0]
+
     def dynamics_trace(self, model: str | None = None, task: str | None = None):
-        """Iterative Pruning (criterion: mean DM) of the main model on the profile's pruning items, with the
-        readout of every pruned network: the cliff-edge chapter's trace where the main model is the pruning
+        """Iterative Pruning (criterion: mean DM) of the main model with the readout of every pruned network:
+        :meth:`main_trace` ("iterative"), the cliff-edge chapter's trace where the main model is the pruning
         model (the test and paper profiles)."""
         model = model or self.profile.main_model
         if self.profile.run_of(model).format != "letter":
             raise ValueError(f"model {model!r} runs in {self.profile.run_of(model).format} format: the readout along "
                              "pruning traces is recorded for letter-format runs only")
-        return self.traces("iterative", (0,), model=model, task=task or self.profile.tasks[0])[0]
+        return self.main_trace("iterative", model, task)
 
     def lm_loss_along(self, trace) -> np.ndarray:
         """Mean next-token loss (nats/token) of the plain-text passages at every step of ``trace``: float64 [n_steps]."""
@@ -525,6 +546,8 @@ class Experiments:
         for phase in ("silent", "decisive"):
             steps.append((f"phase-targeted {phase}", lambda ph=phase: self.phase_traces(ph)))
         steps.append((f"iterative with readouts {p.main_model}", lambda: self.dynamics_trace()))
+        for schedule in MAIN_SCHEDULES[1:]:
+            steps.append((f"{schedule} {p.main_model}", lambda s=schedule: self.main_trace(s)))
         for schedule in p.schedules:
             if schedule == "random":
                 steps.append(("random baseline", lambda: [self.lm_loss_along(t) for t in self.random_traces()]))

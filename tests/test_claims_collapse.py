@@ -138,3 +138,26 @@ def test_curve_tables_have_one_row_per_series_and_step_with_ordered_intervals():
     assert len(losses) == 2 * N_LAYERS and np.allclose(losses["perplexity"], np.e)
     markers = collapse.collapse_markers(collapse.locate_collapse(iterative, CHANCE, n_resamples=100), iterative)
     assert markers["step"].tolist() == [10]
+
+
+def test_schedule_comparison_orders_the_reference_first_and_measures_the_area_between_curves():
+    late = np.where(np.arange(N_LAYERS) < 14, 0.8, CHANCE)  # collapses at step 14
+    traces = {"block_influence": make_trace(cliff_accuracy(), "block_influence"),
+              "decisive_first": make_trace(late, "decisive_first")}
+    table = collapse.schedule_comparison(traces, CHANCE, n_resamples=200)
+    assert list(table["schedule"]) == ["decisive_first", "block_influence"]
+    assert list(table["collapse_step"]) == [14, 10] and table["area"].isna().tolist() == [True, False]
+    # Steps 10..13 (fractions 0.50..0.65) are 0.55 apart; trapezoids over the steps 1/20 wide: 0.55 * 4 / 20.
+    other = table.iloc[1]
+    assert other["area"] == pytest.approx(0.55 * 4 / 20, abs=1e-9)
+    assert other["area_low"] <= other["area"] <= other["area_high"]
+    assert table["accuracy_half"].tolist() == pytest.approx([0.8, CHANCE], abs=1e-9)
+    assert table.loc[0, "fraction_at_collapse"] == pytest.approx(14 / 20)
+    sentence = collapse.describe_comparison(table, "block_influence", {"decisive_first": "Decisive-first",
+                                                                       "block_influence": "BI"})
+    assert sentence == ("Decisive-first collapses at step 14 (95% CI 14–14) and BI collapses at step 10 (95% CI 10–10); "
+                        f"over the whole trace Decisive-first is better (area between the accuracy curves 0.110, "
+                        f"95% CI [{other['area_low']:.3f}, {other['area_high']:.3f}])")
+    assert collapse.describe_comparison(table, "reverse") == "reverse was not run, so it cannot be compared."
+    with pytest.raises(ValueError, match="reference schedule 'decisive_first'"):
+        collapse.schedule_comparison({"iterative": traces["block_influence"]}, CHANCE)

@@ -45,6 +45,8 @@ __all__ = [
     "similarity_curves",
     "loss_curves",
     "area_between",
+    "schedule_comparison",
+    "describe_comparison",
     "verdict_c1",
     "verdict_c2",
     "verdict_r3",
@@ -266,6 +268,68 @@ def area_between(iterative, randoms: Sequence, confidence: float = 0.95, n_resam
     alpha = 1 - confidence
     low, high = np.quantile(area(acc_iterative, acc_random), [alpha / 2, 1 - alpha / 2])
     return stats.Interval(estimate, float(low), float(high), confidence, "two-level percentile bootstrap", n_items)
+
+
+def schedule_comparison(traces: Mapping[str, object], chance: float, reference: str = "decisive_first",
+                        confidence: float = 0.95, n_resamples: int = 2000, seed: int = 0) -> pd.DataFrame:
+    """How long each schedule holds accuracy, and how it compares with ``reference`` at equal removed fractions.
+
+    Args:
+        traces: schedule name -> one ``Trace`` of the same model, items and steps (every schedule
+            removes step/n_layers of the layers at step s, so steps are equal removed fractions).
+        chance: accuracy of the best constant answer.
+
+    Returns:
+        One row per schedule, ``reference`` first: schedule, collapse_step, step_low, step_high (item
+        bootstrap), fraction_at_collapse, accuracy_half (accuracy with half the layers removed), and area
+        (reference minus schedule, :func:`area_between`: accuracy x fraction over the whole trace; 0.1 = ten
+        points better throughout) with area_low/high; NaN for the reference itself.
+    """
+    if reference not in traces:
+        raise ValueError(f"reference schedule {reference!r} is not among the traces {list(traces)}")
+    rows = []
+    for schedule in sorted(traces, key=lambda name: name != reference):
+        trace = traces[schedule]
+        collapse = locate_collapse(trace, chance, n_resamples=n_resamples, seed=seed)
+        half = int(np.searchsorted(trace.fraction_removed, 0.5))
+        area = (None if schedule == reference
+                else area_between(traces[reference], [trace], confidence, n_resamples, seed))
+        rows.append({"schedule": schedule, "collapse_step": collapse.step,
+                     "step_low": collapse.step_ci[0] if collapse.step_ci else None,
+                     "step_high": collapse.step_ci[1] if collapse.step_ci else None,
+                     "fraction_at_collapse": (float(trace.fraction_removed[collapse.step])
+                                              if collapse.step is not None else np.nan),
+                     "accuracy_half": float(trace.accuracy()[min(half, trace.n_steps - 1)]),
+                     **({"area": np.nan, "area_low": np.nan, "area_high": np.nan} if area is None else
+                        {"area": area.estimate, "area_low": area.low, "area_high": area.high}),
+                     "model": trace.spec["model"], "task": trace.spec["task"]})
+    table = pd.DataFrame(rows)
+    for name in ("collapse_step", "step_low", "step_high"):
+        table[name] = table[name].astype("Int64")
+    return table
+
+
+def describe_comparison(table: pd.DataFrame, against: str, names: Mapping[str, str] | None = None) -> str:
+    """One sentence comparing the reference schedule (first row of :func:`schedule_comparison`) with ``against``:
+    where each collapses, and the area between their accuracy curves with its interval."""
+    names = dict(names or {})
+    rows = table.set_index("schedule")
+    reference, other = table["schedule"].iloc[0], against
+    if other not in rows.index:
+        return f"{names.get(other, other)} was not run, so it cannot be compared."
+
+    def where(schedule: str) -> str:
+        row = rows.loc[schedule]
+        if pd.isna(row["collapse_step"]):
+            return f"{names.get(schedule, schedule)} does not collapse"
+        return (f"{names.get(schedule, schedule)} collapses at step {int(row['collapse_step'])} "
+                f"(95% CI {int(row['step_low'])}–{int(row['step_high'])})")
+
+    area = rows.loc[other]
+    sign = "better" if area["area_low"] > 0 else "worse" if area["area_high"] < 0 else "not distinguishable"
+    return (f"{where(reference)} and {where(other)}; over the whole trace {names.get(reference, reference)} is "
+            f"{sign} (area between the accuracy curves {area['area']:.3f}, 95% CI "
+            f"[{area['area_low']:.3f}, {area['area_high']:.3f}])")
 
 
 # -------------------------------------------------------------------------------------- verdicts
