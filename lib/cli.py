@@ -57,6 +57,27 @@ def add_model_task_arguments(parser: argparse.ArgumentParser) -> None:
                         help="weights and activations (default: bf16 on GPUs and CPUs with native bf16, else fp32)")
 
 
+def add_shots_argument(parser: argparse.ArgumentParser) -> None:
+    """--shots K: solved examples prepended to letter-format prompts."""
+    parser.add_argument("--shots", type=non_negative_int, default=0,
+                        help="letter format: K solved examples from the task's few-shot split, disjoint from the "
+                             "evaluated items and drawn by --seed (default 0)")
+
+
+def shots_for(args: argparse.Namespace, items) -> tuple:
+    """The solved examples of ``--shots`` for ``items`` (``tasks.fewshot_examples``)."""
+    from .tasks import fewshot_examples
+
+    return fewshot_examples(args.task, args.shots, args.seed, exclude=items)
+
+
+def check_shots(args: argparse.Namespace) -> None:
+    """Refuse --shots with the cloze format before any data or model loads."""
+    if args.shots and args.format != "letter":
+        raise ValueError(f"--shots applies only to --format letter, not to '{args.format}' "
+                         "(cloze prompts are zero-shot, as lm-evaluation-harness scores them)")
+
+
 def format_frequency(frequency: np.ndarray) -> str:
     """'A 0.31 B 0.22 …' for one option-frequency vector."""
     return " ".join(f"{chr(65 + k)} {value:.2f}" for k, value in enumerate(frequency))
@@ -64,6 +85,7 @@ def format_frequency(frequency: np.ndarray) -> str:
 
 def _add_evaluate(parser: argparse.ArgumentParser) -> None:
     add_model_task_arguments(parser)
+    add_shots_argument(parser)
     parser.add_argument("--layerwise", action="store_true", help="also read out every layer (logit lens)")
 
 
@@ -76,16 +98,19 @@ def evaluate(args: argparse.Namespace) -> int:
     from .scoring import option_lengths, score
     from .tasks import TASK_REGISTRY, load_task, subsample
 
+    check_shots(args)
     data = load_task(args.task, args.split)
     items = subsample(data.items, args.limit, args.seed)
+    shots = shots_for(args, items)
     gold = np.array([item.gold for item in items])
     model, tokenizer = load_model(args.model, dtype=args.dtype)
-    print(f"{args.model} on {data.task}/{data.split} ({data.source}), {len(items)} items, {args.format} format")
+    print(f"{args.model} on {data.task}/{data.split} ({data.source}), {len(items)} items, {args.format} format"
+          + (f", {len(shots)} shots" if shots else ""))
     if args.format == "cloze" and not TASK_REGISTRY[data.task.partition(":")[0]].harness_cloze:
         print(f"note: lm-evaluation-harness has no cloze variant of {data.task}; this uses a generic "
               "'Question: …\nAnswer:' template, so the scores are not comparable with a harness cloze task")
     if args.layerwise:
-        scores = layerwise_scores(model, tokenizer, items, args.format, task=args.task)
+        scores = layerwise_scores(model, tokenizer, items, args.format, task=args.task, shots=shots)
         summary = metrics.summarize(scores, gold)
         print(f"{'layer':>5} {'acc':>6} {'mean DM':>8} {'OF entropy':>10}  option frequency")
         for depth in range(scores.shape[0]):
@@ -93,7 +118,7 @@ def evaluate(args: argparse.Namespace) -> int:
             print(f"{name:>5} {summary['accuracy'][depth]:6.3f} {summary['mean_dm'][depth]:8.3f} "
                   f"{summary['of_entropy'][depth]:10.3f}  {format_frequency(summary['option_frequency'][depth])}")
         return 0
-    scores = score(model, tokenizer, items, args.format, task=args.task)
+    scores = score(model, tokenizer, items, args.format, task=args.task, shots=shots)
     summary = metrics.summarize(scores, gold)
     print(f"accuracy {summary['accuracy']:.4f}   mean DM {summary['mean_dm']:.4f}   "
           f"OF entropy {summary['of_entropy']:.3f} bits")
@@ -118,6 +143,7 @@ def layer_spans(layers: Sequence[int]) -> str:
 
 def _add_diagnose(parser: argparse.ArgumentParser) -> None:
     add_model_task_arguments(parser)
+    add_shots_argument(parser)
     parser.add_argument("--n-bootstrap", type=positive_int, default=1000,
                         help="item-bootstrap resamples of the accuracy band and the transition interval")
 
@@ -131,15 +157,17 @@ def diagnose(args: argparse.Namespace) -> int:
     from .tables import transition_text
     from .tasks import load_task, subsample
 
+    check_shots(args)
     data = load_task(args.task, args.split)
     items = subsample(data.items, args.limit, args.seed)
+    shots = shots_for(args, items)
     model, tokenizer = load_model(args.model, dtype=args.dtype)
-    scores = layerwise_scores(model, tokenizer, items, args.format, task=args.task)
+    scores = layerwise_scores(model, tokenizer, items, args.format, task=args.task, shots=shots)
     readout = Readout(scores, np.array([item.gold for item in items]), {"model": args.model, "task": data.task})
     phases = phases_from_readout(readout, n_resamples=args.n_bootstrap, seed=args.seed)
     band, dm = phases.transition, readout.frame()["mean_dm"].to_numpy()
     print(f"{args.model} on {data.task}/{data.split}, {len(items)} items, {args.format} format, "
-          f"{phases.n_layers} layers, logit-lens readout")
+          f"{len(shots)} shots, {phases.n_layers} layers, logit-lens readout")
     print(f"chance (best constant answer): {phases.chance:.3f}; transition layer: "
           f"{transition_text(phases.layer, phases.layer_ci)} (found in {band.found_fraction:.0%} of item resamples)")
     print(f"{'layer':>5} {'acc':>6} {f'{band.confidence:.0%} band':>15} {'mean DM':>8}  phase")

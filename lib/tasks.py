@@ -345,6 +345,27 @@ def subsample(items: Sequence[Item], limit: int | None, seed: int = 0) -> tuple[
     return tuple(items[i] for i in sorted(order))
 
 
+def fewshot_examples(task: str, k: int, seed: int = 0, exclude: Sequence[Item] = ()) -> tuple[Item, ...]:
+    """``k`` solved examples for k-shot letter prompts: a seeded sample of the task's few-shot split
+    (``TaskSpec.fewshot_split``, else its default split) with no item of ``exclude`` (the evaluation items:
+    same id or same question text), in the order they are prepended."""
+    if k < 0:
+        raise ValueError(f"shots={k}: the number of solved examples must be >= 0")
+    if k == 0:
+        return ()
+    base = task.partition(":")[0]
+    if base not in TASK_REGISTRY:
+        raise UnknownTask(f"unknown task '{task}'; use one of {', '.join(TASK_REGISTRY)}")
+    spec = TASK_REGISTRY[base]
+    data = load_task(task, spec.fewshot_split or spec.default_split)
+    taken = {item.id for item in exclude} | {item.question for item in exclude}
+    pool = [item for item in data.items if item.id not in taken and item.question not in taken]
+    if len(pool) < k:
+        raise ValueError(f"shots={k}: only {len(pool)} examples of {task}/{data.split} are not evaluation items")
+    order = np.random.default_rng(seed).permutation(len(pool))[:k]
+    return tuple(pool[i] for i in order)
+
+
 def split_calibration(
     items: Sequence[Item], n_calibration: int, n_evaluation: int | None = None, seed: int = 0
 ) -> tuple[tuple[Item, ...], tuple[Item, ...]]:

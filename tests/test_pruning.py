@@ -464,6 +464,9 @@ def test_cli_prints_the_per_step_table_and_where_the_trace_is(tiny_model, tokeni
     (["prune", "--layers", "1,2"],
      "error: --layers applies only to --schedule random_in_range or decisive_first, not to 'iterative'"),
     (["prune", "--schedule", "decisive_first"], "error: --schedule decisive_first needs --layers"),
+    (["evaluate", "--format", "cloze", "--shots", "2"], "error: --shots applies only to --format letter, not to 'cloze'"),
+    (["diagnose", "--format", "cloze", "--shots", "1"], "error: --shots applies only to --format letter, not to 'cloze'"),
+    (["diagnose", "--shots", "-1"], "argument --shots: '-1' is not a non-negative integer"),
     (["prune", "--schedule", "random_in_range"], "error: --schedule random_in_range needs --layers"),
     (["prune", "--passages", "p.txt"], "error: --passages applies only to --criterion lm_loss, not to 'dm'"),
     (["prune", "--schedule", "reverse", "--criterion", "acc"], "error: --criterion applies only to --schedule iterative or decisive_first"),
@@ -622,3 +625,35 @@ def test_cli_diagnose_prints_the_phases_that_the_library_locates(tiny_folder, ca
                                               for layer in range(phases.n_layers)]
     assert f"Silent Phase:   layers {layer_spans(phases.silent)} ({len(phases.silent)})" in out
     assert any(line.startswith("safe to prune") for line in out)
+
+
+def test_fewshot_examples_are_seeded_solved_items_disjoint_from_the_evaluated_ones():
+    from layercollapse.tasks import TASK_REGISTRY, fewshot_examples, load_task, subsample
+
+    evaluated = subsample(load_task("arc_easy").items, 40, 0)  # the default split is also the few-shot split
+    assert TASK_REGISTRY["arc_easy"].fewshot_split == load_task("arc_easy").split
+    shots = fewshot_examples("arc_easy", 5, seed=3, exclude=evaluated)
+    assert len(shots) == 5 and len({shot.id for shot in shots}) == 5
+    assert not {shot.id for shot in shots} & {item.id for item in evaluated}
+    assert shots == fewshot_examples("arc_easy", 5, seed=3, exclude=evaluated)
+    assert shots != fewshot_examples("arc_easy", 5, seed=4, exclude=evaluated)
+    assert fewshot_examples("arc_easy", 0) == ()
+    with pytest.raises(ValueError, match="shots=-1"):
+        fewshot_examples("arc_easy", -1)
+
+
+def test_cli_evaluate_with_shots_scores_the_k_shot_prompts(tiny_folder, capsys):
+    from layercollapse.models import load_model
+    from layercollapse.tasks import fewshot_examples, load_task, subsample
+
+    assert main(["evaluate", "--model", str(tiny_folder), "--dtype", "fp32", "--limit", "3", "--shots", "2"]) == 0
+    out = capsys.readouterr().out
+    items = subsample(load_task("arc_easy").items, 3, 0)
+    model, tokenizer = load_model(str(tiny_folder), dtype="fp32")
+    shots = fewshot_examples("arc_easy", 2, 0, exclude=items)
+    scores = score(model, tokenizer, items, "letter", task="arc_easy", shots=shots, progress=False)
+    gold = np.array([item.gold for item in items])
+    assert "3 items, letter format, 2 shots" in out.splitlines()[0]
+    assert f"mean DM {metrics.mean_decision_margin(scores, gold):.4f}" in out
+    zero_shot = score(model, tokenizer, items, "letter", task="arc_easy", progress=False)
+    assert not np.allclose(scores, zero_shot)  # the shots are really in the prompt
