@@ -99,6 +99,13 @@ def test_c5b_is_supported_when_silent_pruning_removes_the_transition_and_decisiv
     assert "0 of 6 Silent-Phase seeds and 6 of 6 Decisive-Phase seeds" in verdict.text
 
 
+def test_the_retention_table_without_a_phase_has_the_columns_of_a_filled_one():
+    silent, decisive = phase_traces(silent_keeps=3, decisive_keeps=6)
+    filled = retention_table(silent, decisive, n_resamples=200)
+    empty = retention_table(silent, [], n_resamples=200)
+    assert len(empty) == 0 and list(empty.columns) == list(filled.columns)
+
+
 def test_c5b_is_not_supported_when_both_phases_keep_it_and_inconclusive_when_it_is_unclear():
     kept_both = verdict_c5b(*phase_traces(6, 6), intact_phases(phase_traces(6, 6)[0][0]), n_resamples=200)
     assert kept_both.status == "not supported"

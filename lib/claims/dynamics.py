@@ -215,10 +215,11 @@ def retention_table(silent: Sequence, decisive: Sequence, confidence: float = 0.
         k, kept_silent, n_silent, share_silent (+ share_silent_low/high, Clopper-Pearson), the same for
         decisive, p (one-sided Fisher exact: Silent keeps it less often), p_holm, reject.
     """
-    columns = ["k"] + [f"{what}_{name}" for name in ("silent", "decisive")
-                       for what in ("kept", "n", "share", "share_low", "share_high")]
+    columns = ["k"] + [column for name in ("silent", "decisive")
+                       for column in (f"kept_{name}", f"n_{name}", f"share_{name}", f"share_{name}_low",
+                                      f"share_{name}_high")]
     if not silent or not decisive:  # a phase without layers: nothing to compare
-        return pd.DataFrame({column: pd.Series(dtype=float) for column in (*columns, "p", "p_holm", "reject")})
+        return pd.DataFrame({column: pd.Series(dtype=float) for column in (*columns, "p", "reject", "p_holm")})
     n_steps = min(trace.n_steps for trace in (*silent, *decisive))
     rows = []
     for k in range(1, n_steps):
