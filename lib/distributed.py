@@ -40,7 +40,7 @@ EXECUTORS = ("local", "slurm", "debug")
 #: Name prefixes of the plan steps that run first (their results are read by later steps).
 FIRST_WAVE = ("readout ",)
 #: Name prefixes of the plan steps that run last (they read the finished Iterative Pruning trace).
-LAST_WAVE = ("similarity along ", "fine-tuning")
+LAST_WAVE = ("similarity along ", "LM loss along ", "fine-tuning")
 DEFAULT_TIME_MIN = 24 * 60  # per job (Slurm --time; local timeout)
 POLL_S = 2.0
 

@@ -399,6 +399,24 @@ class Experiments:
         calibration, evaluation, _ = self.items(task, self.profile.n_pruning_items, self.profile.n_pruning_calibration)
         return self._traces(model, task, evaluation, schedule, (0,), calibration=calibration, layers=decisive)[0]
 
+    def cliff_traces(self, model: str | None = None) -> dict[str, Any]:
+        """The pruning traces of one of the profile's :attr:`~Profile.cliff_models`, by schedule: the profile's
+        schedules on the pruning model (``random``: a list, one trace per seed), :data:`MAIN_SCHEDULES` on the main
+        model (``decisive_first`` only where the readout has a Decisive Phase); both where they are one model."""
+        model = model or self.profile.pruning_model
+        if model not in self.profile.cliff_models:
+            raise ValueError(f"model {model!r} has no pruning traces in profile '{self.profile.name}'; "
+                             f"use one of {self.profile.cliff_models}")
+        found: dict[str, Any] = {}
+        if model == self.profile.pruning_model:
+            for schedule in self.profile.schedules:
+                found[schedule] = self.random_traces() if schedule == "random" else self.trace(schedule)
+        if model == self.profile.main_model:
+            for schedule in MAIN_SCHEDULES:
+                if schedule not in found and (trace := self.main_trace(schedule, model)) is not None:
+                    found[schedule] = trace
+        return found
+
     def dynamics_trace(self, model: str | None = None, task: str | None = None):
         """Iterative Pruning (criterion: mean DM) of the main model with the readout of every pruned network:
         :meth:`main_trace` ("iterative"), the cliff-edge chapter's trace where the main model is the pruning
@@ -548,6 +566,9 @@ class Experiments:
         steps.append((f"iterative with readouts {p.main_model}", lambda: self.dynamics_trace()))
         for schedule in MAIN_SCHEDULES[1:]:
             steps.append((f"{schedule} {p.main_model}", lambda s=schedule: self.main_trace(s)))
+        if p.main_model != p.pruning_model:  # the LM-loss control (R3) along the main model's iterative trace too
+            steps.append((f"LM loss along iterative {p.main_model}",
+                          lambda: self.lm_loss_along(self.main_trace("iterative"))))
         for schedule in p.schedules:
             if schedule == "random":
                 steps.append(("random baseline", lambda: [self.lm_loss_along(t) for t in self.random_traces()]))

@@ -3,7 +3,9 @@
 Each row names the claim in a few words, shows its verdict as a coloured badge (a Bootstrap
 ``badge`` span that Quarto's HTML theme styles; plain text elsewhere), the deciding number with its
 95% interval, the models the verdict rests on (read from the results it was decided from) and a
-link to its chapter. The long finding stays in the chapter's verdict callout.
+link to its chapter. The long finding stays in the chapter's verdict callout. A claim decided once per
+model (C1 on the main model and on the pruning model) shows the main model's verdict and how many of
+the models agree with it.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from dataclasses import dataclass
 
 import pandas as pd
 
+from .profiles import load_profile
 from .store import SIDECAR_SUFFIX, Store
 from .tables import Table, format_number
 from .verdicts import CLAIMS, Verdict, claim_base, load_verdict_records
@@ -102,32 +105,61 @@ def verdict_models(evidence: list[dict], store: Store) -> list[str]:
 
 @dataclass(frozen=True)
 class LedgerRow:
-    """One ledger row: a claim (or a part of one) and its recorded verdict, if any."""
+    """One ledger row: a claim (or a part of one) and its recorded verdict, if any.
+
+    Attributes:
+        models: the models the shown verdict rests on.
+        others: (model, status) of the claim's verdicts on further models (empty for a claim decided once).
+    """
 
     claim: str
     status: str
     number: str
     models: list[str]
     chapter: tuple[str, str]
+    others: tuple[tuple[str, str], ...] = ()
+
+    def agreement(self) -> str:
+        """How many of the claim's models reach the shown verdict, e.g. ``1 of 2 (smollm2-135m: inconclusive)``."""
+        if not self.others:
+            return ""
+        differ = [f"{model}: {status}" for model, status in self.others if status != self.status]
+        n_agree = 1 + len(self.others) - len(differ)
+        return f"{n_agree} of {1 + len(self.others)}" + (f" ({'; '.join(differ)})" if differ else "")
+
+
+def headline_first(verdicts: list[Verdict], main_model: str) -> list[Verdict]:
+    """A claim part's verdicts with the one the ledger shows first: the main model's (or the one without a model)."""
+    return sorted(verdicts, key=lambda verdict: verdict.model not in (None, main_model))
 
 
 def ledger_rows(profile: str | None = None) -> list[LedgerRow]:
-    """Every claim of :data:`CLAIMS` in order, one row per recorded verdict (a claim without one: "not computed")."""
+    """Every claim of :data:`CLAIMS` in order, one row per claim part with a recorded verdict (the main model's where
+    a part is decided per model; a claim without any: "not computed")."""
     records = load_verdict_records(profile)
     store = Store(profile=profile) if records else None
+    # the main model matters only where a claim part is decided per model
+    per_model = any(verdict.model for verdict, _ in records.values())
+    main_model = load_profile(profile).main_model if per_model else ""
     rows = []
     for claim in CLAIMS:
-        parts = [(verdict, evidence) for verdict, evidence in records.values() if claim_base(verdict.claim) == claim]
+        parts: dict[str, list[Verdict]] = {}
+        for verdict, _ in records.values():
+            if claim_base(verdict.claim) == claim:
+                parts.setdefault(verdict.claim, []).append(verdict)
         if not parts:
             rows.append(LedgerRow(claim, NOT_COMPUTED, "", [], chapter_of(claim)))
-        for verdict, evidence in parts:
-            rows.append(LedgerRow(verdict.claim, verdict.status, key_number(verdict),
-                                  verdict_models(evidence, store), chapter_of(verdict.claim)))
+        for part, verdicts in parts.items():
+            shown, *others = headline_first(verdicts, main_model)
+            models = [shown.model] if shown.model else verdict_models(records[shown.key][1], store)
+            rows.append(LedgerRow(part, shown.status, key_number(shown), models, chapter_of(part),
+                                  tuple((other.model or "", other.status) for other in others)))
     return rows
 
 
 def ledger_table(profile: str | None = None, link_prefix: str = "") -> Table:
-    """The ledger as a Markdown table for people: claim, in short, verdict badge, key number, models, chapter.
+    """The ledger as a Markdown table for people: claim, in short, verdict badge, key number, models, how many
+    models agree, chapter.
 
     Args:
         profile: profile whose verdicts to read (None: the active profile).
@@ -140,6 +172,7 @@ def ledger_table(profile: str | None = None, link_prefix: str = "") -> Table:
         "Verdict": [badge(row.status, row.claim) for row in rows],
         "Deciding number (95% CI)": [row.number or "—" for row in rows],
         "Models": [", ".join(row.models) or "—" for row in rows],
+        "Models agreeing": [row.agreement() or "—" for row in rows],
         "Chapter": [f"[{row.chapter[0]}]({link_prefix}{row.chapter[1]})" for row in rows],
     })
     return Table(frame)

@@ -231,6 +231,12 @@ class Profile:
         """The run of :attr:`pruning_model`."""
         return self.run_of(self.pruning_model)
 
+    @property
+    def cliff_models(self) -> tuple[str, ...]:
+        """The models whose pruning traces decide the cliff-edge claims (C1, C2, R3): the main model first, then
+        the pruning model where it is another one."""
+        return tuple(dict.fromkeys((self.main_model, self.pruning_model)))
+
     def run_of(self, model: str) -> ModelRun:
         """The (first) run of a model of this profile."""
         for run in self.models:

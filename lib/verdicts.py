@@ -14,7 +14,7 @@ import json
 import math
 import os
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -86,6 +86,8 @@ class Verdict:
         p: p-value of the test, if one was run.
         text: one or two sentences: what was tested, on what, and why this status.
         rule: the function that decided it (``module.function``; set by :func:`verdict_rule`).
+        model: the model the verdict is decided on, where a chapter decides a claim once per model (C1 on the
+            main model and on the pruning model); None where one verdict covers the chapter's models.
     """
 
     claim: str
@@ -97,6 +99,7 @@ class Verdict:
     n: int = 0
     p: float | None = None
     rule: str = ""
+    model: str | None = None
 
     def __post_init__(self) -> None:
         claim_base(self.claim)
@@ -113,9 +116,14 @@ class Verdict:
         object.__setattr__(self, "n", int(self.n))
 
     @property
+    def key(self) -> str:
+        """Name of the verdict's file and marker: the claim, ``@model`` for a verdict decided on one model."""
+        return self.claim if self.model is None else f"{self.claim}@{self.model}"
+
+    @property
     def marker(self) -> str:
         """HTML comment that identifies this verdict in rendered output."""
-        return f"{MARKER_PREFIX}{self.claim} -->"
+        return f"{MARKER_PREFIX}{self.key} -->"
 
     def summary(self) -> str:
         """One line: statistic = value [CI], n, p."""
@@ -129,7 +137,8 @@ class Verdict:
 
     def _repr_markdown_(self) -> str:
         """A Quarto callout coloured by status (Markdown only: Quarto would prefer an HTML version over it)."""
-        title = f"Verdict on {self.claim}: {self.status}".replace('"', "'")
+        on = self.claim if self.model is None else f"{self.claim} ({self.model})"
+        title = f"Verdict on {on}: {self.status}".replace('"', "'")
         return (
             f"{self.marker}\n\n::: {{.callout-{CALLOUT_OF_STATUS[self.status]} title=\"{title}\"}}\n"
             f"**{self.summary()}.**\n\n{self.text}\n:::\n"
@@ -151,7 +160,7 @@ class Verdict:
         return cls(**{key: value for key, value in data.items() if key in names})
 
     def record(self, profile: str | None = None) -> Path:
-        """Write ``<verdicts_dir(profile)>/<claim>.json`` atomically (temp file + os.replace).
+        """Write ``<verdicts_dir(profile)>/<key>.json`` atomically (temp file + os.replace).
 
         The file carries its evidence (the rule, and every result of the profile's store this process read, with its
         content digest: :func:`store.results_read`) and a digest of everything in it, so that
@@ -160,7 +169,11 @@ class Verdict:
         profile = profile or active_profile()
         folder = verdicts_dir(profile)
         folder.mkdir(parents=True, exist_ok=True)
-        path = folder / f"{self.claim}.json"
+        path = folder / f"{self.key}.json"
+        # a claim is decided either once or once per model: the other form's files are superseded
+        superseded = folder.glob(f"{self.claim}@*.json") if self.model is None else [folder / f"{self.claim}.json"]
+        for old in superseded:
+            old.unlink(missing_ok=True)
         record = {**self.to_dict(), "profile": profile, "evidence": results_read(Store(profile=profile))}
         payload = json.dumps({**record, "digest": json_digest(record)}, indent=2, allow_nan=True) + "\n"
         write_atomic(path, payload.encode())
@@ -172,6 +185,17 @@ class Verdict:
 
         self.record(profile)
         display(self, metadata={METADATA_KEY: self.to_dict()})
+
+
+def agreement_text(verdicts: Iterable[Verdict]) -> str:
+    """A sentence on one claim decided on several models, the main model's verdict first, e.g. "Across models: supported
+    on qwen2.5-coder-1.5b, inconclusive on smollm2-135m (1 of 2 agree with the main model)."; "" for one verdict."""
+    first, *others = verdicts
+    if not others:
+        return ""
+    n_agree = 1 + sum(other.status == first.status for other in others)
+    listed = ", ".join(f"{verdict.status} on {verdict.model}" for verdict in (first, *others))
+    return f"Across models: {listed} ({n_agree} of {1 + len(others)} agree with the main model)."
 
 
 def _stable(x: float) -> float:
@@ -221,7 +245,7 @@ def _verified(path: Path, profile: str | None) -> tuple[Verdict, list[dict[str, 
 
 def load_verdict_records(profile: str | None = None) -> dict[str, tuple[Verdict, list[dict[str, Any]]]]:
     """Every recorded verdict of ``profile`` with its evidence (kind, key, digest of each result it was decided
-    from), by claim id, in ledger order.
+    from), by :attr:`Verdict.key` (claim, or claim@model), in ledger order.
 
     Raises:
         VerdictError: a file is not valid JSON, was edited after it was recorded, or was decided from
@@ -230,11 +254,11 @@ def load_verdict_records(profile: str | None = None) -> dict[str, tuple[Verdict,
     found = {}
     for path in sorted(verdicts_dir(profile).glob("*.json")):
         verdict, evidence = _verified(path, profile)
-        found[verdict.claim] = (verdict, evidence)
+        found[verdict.key] = (verdict, evidence)
     order = list(CLAIMS)
-    return dict(sorted(found.items(), key=lambda item: (order.index(claim_base(item[0])), item[0])))
+    return dict(sorted(found.items(), key=lambda item: (order.index(claim_base(item[1][0].claim)), item[0])))
 
 
 def load_verdicts(profile: str | None = None) -> dict[str, Verdict]:
-    """Every recorded verdict of ``profile``, by claim id, in ledger order (see :func:`load_verdict_records`)."""
+    """Every recorded verdict of ``profile``, by :attr:`Verdict.key`, in ledger order (see :func:`load_verdict_records`)."""
     return {claim: verdict for claim, (verdict, _) in load_verdict_records(profile).items()}

@@ -18,7 +18,7 @@ from layercollapse import plots
 from layercollapse.chapters import execute_chapter, project_chapters
 from layercollapse.experiments import COMPUTE_ENV
 from layercollapse.profiles import project_root
-from layercollapse.verdicts import DATA_ENV, MARKER_PREFIX, METADATA_KEY, STATUSES
+from layercollapse.verdicts import DATA_ENV, MARKER_PREFIX, METADATA_KEY, STATUSES, Verdict
 
 ROOT = project_root()
 CLAIM_CHAPTER = re.compile(r"^chapters/\d\d-[a-z0-9-]+\.qmd$")
@@ -77,7 +77,8 @@ def test_chapter_executes_in_the_test_profile(path, data_dir, store_dir):
     for out in shown:
         verdict = out["metadata"][METADATA_KEY]
         assert verdict["status"] in STATUSES
-        marker = f"{MARKER_PREFIX}{verdict['claim']} -->"
+        key = Verdict.from_dict(verdict).key  # the claim, or claim@model for a verdict decided per model
+        marker = f"{MARKER_PREFIX}{key} -->"
         assert marker in out["data"].get("text/markdown", "") and "text/html" not in out["data"]
-        recorded = json.loads((data_dir / "verdicts" / "test" / f"{verdict['claim']}.json").read_text())
+        recorded = json.loads((data_dir / "verdicts" / "test" / f"{key}.json").read_text())
         assert recorded["status"] == verdict["status"] and recorded["profile"] == "test"

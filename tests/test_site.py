@@ -432,12 +432,36 @@ def test_verdicts_validate_render_with_a_marker_and_round_trip_through_the_store
     assert rows[2].chapter == ("Option frequency", "chapters/03-option-frequency.qmd")
     assert rows[1].chapter == ("Representation similarity", "chapters/05-representation-similarity.qmd")
     markdown = ledger.ledger_table("unit", link_prefix="../").to_markdown().splitlines()
-    assert markdown[0] == "| Claim | In short | Verdict | Deciding number (95% CI) | Models | Chapter |"
+    assert markdown[0] == ("| Claim | In short | Verdict | Deciding number (95% CI) | Models | Models agreeing | "
+                           "Chapter |")
     assert markdown[4] == ('| C3b | Option Frequency collapses before it | [supported]{.badge .text-bg-success .verdict-badge '
-                           'data-claim="C3b"} | accuracy gap: 0.250 [0.100, 0.400] | — | '
+                           'data-claim="C3b"} | accuracy gap: 0.250 [0.100, 0.400] | — | — | '
                            '[Option frequency](../chapters/03-option-frequency.qmd) |')
     assert '[not computed]{.badge .text-bg-secondary .verdict-badge data-claim="C1"}' in markdown[2]
     assert ledger.status_counts(rows) == {"supported": 1, "not supported": 0, "inconclusive": 0, "not computed": 10}
+
+
+def test_a_claim_decided_per_model_shows_the_main_models_verdict_and_how_many_models_agree(tmp_path, monkeypatch):
+    monkeypatch.setenv(verdicts.DATA_ENV, str(tmp_path))
+    main = profiles.load_profile("test").main_model
+    folder = tmp_path / "verdicts" / "test"
+    verdicts.Verdict("C1", "supported", "excess", 0.2, "Once.").record("test")
+    other = verdicts.Verdict("C1", "inconclusive", "excess", 0.1, "Other.", ci=(-0.1, 0.3), model="other-model")
+    shown = verdicts.Verdict("C1", "supported", "excess", 0.3, "Main.", ci=(0.1, 0.5), model=main)
+    for verdict in (other, shown):  # the other model's first: the ledger still shows the main model's
+        verdict.record("test")
+    assert sorted(path.name for path in folder.glob("*.json")) == ["C1@other-model.json", f"C1@{main}.json"]
+    assert shown.marker == f"<!-- verdict:C1@{main} -->" and f'title="Verdict on C1 ({main}): supported"' in \
+        shown._repr_markdown_()
+    row = ledger.ledger_rows("test")[0]
+    assert (row.claim, row.status, row.models, row.number) == ("C1", "supported", [main], "excess: 0.300 [0.100, 0.500]")
+    assert row.agreement() == "1 of 2 (other-model: inconclusive)"
+    assert verdicts.agreement_text([shown, other]) == (f"Across models: supported on {main}, inconclusive on "
+                                                       "other-model (1 of 2 agree with the main model).")
+    assert verdicts.agreement_text([shown]) == ""
+    verdicts.Verdict("C1", "not supported", "excess", -0.1, "Once again.").record("test")  # supersedes both
+    assert [path.name for path in folder.glob("*.json")] == ["C1.json"]
+    assert ledger.ledger_rows("test")[0].agreement() == ""
 
 
 def test_ledger_of_the_committed_default_verdicts_names_the_models_each_rests_on():

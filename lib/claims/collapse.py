@@ -28,6 +28,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -117,6 +118,29 @@ def locate_collapse(trace, chance: float, n_resamples: int = 1000, seed: int = 0
     result = stats.collapse_point(trace.fraction_removed, correct, chance, margin=margin,
                                   n_resamples=n_resamples, seed=seed)
     return Collapse(result, float(chance), margin, bool(result.accuracy[0] > chance + margin))
+
+
+def trace_chance(trace) -> float:
+    """Chance level of a trace's evaluation items: the accuracy of the best constant answer."""
+    return metrics.chance_accuracy(trace.gold, trace.scores.shape[-1])
+
+
+def collapse_summary(trace, verdict: Verdict, n_resamples: int = 1000, seed: int = 0) -> dict[str, Any]:
+    """One row of a chapter's per-model table: where ``trace`` collapses and what the chapter's verdict on it says.
+
+    Returns:
+        model, n_layers, n_items, intact accuracy, chance, collapse step with its item-bootstrap interval (NaN
+        without a collapse), the fraction of layers removed there, and the verdict's status, value and interval.
+    """
+    chance = trace_chance(trace)
+    collapse = locate_collapse(trace, chance, n_resamples, seed)
+    step, (low, high) = collapse.step, collapse.step_ci or (None, None)
+    ci = verdict.ci or (None, None)
+    return {"model": trace.spec.get("model"), "n_layers": trace.n_layers, "n_items": len(trace.gold),
+            "intact_accuracy": float(collapse.result.accuracy[0]), "chance": chance,
+            "collapse_step": step, "step_low": low, "step_high": high,
+            "fraction_at_collapse": None if step is None else float(trace.fraction_removed[step]),
+            "status": verdict.status, "value": verdict.value, "value_low": ci[0], "value_high": ci[1]}
 
 
 # ------------------------------------------------------------------------- tables for the figures
@@ -344,16 +368,17 @@ def verdict_c1(trace, chance: float, factor: float = CLIFF_FACTOR, n_resamples: 
     paired item bootstrap (BCa) of its per-item terms; supported when the interval lies above 0,
     not supported when the estimate is <= 0 or there is no collapse, inconclusive otherwise.
     """
+    model = trace.spec.get("model")  # the verdict is decided on this model's trace
     collapse = locate_collapse(trace, chance, n_resamples, seed)
     correct = metrics.correct(trace.scores, trace.gold).astype(np.float64)  # [n_steps, n_items]
     n_items = correct.shape[1]
     statistic = f"largest one-step accuracy drop - {factor:g} x mean per-step drop to the collapse step"
     if not collapse.intact_above:
-        return Verdict("C1", "inconclusive", statistic, None, collapse.describe(), n=n_items)
+        return Verdict("C1", "inconclusive", statistic, None, collapse.describe(), n=n_items, model=model)
     if collapse.step is None:
         return Verdict("C1", "not supported", statistic, None,
                        collapse.describe() + " Iterative pruning degrades this model without collapsing it.",
-                       n=n_items)
+                       n=n_items, model=model)
     s = collapse.step
     accuracy = correct.mean(axis=1)
     drops = accuracy[:-1] - accuracy[1:]  # drops[t - 1] = acc[t - 1] - acc[t]
@@ -373,7 +398,7 @@ def verdict_c1(trace, chance: float, factor: float = CLIFF_FACTOR, n_resamples: 
         status, verdict = "inconclusive", (" The largest step exceeds it, but the 95% item-bootstrap interval "
                                            "includes 0: too few items to tell a cliff from a slope.")
     return Verdict("C1", status, statistic + " (paired item bootstrap, BCa)", excess.estimate, detail + verdict,
-                   ci=(excess.low, excess.high), n=n_items)
+                   ci=(excess.low, excess.high), n=n_items, model=model)
 
 
 @verdict_rule
@@ -388,13 +413,14 @@ def verdict_c2(trace, similarity: pd.DataFrame, chance: float, threshold: float 
     Args:
         similarity: ``Experiments.similarity_along(trace)``: step, cka, cosine.
     """
+    model = trace.spec.get("model")  # the verdict is decided on this model's trace
     collapse = locate_collapse(trace, chance, n_resamples, seed)
     n_items = len(trace.gold)
     statistic = f"linear CKA (pruned vs intact final states) at the collapse step; threshold {threshold:g}"
     if collapse.step is None:
         return Verdict("C2", "inconclusive", statistic, None,
                        collapse.describe() + " Without a collapse, similarity cannot be compared with it.",
-                       n=n_items)
+                       n=n_items, model=model)
     table = similarity.set_index("step")
     low_step, high_step = collapse.step_ci
     window = table.loc[low_step:high_step, "cka"]
@@ -410,7 +436,7 @@ def verdict_c2(trace, similarity: pd.DataFrame, chance: float, threshold: float 
                                             "does register the collapse.")
     else:
         status, verdict = "inconclusive", f" CKA crosses {threshold:g} within the collapse step's interval."
-    return Verdict("C2", status, statistic, cka, detail + verdict, ci=ci, n=n_items)
+    return Verdict("C2", status, statistic, cka, detail + verdict, ci=ci, n=n_items, model=model)
 
 
 @verdict_rule
@@ -428,6 +454,7 @@ def verdict_r3(iterative, loss: np.ndarray, chance: float, randoms: Sequence = (
         iterative: the iterative ``Trace``; loss: float [n_steps] nats/token along it
             (``Experiments.lm_loss_along``); randoms: random-order traces for the baseline (optional).
     """
+    model = iterative.spec.get("model")  # the verdict is decided on this model's trace
     collapse = locate_collapse(iterative, chance, n_resamples, seed)
     loss = np.asarray(loss, dtype=np.float64)
     if loss.shape != (iterative.n_steps,):
@@ -443,7 +470,7 @@ def verdict_r3(iterative, loss: np.ndarray, chance: float, randoms: Sequence = (
     if collapse.step is None:
         return Verdict("R3", "inconclusive", statistic, None,
                        collapse.describe() + " The LM-loss control needs a collapse to compare with." + baseline,
-                       n=n_items)
+                       n=n_items, model=model)
     increases = np.diff(loss)  # [n_steps - 1], increases[t - 1] = loss[t] - loss[t - 1]
     jump_step = int(np.argmax(increases)) + 1
     mean_increase = (loss[-1] - loss[0]) / (len(loss) - 1)
@@ -464,4 +491,4 @@ def verdict_r3(iterative, loss: np.ndarray, chance: float, randoms: Sequence = (
                                         "specific to the decision task.")
     return Verdict("R3", status, statistic + " (interval from the item bootstrap of the collapse step)",
                    float(jump_step - s), detail + verdict + baseline,
-                   ci=(float(jump_step - high_step), float(jump_step - low_step)), n=n_items)
+                   ci=(float(jump_step - high_step), float(jump_step - low_step)), n=n_items, model=model)
