@@ -47,12 +47,6 @@ def decoder_layers(model: nn.Module) -> nn.ModuleList:
     return backbone(model).layers
 
 
-def n_layers(model: nn.Module) -> int:
-    """Number of decoder layers of the intact model (ignores an active layer view)."""
-    original = getattr(model, "_layercollapse_original_layers", None)
-    return len(original) if original is not None else len(decoder_layers(model))
-
-
 def final_norm(model: nn.Module) -> nn.Module:
     """The norm applied after the last decoder layer."""
     return backbone(model).norm

@@ -22,9 +22,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from .architectures import n_layers
 from .batching import Batch, Request, collate, model_device
-from .layers import intact_layers, keep_layers, validate_layer_indices
+from .layers import clear_view_state, intact_layers, keep_layers, n_layers, validate_layer_indices
 from .progress import progress_bar
 from .scoring import (
     build_requests,
@@ -54,8 +53,7 @@ def materialize_pruned(model: nn.Module, kept: Sequence[int]) -> nn.Module:
         # The view holds only the kept layers; leave the stashed full layer list out of the copy.
         memo = {id(intact_layers(model)): None}
         pruned = copy.deepcopy(model, memo)
-    for stash in ("_layercollapse_original_layers", "_layercollapse_kept", "_layercollapse_intact_types"):
-        vars(pruned).pop(stash, None)
+    clear_view_state(pruned)
     pruned.layercollapse_kept_layers = tuple(kept)
     return pruned
 

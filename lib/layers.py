@@ -14,7 +14,7 @@ from contextlib import contextmanager
 
 from torch import nn
 
-from .architectures import backbone, n_layers
+from .architectures import backbone
 
 
 def validate_layer_indices(layers: Iterable[int], n_total: int, what: str = "layer") -> list[int]:
@@ -38,6 +38,11 @@ def validate_layer_indices(layers: Iterable[int], n_total: int, what: str = "lay
     return sorted(layers)
 
 
+#: What ``keep_layers`` keeps on a model while a view is open: the intact layer list, the kept original indices,
+#: the intact ``config.layer_types``.
+VIEW_STATE = ("_layercollapse_original_layers", "_layercollapse_kept", "_layercollapse_intact_types")
+
+
 def _attention_modules(layer: nn.Module) -> list[nn.Module]:
     """The submodules of a decoder layer that carry a ``layer_idx``."""
     return [module for module in layer.modules() if hasattr(module, "layer_idx")]
@@ -47,6 +52,17 @@ def intact_layers(model: nn.Module) -> nn.ModuleList:
     """The decoder layers of the intact model, indexed by original index, also inside a layer view."""
     original = getattr(model, "_layercollapse_original_layers", None)
     return original if original is not None else backbone(model).layers
+
+
+def n_layers(model: nn.Module) -> int:
+    """Number of decoder layers of the intact model (ignores an active layer view)."""
+    return len(intact_layers(model))
+
+
+def clear_view_state(model: nn.Module) -> None:
+    """Forget the layer-view bookkeeping ``keep_layers`` keeps on ``model`` (a copy made inside a view is intact)."""
+    for name in VIEW_STATE:
+        vars(model).pop(name, None)
 
 
 def active_layers(model: nn.Module) -> list[int]:

@@ -16,19 +16,17 @@ import numpy as np
 import torch
 from torch import nn
 
-from .architectures import decoder_layers
-from .batching import Batch, iter_batches, model_device
-from .budget import default_token_budget
-from .layers import active_layers, keep_layers
+from .batching import Batch
+from .hooks import hook_layers
+from .layers import active_layers
 from .scoring import (
-    _mask_missing_options,
-    _run_with_oom_retry,
-    build_requests,
-    letter_token_ids,
+    for_each_batch,
+    mask_missing_options,
     read_positions,
     readout_logprobs,
     run_backbone,
     scatter_scores,
+    scoring_pass,
 )
 from .tasks import Item
 
@@ -41,35 +39,17 @@ class LogitLens(nn.Module):
         return hidden
 
 
-def _layer_output(output) -> torch.Tensor:
-    return output[0] if isinstance(output, tuple) else output
-
-
 @contextmanager
 def capture_read_states(model: nn.Module, batch_ref: list[Batch], store: list[torch.Tensor]):
     """Record the read-position states [P, d] entering the first layer and leaving every layer.
 
     ``store`` receives n_kept + 1 tensors per forward pass, in layer order.
     """
-    layers = decoder_layers(model)
-    handles = []
-
-    def save_input(module, args, kwargs):
-        hidden = args[0] if args else kwargs["hidden_states"]
+    def save(hidden: torch.Tensor) -> None:
         store.append(read_positions(hidden, batch_ref[0]))
 
-    def save_output(module, args, output):
-        store.append(read_positions(_layer_output(output), batch_ref[0]))
-
-    if len(layers):
-        handles.append(layers[0].register_forward_pre_hook(save_input, with_kwargs=True))
-    for layer in layers:
-        handles.append(layer.register_forward_hook(save_output))
-    try:
+    with hook_layers(model, lambda layer, hidden_in, hidden_out: save(hidden_out), on_embeddings=save):
         yield
-    finally:
-        for handle in handles:
-            handle.remove()
 
 
 def layerwise_scores(
@@ -98,23 +78,19 @@ def layerwise_scores(
     """
     lens = lens or LogitLens()
     kept = active_layers(model) if layers is None else sorted(layers)
-    n_options = max(len(item.options) for item in items)
-    requests = build_requests(tokenizer, items, format, task, shots)
-    device = model_device(model)
-    letter_ids = torch.tensor(letter_token_ids(tokenizer, n_options), device=device) if format == "letter" else None
-    out = np.full((len(kept) + 1, len(items), n_options), -np.inf, dtype=np.float32)
+    scoring = scoring_pass(model, tokenizer, items, format, task, shots)
+    out = np.full((len(kept) + 1, len(items), scoring.n_options), -np.inf, dtype=np.float32)
     readout_layers = [-1] + kept
 
-    def run(budget: int) -> None:
-        with torch.inference_mode(), keep_layers(model, kept):
-            for batch in iter_batches(model, tokenizer, requests, budget, progress or False, shared_context):
-                states: list[torch.Tensor] = []
-                with capture_read_states(model, [batch], states):
-                    run_backbone(model, batch)
-                for depth, (layer, state) in enumerate(zip(readout_layers, states)):
-                    translated = lens.transform_hidden(state, layer)
-                    values = readout_logprobs(model, translated, batch, letter_ids, normed=False)
-                    scatter_scores(values, batch, out[depth], letter=letter_ids is not None)
+    def on_batch(batch: Batch) -> None:
+        states: list[torch.Tensor] = []  # n_kept + 1 of [P, d]
+        with capture_read_states(model, [batch], states):
+            run_backbone(model, batch)
+        for depth, (layer, state) in enumerate(zip(readout_layers, states)):
+            values = readout_logprobs(model, lens.transform_hidden(state, layer), batch, scoring.letter_ids,
+                                      normed=False)
+            scatter_scores(values, batch, out[depth], letter=scoring.letter)
 
-    _run_with_oom_retry(run, token_budget or default_token_budget(device))
-    return _mask_missing_options(out, items)
+    for_each_batch(model, tokenizer, scoring.requests, kept, on_batch, token_budget=token_budget,
+                   progress=progress, shared_context=shared_context)
+    return mask_missing_options(out, items)

@@ -24,6 +24,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from .hooks import hook_layers
 from .layers import intact_layers, validate_layer_indices
 
 
@@ -61,8 +62,7 @@ def inject_noise(model: nn.Module, layers: Sequence[int], variance: float, seed:
         the same model object.
     """
     scale = noise_scale(variance)
-    modules = intact_layers(model)
-    chosen = validate_layer_indices(layers, len(modules), "noisy layer")
+    chosen = validate_layer_indices(layers, len(intact_layers(model)), "noisy layer")
     generators: dict[torch.device, torch.Generator] = {}
 
     def generator_on(device: torch.device) -> torch.Generator:
@@ -70,21 +70,11 @@ def inject_noise(model: nn.Module, layers: Sequence[int], variance: float, seed:
             generators[device] = torch.Generator(device=device).manual_seed(seed)
         return generators[device]
 
-    def perturb(module: nn.Module, args, output):
-        if scale == 0:
-            return output
-        hidden = output[0] if isinstance(output, tuple) else output  # [B, T, d_model]
-        noisy = add_noise(hidden, scale, generator_on(hidden.device))
-        return (noisy, *output[1:]) if isinstance(output, tuple) else noisy
+    def perturb(layer: int, hidden_in: torch.Tensor, hidden_out: torch.Tensor) -> torch.Tensor | None:
+        return None if scale == 0 else add_noise(hidden_out, scale, generator_on(hidden_out.device))
 
-    handles = []
-    try:
-        for layer in chosen:
-            handles.append(modules[layer].register_forward_hook(perturb))
+    with hook_layers(model, perturb, chosen):
         yield model
-    finally:
-        for handle in handles:
-            handle.remove()
 
 
 def score_with_noise_from_prefix(runner, layer: int, variance: float, seed: int) -> np.ndarray:
@@ -97,20 +87,7 @@ def score_with_noise_from_prefix(runner, layer: int, variance: float, seed: int)
     Returns:
         float32 [n_rows, n_options] log-probabilities (-inf for missing options).
     """
-    from .layers import keep_layers
-    from .pruning import read_out
-    from .scoring import run_backbone, scatter_scores
-
-    model, encoded = runner.model, runner.encoded
     if runner.network is None or layer not in runner.states:
         raise ValueError(f"the runner remembers no network entering layer {layer}; call runner.remember(all layers)")
-    tail = [kept for kept in runner.network if kept >= layer]
-    out = np.full((encoded.n_rows, encoded.n_options), -np.inf, dtype=np.float32)
-    with torch.inference_mode(), inject_noise(model, [layer], variance, seed), keep_layers(model, tail):
-        for index, batch in enumerate(encoded.batches):
-            hidden = run_backbone(model, batch, inputs_embeds=runner.states[layer][index])  # [B, T, d]
-            scatter_scores(read_out(model, hidden, batch, encoded.letter_ids), batch, out,
-                           letter=encoded.letter_ids is not None)
-    for row, n_options in enumerate(encoded.row_options):
-        out[row, n_options:] = -np.inf
-    return out
+    with inject_noise(runner.model, [layer], variance, seed):
+        return runner.run(runner.network, start=layer)

@@ -31,7 +31,7 @@ import math
 import os
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager, nullcontext
+from contextlib import nullcontext
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -42,10 +42,11 @@ import torch.nn.functional as F
 from torch import nn
 
 from . import metrics
-from .architectures import decoder_layers, n_layers as count_layers, readout_of, readout_spec
+from .architectures import readout_of, readout_spec
 from .batching import Batch, Request, collate_rows, model_device, plan_rows
 from .budget import default_token_budget
-from .layers import keep_layers, validate_layer_indices
+from .hooks import hook_layers
+from .layers import keep_layers, n_layers as count_layers, validate_layer_indices
 from .progress import progress_bar
 from .prompts import check_format
 from .scoring import (
@@ -202,29 +203,6 @@ class ReadoutQueue:
         self.pending, self.n_pending = [], 0
 
 
-@contextmanager
-def layer_hooks(model: nn.Module, kept: Sequence[int], on_layer: Callable[[int, torch.Tensor, torch.Tensor], None]):
-    """Call ``on_layer(layer, hidden_in, hidden_out)`` ([B, T, d] each) after each decoder layer runs.
-
-    Args:
-        kept: original indices of the layers now in the model (the active view's, sorted).
-    """
-    modules = decoder_layers(model)
-    assert len(modules) == len(kept), f"{len(modules)} layers in the model, {len(kept)} indices given"
-    handles = []
-    for layer, module in zip(kept, modules):
-        def hook(module, args, kwargs, output, layer=layer):
-            hidden_in = args[0] if args else kwargs["hidden_states"]
-            on_layer(layer, hidden_in, output[0] if isinstance(output, tuple) else output)
-
-        handles.append(module.register_forward_hook(hook, with_kwargs=True))
-    try:
-        yield
-    finally:
-        for handle in handles:
-            handle.remove()
-
-
 # -------------------------------------------------------------------- prefix caching
 
 
@@ -296,9 +274,15 @@ class PrefixRunner:
         if self.use_cache:
             self.run(kept, remember=True)
 
-    def run(self, kept: Sequence[int], remember: bool = False) -> np.ndarray:
-        """Option scores float32 [n_rows, n_options] of the network with layers ``kept`` (original indices)."""
-        return self._run(tuple(sorted(kept)), remember, layerwise=False)[0]
+    def run(self, kept: Sequence[int], remember: bool = False, start: int | None = None) -> np.ndarray:
+        """Option scores float32 [n_rows, n_options] of the network with layers ``kept`` (original indices).
+
+        Args:
+            start: run from the remembered residual stream entering this layer (default: the first layer the
+                remembered network has and ``kept`` drops); the layers of ``kept`` before it must be the
+                remembered network's. A hook on a layer's output (noise) runs from that layer this way.
+        """
+        return self._run(tuple(sorted(kept)), remember, layerwise=False, start=start)[0]
 
     def run_layerwise(self, kept: Sequence[int], remember: bool = False) -> tuple[np.ndarray, np.ndarray]:
         """Scores as :meth:`run`, and the logit-lens readout of the same pass.
@@ -318,11 +302,19 @@ class PrefixRunner:
             return None  # the remembered prefix has no readout to reuse
         return start
 
-    def _run(self, kept: tuple[int, ...], remember: bool, layerwise: bool) -> tuple[np.ndarray, np.ndarray | None]:
-        if kept == self.network and (not layerwise or self.network_readout is not None):
+    def _check_start(self, kept: tuple[int, ...], start: int) -> int:
+        if start not in self.states or tuple(layer for layer in kept if layer < start) != tuple(
+                layer for layer in self.network or () if layer < start):
+            raise ValueError(f"the runner remembers no network whose layers before {start} are those of {kept}; "
+                             "call runner.remember(...) on such a network first")
+        return start
+
+    def _run(self, kept: tuple[int, ...], remember: bool, layerwise: bool,
+             start: int | None = None) -> tuple[np.ndarray, np.ndarray | None]:
+        if start is None and kept == self.network and (not layerwise or self.network_readout is not None):
             return self.network_scores.copy(), None if not layerwise else self._stack(kept, self.network_readout)
-        start = self._start_for(kept, layerwise)
-        tail = kept if start is None else tuple(layer for layer in kept if layer > start)
+        start = self._start_for(kept, layerwise) if start is None else self._check_start(kept, start)
+        tail = kept if start is None else tuple(layer for layer in kept if layer >= start)
         remember = remember and self.use_cache
         shape = (self.encoded.n_rows, self.encoded.n_options)
         letter = self.encoded.letter_ids is not None
@@ -346,7 +338,7 @@ class PrefixRunner:
                     queue.add(readout[-1], batch_now[0], hidden_in)
                 queue.add(readout[layer], batch_now[0], hidden_out)
 
-        hooks = layer_hooks(self.model, tail, on_layer) if remember or layerwise else nullcontext()
+        hooks = hook_layers(self.model, on_layer, tail) if remember or layerwise else nullcontext()
         with torch.inference_mode(), keep_layers(self.model, tail), hooks:
             for index, batch in enumerate(self.encoded.batches):
                 batch_now[:] = [batch]
@@ -396,7 +388,7 @@ def block_influence(model: nn.Module, encoded: EncodedSet) -> np.ndarray:
 
     _require_one_sequence_per_row(encoded, "block_influence")
     n_tokens = 0
-    with torch.inference_mode(), keep_layers(model, kept), layer_hooks(model, kept, accumulate):
+    with torch.inference_mode(), keep_layers(model, kept), hook_layers(model, accumulate, kept):
         for batch in encoded.batches:
             current[:] = [batch.attention_mask.bool()]
             run_backbone(model, batch)
@@ -423,7 +415,7 @@ def angular_distances(model: nn.Module, encoded: EncodedSet) -> np.ndarray:
             last[n_total].append(hidden_out[:, -1].double().cpu())
 
     _require_one_sequence_per_row(encoded, "angular_distances")
-    with torch.inference_mode(), keep_layers(model, kept), layer_hooks(model, kept, record):
+    with torch.inference_mode(), keep_layers(model, kept), hook_layers(model, record, kept):
         for batch in encoded.batches:
             run_backbone(model, batch)
     streams = F.normalize(torch.stack([torch.cat(parts) for parts in last]), dim=-1)  # [n_layers+1, R, d]

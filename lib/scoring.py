@@ -11,6 +11,7 @@ position for ``letter``, the continuation positions for ``cloze``.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -24,7 +25,8 @@ from .prompts import check_format, cloze_pairs, letter_prompt, option_letters
 from .tasks import Item
 
 
-def _encode(tokenizer, text: str) -> list[int]:
+def encode_text(tokenizer, text: str) -> list[int]:
+    """Token ids of ``text`` with the tokenizer's special tokens (BOS where the model has one)."""
     return tokenizer(text, add_special_tokens=True).input_ids
 
 
@@ -46,8 +48,8 @@ def encode_cloze_pair(tokenizer, context: str, continuation: str) -> tuple[list[
     if n_spaces:
         continuation = context[-n_spaces:] + continuation
         context = context[:-n_spaces]
-    whole = _encode(tokenizer, context + continuation)
-    context_ids = _encode(tokenizer, context)
+    whole = encode_text(tokenizer, context + continuation)
+    context_ids = encode_text(tokenizer, context)
     return context_ids, whole[len(context_ids):]
 
 
@@ -59,7 +61,7 @@ def build_requests(
     requests = []
     for index, item in enumerate(items):
         if format == "letter":
-            requests.append(Request(index, -1, tuple(_encode(tokenizer, letter_prompt(item, task, shots))), 0))
+            requests.append(Request(index, -1, tuple(encode_text(tokenizer, letter_prompt(item, task, shots))), 0))
             continue
         for option, (context, continuation) in enumerate(cloze_pairs(item, task)):
             context_ids, target_ids = encode_cloze_pair(tokenizer, context, continuation)
@@ -115,7 +117,8 @@ def scatter_scores(values: torch.Tensor, batch: Batch, out: np.ndarray, letter: 
         out[request.item, request.option] = sums[row]
 
 
-def _mask_missing_options(out: np.ndarray, items: Sequence[Item]) -> np.ndarray:
+def mask_missing_options(out: np.ndarray, items: Sequence[Item]) -> np.ndarray:
+    """``out`` [..., n_items, n_options] with the options an item does not have set to -inf, in place."""
     for index, item in enumerate(items):
         out[..., index, len(item.options):] = -np.inf
     return out
@@ -132,6 +135,43 @@ def _run_with_oom_retry(fn: Callable[[int], None], token_budget: int) -> None:
                 raise
             token_budget //= 2
             torch.cuda.empty_cache()
+
+
+@dataclass(frozen=True)
+class ScoringPass:
+    """What one scoring pass over items needs: the requests, the option-letter ids (letter format) and K."""
+
+    requests: list[Request]
+    letter_ids: torch.Tensor | None  # int64 [K] on the model's device; None for cloze
+    n_options: int
+
+    @property
+    def letter(self) -> bool:
+        return self.letter_ids is not None
+
+
+def scoring_pass(model: nn.Module, tokenizer, items: Sequence[Item], format: str, task: str | None,
+                 shots: Sequence[Item] = ()) -> ScoringPass:
+    """The requests of ``items`` in ``format`` and what reading them out needs."""
+    n_options = max(len(item.options) for item in items)
+    device = model_device(model)
+    letter_ids = torch.tensor(letter_token_ids(tokenizer, n_options), device=device) if format == "letter" else None
+    return ScoringPass(build_requests(tokenizer, items, format, task, shots), letter_ids, n_options)
+
+
+def for_each_batch(model: nn.Module, tokenizer, requests: Sequence[Request], layers: Sequence[int] | None,
+                   on_batch: Callable[[Batch], None], *, token_budget: int | None, progress: bool | str,
+                   shared_context: bool) -> None:
+    """Call ``on_batch(batch)`` for every batch of ``requests``, under inference mode, with only ``layers`` running
+    (original indices; None: all, or an active view's); on a GPU out-of-memory error the whole pass restarts at
+    half the token budget (None: ``budget.default_token_budget`` of the model's device)."""
+    def run(budget: int) -> None:
+        kept = active_layers(model) if layers is None else layers
+        with torch.inference_mode(), keep_layers(model, kept):
+            for batch in iter_batches(model, tokenizer, requests, budget, progress or False, shared_context):
+                on_batch(batch)
+
+    _run_with_oom_retry(run, token_budget or default_token_budget(model_device(model)))
 
 
 def score(
@@ -164,22 +204,17 @@ def score(
     Returns:
         float32 [n_items, n_options] log-probabilities (cloze: summed over continuation tokens).
     """
-    n_options = max(len(item.options) for item in items)
-    requests = build_requests(tokenizer, items, format, task, shots)
-    device = model_device(model)
-    letter_ids = torch.tensor(letter_token_ids(tokenizer, n_options), device=device) if format == "letter" else None
-    out = np.full((len(items), n_options), -np.inf, dtype=np.float32)
+    scoring = scoring_pass(model, tokenizer, items, format, task, shots)
+    out = np.full((len(items), scoring.n_options), -np.inf, dtype=np.float32)
 
-    def run(budget: int) -> None:
-        kept = active_layers(model) if layers is None else layers
-        with torch.inference_mode(), keep_layers(model, kept):
-            for batch in iter_batches(model, tokenizer, requests, budget, progress, shared_context):
-                hidden = run_backbone(model, batch)
-                values = readout_logprobs(model, read_positions(hidden, batch), batch, letter_ids, normed=True)
-                scatter_scores(values, batch, out, letter=letter_ids is not None)
+    def on_batch(batch: Batch) -> None:
+        hidden = run_backbone(model, batch)  # [B, T, d], final-normed
+        values = readout_logprobs(model, read_positions(hidden, batch), batch, scoring.letter_ids, normed=True)
+        scatter_scores(values, batch, out, letter=scoring.letter)
 
-    _run_with_oom_retry(run, token_budget or default_token_budget(device))
-    return _mask_missing_options(out, items)
+    for_each_batch(model, tokenizer, scoring.requests, layers, on_batch, token_budget=token_budget,
+                   progress=progress, shared_context=shared_context)
+    return mask_missing_options(out, items)
 
 
 def option_lengths(items: Sequence[Item]) -> np.ndarray:

@@ -18,11 +18,12 @@ import numpy as np
 import torch
 from torch import nn
 
-from .architectures import backbone, hidden_to_logits, n_layers
+from .architectures import backbone, hidden_to_logits
 from .batching import Batch, Request, collate, model_device
+from .layers import n_layers
 from .lens import capture_read_states
 from .progress import progress_bar
-from .scoring import _encode, run_backbone
+from .scoring import encode_text, run_backbone
 
 #: The readout key of the embedding output (before any layer), as in ``layerwise_scores``.
 EMBEDDINGS = -1
@@ -88,7 +89,7 @@ def frozen(model: nn.Module) -> Iterator[nn.Module]:
 
 def text_requests(tokenizer, texts: Sequence[str], max_tokens: int) -> list[Request]:
     """One request per text, truncated to its first ``max_tokens`` tokens (BOS included when the tokenizer adds one)."""
-    return [Request(index, -1, tuple(_encode(tokenizer, text)[:max_tokens]), 0) for index, text in enumerate(texts)]
+    return [Request(index, -1, tuple(encode_text(tokenizer, text)[:max_tokens]), 0) for index, text in enumerate(texts)]
 
 
 def token_batch(requests: Sequence[Request], pad_id: int, device: torch.device) -> Batch:

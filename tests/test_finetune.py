@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from layercollapse.architectures import n_layers
+from layercollapse.layers import n_layers
 from layercollapse.finetune import finetune_pruned, materialize_pruned
 from layercollapse.scoring import score
 

@@ -6,8 +6,8 @@ import pytest
 import numpy as np
 import torch
 
-from layercollapse.architectures import UnsupportedArchitecture, decoder_layers, n_layers
-from layercollapse.layers import drop_layers, keep_layers
+from layercollapse.architectures import UnsupportedArchitecture, decoder_layers
+from layercollapse.layers import drop_layers, keep_layers, n_layers
 
 ARCHS = ["llama", "qwen2", "gemma3", "mistral"]
 

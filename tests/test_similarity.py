@@ -5,7 +5,8 @@ import pytest
 import torch
 
 from layercollapse.lens import layerwise_scores
-from layercollapse.architectures import hidden_to_logits, n_layers
+from layercollapse.architectures import hidden_to_logits
+from layercollapse.layers import n_layers
 from layercollapse.scoring import letter_token_ids
 from layercollapse.similarity import (
     hidden_states_at_read_positions,

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from layercollapse.architectures import n_layers
+from layercollapse.layers import n_layers
 from layercollapse.lens import layerwise_scores
 from layercollapse.tuned_lens import TunedLens, kl_to_final, train_tuned_lens
 
