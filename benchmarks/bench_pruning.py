@@ -42,17 +42,16 @@ from pathlib import Path
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
+import layercollapse  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
-
-import layercollapse  # noqa: E402
 from layercollapse import metrics  # noqa: E402
-from layercollapse.budget import default_token_budget  # noqa: E402
-from layercollapse.layers import drop_layers  # noqa: E402
-from layercollapse.models import load_model  # noqa: E402
-from layercollapse.pruning import encode_items, prune  # noqa: E402
-from layercollapse.scoring import model_device, score  # noqa: E402
-from layercollapse.tasks import load_task, split_calibration  # noqa: E402
+from layercollapse.data.tasks import load_task, split_calibration  # noqa: E402
+from layercollapse.model.layers import drop_layers  # noqa: E402
+from layercollapse.model.loading import load_model  # noqa: E402
+from layercollapse.pruning.traces import encode_items, prune  # noqa: E402
+from layercollapse.readout.budget import default_token_budget  # noqa: E402
+from layercollapse.readout.scoring import model_device, score  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
 GOAL = 1.8  # naive / cached wall-time ratio to reach

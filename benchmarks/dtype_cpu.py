@@ -16,11 +16,10 @@ from pathlib import Path
 
 import numpy as np
 import torch
-
-from layercollapse import metrics
-from layercollapse.models import cpu_supports_fast_bf16, load_model
-from layercollapse.scoring import score
-from layercollapse.tasks import load_task, subsample
+from layercollapse.data.tasks import load_task, subsample
+from layercollapse.measures import metrics
+from layercollapse.model.loading import cpu_supports_fast_bf16, load_model
+from layercollapse.readout.scoring import score
 
 
 def main() -> None:

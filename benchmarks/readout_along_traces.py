@@ -20,10 +20,9 @@ import time
 from pathlib import Path
 
 import torch
-
-from layercollapse.models import load_model
-from layercollapse.pruning import prune
-from layercollapse.tasks import load_task, split_calibration
+from layercollapse.data.tasks import load_task, split_calibration
+from layercollapse.model.loading import load_model
+from layercollapse.pruning.traces import prune
 
 RESULTS = Path(__file__).resolve().parent / "results" / "readout_along_traces.json"
 

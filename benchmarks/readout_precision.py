@@ -25,13 +25,12 @@ from pathlib import Path
 
 import numpy as np
 import torch
-
-from layercollapse import metrics
-from layercollapse.architectures import set_readout
-from layercollapse.models import load_model
-from layercollapse.pruning import prune
-from layercollapse.scoring import score
-from layercollapse.tasks import load_task, split_calibration, subsample
+from layercollapse.data.tasks import load_task, split_calibration, subsample
+from layercollapse.measures import metrics
+from layercollapse.model.architectures import set_readout
+from layercollapse.model.loading import load_model
+from layercollapse.pruning.traces import prune
+from layercollapse.readout.scoring import score
 
 BUDGETS = (128, 1024, 8192)
 

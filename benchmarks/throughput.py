@@ -1,4 +1,4 @@
-"""Scoring throughput: ``layercollapse.scoring.score`` vs lm-evaluation-harness ``HFLM.loglikelihood``.
+"""Scoring throughput: ``layercollapse.readout.scoring.score`` vs lm-evaluation-harness ``HFLM.loglikelihood``.
 
 Same process, same model object (embedded SmolLM2-135M), same dtype, same items:
 
@@ -46,9 +46,8 @@ import torch  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import parity_lm_eval as parity  # noqa: E402
-
-from layercollapse.budget import default_token_budget  # noqa: E402
-from layercollapse.scoring import build_requests, score  # noqa: E402
+from layercollapse.readout.budget import default_token_budget  # noqa: E402
+from layercollapse.readout.scoring import build_requests, score  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
 FORMATS = {"letter": "mmlu", "cloze": "arc_easy"}
@@ -224,7 +223,7 @@ def main(argv: list[str] | None = None) -> dict:
     args = parser.parse_args(argv)
 
     torch.set_num_threads(args.threads)
-    from layercollapse.models import load_model
+    from layercollapse.model.loading import load_model
 
     items = {fmt: parity.load_items(task, args.n, args.seed) for fmt, task in FORMATS.items()}
     subjects = sorted({item.subject for item in items["letter"]})

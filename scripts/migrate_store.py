@@ -18,7 +18,13 @@ import os
 import sys
 from pathlib import Path
 
-from layercollapse.store import FORMAT_VERSION, SIDECAR_SUFFIX, Store, spec_key, write_atomic
+from layercollapse.results.store import (
+    FORMAT_VERSION,
+    SIDECAR_SUFFIX,
+    Store,
+    spec_key,
+    write_atomic,
+)
 
 #: provenance.code_version(kind) of the last format-1 code (commit 5c2a66f), for layercollapse 0.1.0.
 LAST_FORMAT1_CODE = {
@@ -36,7 +42,7 @@ MIGRATED_TO = 1  # the compute version of every kind that a format-1 result beco
 
 def migrate_sidecar(directory: Path, sidecar: dict) -> str | None:
     """Move one format-1 result to its format-2 key; return the new key, or None when it is stale or new."""
-    from layercollapse.provenance import compute_version
+    from layercollapse.results.provenance import compute_version
 
     kind = sidecar["kind"]
     if sidecar.get("format") != 1:

@@ -22,10 +22,9 @@ TINY_ARCHITECTURES = ("llama", "qwen2", "mistral", "gemma3")
 @functools.cache
 def load_tiny_tokenizer():
     """SmolLM2's tokenizer (from the embedded GGUF, ~20 s: loaded once per process), left-padded with a pad token."""
+    from layercollapse.model import embedded
+    from layercollapse.model.loading import prepare_tokenizer_
     from transformers import AutoTokenizer
-
-    from layercollapse import embedded
-    from layercollapse.models import prepare_tokenizer_
 
     path = embedded.gguf_path(embedded.SMOLLM2)
     loaded = AutoTokenizer.from_pretrained(str(path.parent), gguf_file=path.name)
@@ -92,7 +91,7 @@ def tiny_model() -> Callable[..., torch.nn.Module]:
 @pytest.fixture(scope="session")
 def items():
     """Twelve ARC-Easy validation items: a seeded subsample of ten 4-option items plus the 3- and 5-option ones."""
-    from layercollapse.tasks import load_task, subsample
+    from layercollapse.data.tasks import load_task, subsample
 
     pool = load_task("arc_easy").items
     odd = [next(item for item in pool if len(item.options) == n) for n in (3, 5)]

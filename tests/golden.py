@@ -17,10 +17,9 @@ import sys
 from pathlib import Path
 
 import numpy as np
-
-from layercollapse.experiments import Experiments
-from layercollapse.profiles import FinetuneSpec, ModelRun, NoiseSpec, Profile
-from layercollapse.store import Store
+from layercollapse.results.experiments import Experiments
+from layercollapse.results.profiles import FinetuneSpec, ModelRun, NoiseSpec, Profile
+from layercollapse.results.store import Store
 
 GOLDEN_STORE = Path(__file__).resolve().parent / "golden" / "store"
 

@@ -6,12 +6,16 @@ import numpy as np
 import pytest
 import torch
 from conftest import build_tiny_model
-
-from layercollapse.batching import collate_packed, pack_rows, plan_rows, row_length
-from layercollapse.lens import layerwise_scores
-from layercollapse.pruning import PrefixRunner, encode_items
-from layercollapse.scoring import build_requests, score
-from layercollapse.tasks import Item
+from layercollapse.data.tasks import Item
+from layercollapse.pruning.traces import PrefixRunner, encode_items
+from layercollapse.readout.batching import (
+    collate_packed,
+    pack_rows,
+    plan_rows,
+    row_length,
+)
+from layercollapse.readout.lens import layerwise_scores
+from layercollapse.readout.scoring import build_requests, score
 
 
 def per_option(model, tokenizer, items, layers=None):
@@ -85,7 +89,7 @@ def test_packed_mask_lets_an_option_see_the_context_and_itself_only(tokenizer, i
 
 
 def test_layer_statistics_refuse_packed_rows(tiny_model, tokenizer, items):
-    from layercollapse.pruning import angular_distances, block_influence
+    from layercollapse.pruning.traces import angular_distances, block_influence
 
     model = tiny_model("llama")
     packed = encode_items(model, tokenizer, items, "cloze", "arc_easy")

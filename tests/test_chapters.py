@@ -1,7 +1,7 @@
 """Every chapter of _quarto.yml executes end to end in the `test` profile.
 
 Chapters run through a Jupyter kernel exactly as Quarto's Jupyter engine runs them
-(layercollapse.chapters.execute_chapter), so this needs no Quarto. A claim chapter
+(layercollapse.site.chapters.execute_chapter), so this needs no Quarto. A claim chapter
 (chapters/NN-*.qmd) must produce at least one figure (a cell labelled fig-* whose
 output is an Altair/Vega-Lite chart) and at least one verdict (Verdict(...).show()), shown before
 anything else; no cell writes to stderr, every inline expression resolves, every mark has a tooltip.
@@ -13,12 +13,17 @@ import json
 import re
 
 import pytest
-
-from layercollapse import plots
-from layercollapse.chapters import execute_chapter, project_chapters
-from layercollapse.experiments import COMPUTE_ENV
-from layercollapse.profiles import project_root
-from layercollapse.verdicts import DATA_ENV, MARKER_PREFIX, METADATA_KEY, STATUSES, Verdict
+from layercollapse.claims.verdicts import (
+    DATA_ENV,
+    MARKER_PREFIX,
+    METADATA_KEY,
+    STATUSES,
+    Verdict,
+)
+from layercollapse.results.experiments import COMPUTE_ENV
+from layercollapse.results.profiles import project_root
+from layercollapse.site import plots
+from layercollapse.site.chapters import execute_chapter, project_chapters
 
 ROOT = project_root()
 CLAIM_CHAPTER = re.compile(r"^chapters/\d\d-[a-z0-9-]+\.qmd$")

@@ -5,9 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-
 from layercollapse.claims import collapse
-from layercollapse.pruning import Trace
+from layercollapse.pruning.traces import Trace
 
 N_ITEMS, N_OPTIONS, N_LAYERS = 400, 4, 20
 CHANCE = 0.25  # gold positions are balanced

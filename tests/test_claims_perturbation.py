@@ -5,7 +5,6 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-
 from layercollapse.claims import perturbation as P
 
 N_OPTIONS = 4

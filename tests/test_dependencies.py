@@ -10,12 +10,11 @@ import sys
 from pathlib import Path
 
 import pytest
-
-from layercollapse.chapters import parse_qmd, project_chapters
-from layercollapse.experiments import COMPUTE_ENV
-from layercollapse.profiles import project_root
-from layercollapse.store import STORE_ENV
-from layercollapse.verdicts import DATA_ENV
+from layercollapse.claims.verdicts import DATA_ENV
+from layercollapse.results.experiments import COMPUTE_ENV
+from layercollapse.results.profiles import project_root
+from layercollapse.results.store import STORE_ENV
+from layercollapse.site.chapters import parse_qmd, project_chapters
 
 
 def run_deptry(tmp_path, extra_code: str = "") -> subprocess.CompletedProcess:
@@ -47,7 +46,7 @@ MINIMAL_PAGES = ("index.qmd", "chapters/03-option-frequency.qmd")  # the ledger 
 RUNNER = """
 import json, sys
 from pathlib import Path
-from layercollapse.chapters import execute_chapter
+from layercollapse.site.chapters import execute_chapter
 
 pages, probe = sys.argv[1:-1], Path(sys.argv[-1])
 report = {"prefix": sys.prefix, "errors": {}}
@@ -176,8 +175,8 @@ def test_the_minimal_environment_check_fails_when_a_needed_package_is_missing(tm
 
 def test_environment_yml_installs_the_declared_extras_and_the_embedded_data():
     import re
-    import tomllib
 
+    import tomllib
     import yaml
 
     declared = set(tomllib.loads((project_root() / "pyproject.toml").read_text())["project"]["optional-dependencies"])

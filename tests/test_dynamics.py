@@ -5,14 +5,21 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
-from layercollapse import metrics
-from layercollapse.claims.dynamics import (dynamics_table, predicted_collapse_step, pruned_transition, retention_table,
-                                           seed_mean_dynamics, seed_transitions, transitions_along, verdict_c5b,
-                                           verdict_p1)
-from layercollapse.experiments import Readout, phases_from_readout
-from layercollapse.lens import layerwise_scores
-from layercollapse.pruning import Trace, prune
+from layercollapse.claims.dynamics import (
+    dynamics_table,
+    predicted_collapse_step,
+    pruned_transition,
+    retention_table,
+    seed_mean_dynamics,
+    seed_transitions,
+    transitions_along,
+    verdict_c5b,
+    verdict_p1,
+)
+from layercollapse.measures import metrics
+from layercollapse.pruning.traces import Trace, prune
+from layercollapse.readout.lens import layerwise_scores
+from layercollapse.results.experiments import Readout, phases_from_readout
 
 N_ITEMS, N_OPTIONS, N_LAYERS = 200, 4, 8
 GOLD = np.arange(N_ITEMS) % N_OPTIONS  # balanced: chance = 0.25

@@ -3,10 +3,9 @@
 import numpy as np
 import pytest
 import torch
-
-from layercollapse.layers import n_layers
-from layercollapse.finetune import finetune_pruned, materialize_pruned
-from layercollapse.scoring import score
+from layercollapse.controls.finetune import finetune_pruned, materialize_pruned
+from layercollapse.model.layers import n_layers
+from layercollapse.readout.scoring import score
 
 
 @pytest.mark.parametrize("arch", ["llama", "gemma3"])

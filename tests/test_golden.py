@@ -15,10 +15,9 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-
 from golden import GOLDEN_STORE, compute_golden
-from layercollapse.provenance import COMPUTE_VERSIONS, compute_version
-from layercollapse.store import Result, Store
+from layercollapse.results.provenance import COMPUTE_VERSIONS, compute_version
+from layercollapse.results.store import Result, Store
 
 #: |fresh - reference| <= ATOL + RTOL * |reference| for float values (fp32 tiny models: run to run they
 #: agree to the bit; 1 vs 2 threads moves them by < 1e-6, a real change by far more).

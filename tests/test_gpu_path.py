@@ -20,13 +20,12 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-
-from layercollapse import pruning
-from layercollapse.layers import drop_layers
-from layercollapse.lens import layerwise_scores
-from layercollapse.pruning import PrefixRunner, cache_bytes, encode_items, prune
-from layercollapse.scoring import score
-from layercollapse.store import Store
+from layercollapse.model.layers import drop_layers
+from layercollapse.pruning import traces as pruning
+from layercollapse.pruning.traces import PrefixRunner, cache_bytes, encode_items, prune
+from layercollapse.readout.lens import layerwise_scores
+from layercollapse.readout.scoring import score
+from layercollapse.results.store import Store
 
 ROOT = Path(__file__).resolve().parents[1]
 GPU_BENCH = ROOT / "benchmarks" / "gpu_bench.py"
@@ -140,7 +139,6 @@ def test_sweep_cost_model_counts_layer_runs():
 
 def test_dispatched_model_equals_the_plain_one(tokenizer, items):
     from accelerate import dispatch_model
-
     from conftest import build_tiny_model
 
     reference = build_tiny_model("llama", n_layers=4, seed=3)
@@ -213,8 +211,8 @@ def store_content(root: Path) -> dict:
 
 
 def test_plan_waves_put_readouts_first_and_trace_readers_last():
-    from layercollapse.distributed import plan_waves
-    from layercollapse.experiments import Experiments
+    from layercollapse.results.distributed import plan_waves
+    from layercollapse.results.experiments import Experiments
 
     names = [name for name, _ in Experiments("test", compute=False).plan]
     waves = plan_waves(names)
@@ -227,8 +225,8 @@ def test_plan_waves_put_readouts_first_and_trace_readers_last():
 
 
 def test_two_debug_workers_fill_the_store_like_one(tmp_path, monkeypatch):
-    from layercollapse.distributed import run_plan_distributed
-    from layercollapse.experiments import Experiments
+    from layercollapse.results.distributed import run_plan_distributed
+    from layercollapse.results.experiments import Experiments
 
     monkeypatch.setattr(Experiments, "plan", property(fake_steps))
     logs: list[str] = []
@@ -246,8 +244,8 @@ def test_two_debug_workers_fill_the_store_like_one(tmp_path, monkeypatch):
 
 
 def test_a_failed_wave_stops_the_run(tmp_path, monkeypatch):
-    from layercollapse.distributed import run_plan_distributed
-    from layercollapse.experiments import Experiments
+    from layercollapse.results.distributed import run_plan_distributed
+    from layercollapse.results.experiments import Experiments
 
     def broken(experiments):
         steps = fake_steps(experiments)
@@ -263,7 +261,7 @@ def test_a_failed_wave_stops_the_run(tmp_path, monkeypatch):
 
 FAKE_MODULE = '''
 from dataclasses import dataclass
-from layercollapse.store import Store
+from layercollapse.results.store import Store
 import test_gpu_path_fake_steps as steps
 
 @dataclass(frozen=True)
@@ -285,7 +283,7 @@ class FakeExperiments:
 def test_two_local_workers_fill_the_store_like_one(tmp_path, monkeypatch):
     """Real subprocesses through submitit's LocalExecutor, two at a time, writing one shared store."""
     import submitit  # noqa: F401 - installed by scripts/install.sh (the distributed extra)
-    from layercollapse.distributed import run_plan_distributed
+    from layercollapse.results.distributed import run_plan_distributed
 
     (tmp_path / "fake_experiments.py").write_text(FAKE_MODULE)
     (tmp_path / "test_gpu_path_fake_steps.py").write_text(
@@ -337,8 +335,11 @@ def test_concurrent_processes_write_one_store_safely(tmp_path):
 def test_cli_arguments(tmp_path, monkeypatch):
     import argparse
 
-    from layercollapse.distributed import add_distributed_arguments, maybe_run_distributed
-    from layercollapse.experiments import Experiments
+    from layercollapse.results.distributed import (
+        add_distributed_arguments,
+        maybe_run_distributed,
+    )
+    from layercollapse.results.experiments import Experiments
 
     parser = argparse.ArgumentParser()
     parser.add_argument("--profile", default=None)
@@ -357,7 +358,7 @@ def test_cli_arguments(tmp_path, monkeypatch):
 
 def test_slurm_executor_writes_an_array_script(tmp_path, monkeypatch):
     import submitit  # noqa: F401 - installed by scripts/install.sh (the distributed extra)
-    from layercollapse.distributed import make_executor
+    from layercollapse.results.distributed import make_executor
 
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()

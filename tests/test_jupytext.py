@@ -18,9 +18,8 @@ import time
 
 import nbformat
 import pytest
-
-from layercollapse.chapters import project_chapters
-from layercollapse.profiles import project_root
+from layercollapse.results.profiles import project_root
+from layercollapse.site.chapters import project_chapters
 
 ROOT = project_root()
 PAGES = [ROOT / "index.qmd", *project_chapters()]

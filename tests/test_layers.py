@@ -2,12 +2,11 @@
 
 import copy
 
-import pytest
 import numpy as np
+import pytest
 import torch
-
-from layercollapse.architectures import UnsupportedArchitecture, decoder_layers
-from layercollapse.layers import drop_layers, keep_layers, n_layers
+from layercollapse.model.architectures import UnsupportedArchitecture, decoder_layers
+from layercollapse.model.layers import drop_layers, keep_layers, n_layers
 
 ARCHS = ["llama", "qwen2", "gemma3", "mistral"]
 
@@ -113,8 +112,8 @@ def test_unknown_architecture_is_refused():
 
 def test_views_nest_and_restore_the_enclosing_view(tiny_model, tokenizer, items):
     """A view inside a view runs a subset of its layers; leaving it restores the enclosing view exactly."""
-    from layercollapse.layers import active_layers
-    from layercollapse.scoring import score
+    from layercollapse.model.layers import active_layers
+    from layercollapse.readout.scoring import score
 
     model = tiny_model("gemma3")  # layer_types travel with the layers
     types = list(model.config.layer_types)

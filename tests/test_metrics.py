@@ -2,8 +2,7 @@
 
 import numpy as np
 import pytest
-
-from layercollapse import metrics
+from layercollapse.measures import metrics
 
 # Two items, three options. Item 0: p = softmax(log [0.5, 0.3, 0.2]) -> gold 0 correct.
 # Item 1: p = [0.1, 0.6, 0.3], gold 2 -> wrong.

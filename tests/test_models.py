@@ -5,9 +5,14 @@ import sys
 
 import pytest
 import torch
-
-from layercollapse import embedded
-from layercollapse.models import EMBEDDED_MODELS, MODEL_REGISTRY, UnknownModel, default_dtype, load_model
+from layercollapse.model import embedded
+from layercollapse.model.loading import (
+    EMBEDDED_MODELS,
+    MODEL_REGISTRY,
+    UnknownModel,
+    default_dtype,
+    load_model,
+)
 
 
 @pytest.fixture()
@@ -93,7 +98,7 @@ def test_a_folder_that_is_not_a_whole_model_names_what_it_lacks(tmp_path, files,
 
 
 def test_cli_reports_a_bad_model_folder_in_one_line(tmp_path, capsys):
-    from layercollapse.cli import main
+    from layercollapse.cli.main import main
 
     (tmp_path / "config.json").write_text("{}")
     with pytest.raises(SystemExit) as exit_info:

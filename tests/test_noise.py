@@ -3,9 +3,8 @@
 import numpy as np
 import pytest
 import torch
-
-from layercollapse.noise import add_noise, inject_noise, noise_scale
-from layercollapse.scoring import score
+from layercollapse.controls.noise import add_noise, inject_noise, noise_scale
+from layercollapse.readout.scoring import score
 
 
 def hooks_on(model):

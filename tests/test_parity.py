@@ -45,9 +45,8 @@ def _n_chars(item) -> int:
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory):
     import torch
-
-    from layercollapse.models import load_model
-    from layercollapse.tasks import load_task
+    from layercollapse.data.tasks import load_task
+    from layercollapse.model.loading import load_model
 
     torch.set_num_threads(min(2, torch.get_num_threads()))
     parity = _parity_module()
@@ -65,7 +64,7 @@ def setup(tmp_path_factory):
 
 @pytest.mark.parametrize("task,format", [("arc_easy", "cloze"), ("mmlu", "letter")])
 def test_matches_lm_eval_harness(setup, task, format):
-    from layercollapse.scoring import score
+    from layercollapse.readout.scoring import score
 
     parity, model, tokenizer, hflm, tasks, items = setup
     items = items[task]

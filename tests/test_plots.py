@@ -1,19 +1,17 @@
 """Chart helpers produce the intended encodings; offline HTML loads nothing from the network."""
 
 import json
-from pathlib import Path
 import re
 import shutil
 import subprocess
+from pathlib import Path
 
 import altair as alt
+import browser
 import numpy as np
 import pandas as pd
 import pytest
-
-from layercollapse import plots
-
-import browser
+from layercollapse.site import plots
 
 
 @pytest.fixture

@@ -7,16 +7,20 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-
-from layercollapse import provenance
-from layercollapse.provenance import COMPUTE_VERSIONS, compute_version, current_results, split_results
-from layercollapse.store import Store, list_results
+from layercollapse.results import provenance
+from layercollapse.results.provenance import (
+    COMPUTE_VERSIONS,
+    compute_version,
+    current_results,
+    split_results,
+)
+from layercollapse.results.store import Store, list_results
 
 SPEC = {"model": "m", "task": "t"}
 
 
 def test_a_bump_moves_the_key_of_its_kind_only(monkeypatch):
-    from layercollapse.store import spec_key
+    from layercollapse.results.store import spec_key
 
     before = {kind: spec_key(SPEC, compute_version(kind)) for kind in COMPUTE_VERSIONS}
     monkeypatch.setitem(COMPUTE_VERSIONS, "noise", COMPUTE_VERSIONS["noise"] + 1)
@@ -43,7 +47,7 @@ def test_split_results_separates_results_of_other_compute_versions(tmp_path, mon
 
 
 def test_remove_stale_deletes_only_stale_results(tmp_path, capsys):
-    from layercollapse.reproduce import remove_stale
+    from layercollapse.cli.reproduce import remove_stale
 
     store = Store(tmp_path)
     kept = store.save("noise", SPEC, pd.DataFrame({"x": [1]}), compute_version=compute_version("noise"))
@@ -62,8 +66,8 @@ def test_the_audit_record_names_the_commit_the_sources_and_the_machine():
     assert record["compute_version"] == compute_version("trace") and record["wall_s"] == 1.235
     import hashlib
 
-    pruning_source = (provenance._LIB / "pruning.py").read_bytes()
-    assert record["sources"]["pruning.py"] == hashlib.sha256(pruning_source).hexdigest()[:16]
+    pruning_source = (provenance._LIB / "pruning" / "traces.py").read_bytes()
+    assert record["sources"]["pruning/traces.py"] == hashlib.sha256(pruning_source).hexdigest()[:16]
     assert record["environment"]["torch_threads"] >= 1 and record["environment"]["device"] == "cpu"
 
 
@@ -74,7 +78,7 @@ def test_a_comment_in_every_library_file_leaves_every_committed_result_served(tm
     import shutil
     import sys
 
-    from layercollapse.profiles import project_root
+    from layercollapse.results.profiles import project_root
 
     root = project_root()
     copy = tmp_path / "checkout"

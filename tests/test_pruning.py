@@ -3,23 +3,22 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import signal
-import math
 import subprocess
 import sys
 import textwrap
 from pathlib import Path
 
+import layercollapse.pruning.traces as pruning_module
 import numpy as np
 import pytest
 import torch
-
-import layercollapse.pruning as pruning_module
-from layercollapse import metrics, provenance
-from layercollapse.cli import layer_spans, main
-from layercollapse.lens import layerwise_scores
-from layercollapse.pruning import (
+from layercollapse.cli.arguments import layer_spans
+from layercollapse.cli.main import main
+from layercollapse.measures import metrics
+from layercollapse.pruning.traces import (
     PrefixRunner,
     Trace,
     angular_distances,
@@ -35,8 +34,10 @@ from layercollapse.pruning import (
     prune,
     prune_seeds,
 )
-from layercollapse.scoring import score
-from layercollapse.store import Store
+from layercollapse.readout.lens import layerwise_scores
+from layercollapse.readout.scoring import score
+from layercollapse.results import provenance
+from layercollapse.results.store import Store
 
 TESTS = Path(__file__).resolve().parent
 PASSAGES = ["The sun rises in the east and sets in the west.",
@@ -152,7 +153,7 @@ def test_auto_cache_falls_back_to_recomputing_when_over_budget(tiny_model, token
     model = tiny_model("qwen2")
     calibration, evaluation = split
     cached = prune(model, tokenizer, evaluation, calibration=calibration, n_remove=2, cache=True, progress=False)
-    monkeypatch.setattr("layercollapse.pruning.memory_budget", lambda device: 0)
+    monkeypatch.setattr("layercollapse.pruning.traces.memory_budget", lambda device: 0)
     flags, init = [], PrefixRunner.__init__
     monkeypatch.setattr(PrefixRunner, "__init__", lambda self, *args: flags.append(args[-1]) or init(self, *args))
     fallback = prune(model, tokenizer, evaluation, calibration=calibration, n_remove=2, cache="auto", progress=False)
@@ -285,7 +286,7 @@ def test_a_new_library_version_serves_the_same_traces_and_the_sidecar_records_th
 
 def reference_hidden_states(model, tokenizer, items):
     """Per item (no padding): the residual streams entering layers 0..L-1, float64 [L, T, d] each."""
-    from layercollapse.prompts import letter_prompt
+    from layercollapse.data.prompts import letter_prompt
 
     streams = []
     with torch.inference_mode():
@@ -387,10 +388,11 @@ import json, os, signal, sys
 sys.path.insert(0, {tests!r})
 from conftest import build_tiny_model
 from transformers import AutoTokenizer
-from layercollapse import embedded, store as store_module
-from layercollapse.models import prepare_tokenizer_
-from layercollapse.pruning import prune
-from layercollapse.tasks import load_task, split_calibration
+from layercollapse.model import embedded
+from layercollapse.results import store as store_module
+from layercollapse.model.loading import prepare_tokenizer_
+from layercollapse.pruning.traces import prune
+from layercollapse.data.tasks import load_task, split_calibration
 
 die_after = int(sys.argv[2])
 written = []
@@ -473,8 +475,9 @@ def test_cli_prints_the_per_step_table_and_where_the_trace_is(tiny_model, tokeni
     (["prune", "--criterion", "lm_loss", "--passages", "/no/such.txt"], "error: --passages /no/such.txt: no such file"),
 ])
 def test_bad_arguments_are_refused_in_one_line_before_any_work(argv, message, capsys, monkeypatch):
-    from layercollapse import models, tasks
-    from layercollapse.cli import main
+    from layercollapse.cli.main import main
+    from layercollapse.data import tasks
+    from layercollapse.model import loading as models
 
     def no_work(*args, **kwargs):
         raise AssertionError("data or a model was loaded before the arguments were checked")
@@ -506,7 +509,7 @@ def test_cli_prune_without_store_writes_to_the_user_cache_and_checks_steps_again
 
 
 def test_cli_evaluate_says_when_a_cloze_template_is_not_the_harness_s(tiny_model, tokenizer, tmp_path, capsys):
-    from layercollapse.tasks import TASK_REGISTRY
+    from layercollapse.data.tasks import TASK_REGISTRY
 
     assert [name for name, spec in TASK_REGISTRY.items() if not spec.harness_cloze] == ["commonsense_qa"]
     folder = tmp_path / "tiny"
@@ -522,8 +525,8 @@ def test_cli_evaluate_says_when_a_cloze_template_is_not_the_harness_s(tiny_model
 
 KILLED_CLI_RUN = """
 import os, signal, sys
-from layercollapse import store as store_module
-from layercollapse.cli import main
+from layercollapse.results import store as store_module
+from layercollapse.cli.main import main
 
 die_after = int(sys.argv[1])
 append = store_module.Checkpoint.append_step
@@ -585,7 +588,7 @@ def test_cli_prune_reports_a_garbled_trace_in_one_line_and_recomputes_it(tiny_fo
 
 
 def test_find_trace_completes_the_spec_exactly_and_never_serves_a_shorter_trace(tiny_model, tokenizer, split, tmp_path):
-    from layercollapse.pruning import find_trace, most_removable
+    from layercollapse.pruning.traces import find_trace, most_removable
 
     store = Store(tmp_path)
     model = tiny_model("llama")
@@ -606,10 +609,10 @@ def test_layer_spans_compress_runs_of_layers():
 
 
 def test_cli_diagnose_prints_the_phases_that_the_library_locates(tiny_folder, capsys):
-    from layercollapse.experiments import Readout, phases_from_readout
-    from layercollapse.lens import layerwise_scores
-    from layercollapse.models import load_model
-    from layercollapse.tasks import load_task, subsample
+    from layercollapse.data.tasks import load_task, subsample
+    from layercollapse.model.loading import load_model
+    from layercollapse.readout.lens import layerwise_scores
+    from layercollapse.results.experiments import Readout, phases_from_readout
 
     assert main(["diagnose", "--model", str(tiny_folder), "--dtype", "fp32", "--limit", "6",
                  "--n-bootstrap", "50"]) == 0
@@ -628,7 +631,12 @@ def test_cli_diagnose_prints_the_phases_that_the_library_locates(tiny_folder, ca
 
 
 def test_fewshot_examples_are_seeded_solved_items_disjoint_from_the_evaluated_ones():
-    from layercollapse.tasks import TASK_REGISTRY, fewshot_examples, load_task, subsample
+    from layercollapse.data.tasks import (
+        TASK_REGISTRY,
+        fewshot_examples,
+        load_task,
+        subsample,
+    )
 
     evaluated = subsample(load_task("arc_easy").items, 40, 0)  # the default split is also the few-shot split
     assert TASK_REGISTRY["arc_easy"].fewshot_split == load_task("arc_easy").split
@@ -643,8 +651,8 @@ def test_fewshot_examples_are_seeded_solved_items_disjoint_from_the_evaluated_on
 
 
 def test_cli_evaluate_with_shots_scores_the_k_shot_prompts(tiny_folder, capsys):
-    from layercollapse.models import load_model
-    from layercollapse.tasks import fewshot_examples, load_task, subsample
+    from layercollapse.data.tasks import fewshot_examples, load_task, subsample
+    from layercollapse.model.loading import load_model
 
     assert main(["evaluate", "--model", str(tiny_folder), "--dtype", "fp32", "--limit", "3", "--shots", "2"]) == 0
     out = capsys.readouterr().out

@@ -36,8 +36,7 @@ def test_readme_python_block_runs(index):
     exec(compile(block, f"README.md python block {index + 1}", "exec"), namespace)
     if "pruned" in namespace:  # the library example: a score inside drop_layers scores the pruned network
         import numpy as np
-
-        from layercollapse.scoring import score
+        from layercollapse.readout.scoring import score
 
         model, tokenizer, items = namespace["model"], namespace["tokenizer"], namespace["items"]
         kept = [i for i in range(30) if i not in (3, 7)]
@@ -53,7 +52,7 @@ def profile_table_items(text: str) -> dict[str, str]:
 
 
 def test_readme_profile_table_states_the_profiles_item_counts():
-    from layercollapse.profiles import load_profile
+    from layercollapse.results.profiles import load_profile
 
     written = profile_table_items(README.read_text())
     assert set(written) == {"default", "paper", "test"}, written

@@ -5,12 +5,18 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-
 from conftest import TINY_ARCHITECTURES, build_tiny_model
-from layercollapse.architectures import final_norm, hidden_to_logits, readout_of, readout_spec, set_readout, unembedding
-from layercollapse.pruning import trace_spec
-from layercollapse.scoring import score
-from layercollapse.tasks import load_task, split_calibration
+from layercollapse.data.tasks import load_task, split_calibration
+from layercollapse.model.architectures import (
+    final_norm,
+    hidden_to_logits,
+    readout_of,
+    readout_spec,
+    set_readout,
+    unembedding,
+)
+from layercollapse.pruning.traces import trace_spec
+from layercollapse.readout.scoring import score
 
 
 def bf16_model(arch: str = "llama", readout: str = "float32") -> torch.nn.Module:
@@ -89,7 +95,7 @@ def test_readout_enters_the_spec_only_where_it_changes_the_numbers(tokenizer, it
 
 
 def test_the_committed_default_profile_keeps_its_model_dtype_readout_and_others_use_float32():
-    from layercollapse.experiments import Experiments
+    from layercollapse.results.experiments import Experiments
 
     assert Experiments("default").readout_spec() == {}  # the committed results' keys are unchanged
     assert Experiments("paper").readout_spec() == {"readout": "float32"}
@@ -98,7 +104,7 @@ def test_the_committed_default_profile_keeps_its_model_dtype_readout_and_others_
 def test_bf16_greedy_order_is_the_same_at_three_token_budgets_and_scores_agree_within_tolerance(tokenizer):
     """bf16 scores move with the batch layout (README, numerics); on a tiny model they stay within 0.01 nats
     (measured: 0.002 with the float32 readout, 0.004 without) and the greedy order does not move."""
-    from layercollapse.pruning import prune
+    from layercollapse.pruning.traces import prune
 
     model = set_readout(build_tiny_model("llama", n_layers=6).to(torch.bfloat16), "float32")
     calibration, evaluation = split_calibration(load_task("arc_easy").items, 8, 12, 0)

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
+import layercollapse.pruning.traces as pruning_module
 import numpy as np
 import pytest
-
-import layercollapse.pruning as pruning_module
-from layercollapse.lens import layerwise_scores
-from layercollapse.pruning import Trace, prune
-from layercollapse.store import Store
+from layercollapse.pruning.traces import Trace, prune
+from layercollapse.readout.lens import layerwise_scores
+from layercollapse.results.store import Store
 
 SCHEDULES = {"iterative": {}, "block_influence": {}, "angular_distance": {}, "reverse": {}, "random": {"seed": 2},
              "random_in_range": {"layers": [1, 2, 3], "seed": 1}}

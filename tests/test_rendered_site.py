@@ -10,15 +10,14 @@ from __future__ import annotations
 from pathlib import Path
 
 import altair as alt
+import browser
 import pandas as pd
 import pytest
 import rendered_site
-
-import browser
-from layercollapse import plots
-from layercollapse.ledger import NOT_COMPUTED
-from layercollapse.profiles import project_root
-from layercollapse.verdicts import CLAIMS, claim_base, load_verdicts
+from layercollapse.claims.verdicts import CLAIMS, claim_base, load_verdicts
+from layercollapse.results.profiles import project_root
+from layercollapse.site import plots
+from layercollapse.site.ledger import NOT_COMPUTED
 
 SITE = project_root() / "_site"
 needs_browser = pytest.mark.skipif(browser.skip_reason() is not None, reason=str(browser.skip_reason()))

@@ -13,13 +13,18 @@ import warnings
 import numpy as np
 import pandas as pd
 import pytest
-
 from golden import GOLDEN_PROFILE, GOLDEN_STORE, golden_loader
-from layercollapse.experiments import Experiments
-from layercollapse.provenance import compute_version
-from layercollapse.reproduce import missing_experiments, run_plan_steps
-from layercollapse.store import ARRAYS_SUFFIX, CorruptResultError, CorruptResultWarning, Store, spec_key
-from layercollapse.verify import compare_results, verify_kind
+from layercollapse.cli.reproduce import missing_experiments, run_plan_steps
+from layercollapse.results.experiments import Experiments
+from layercollapse.results.provenance import compute_version
+from layercollapse.results.store import (
+    ARRAYS_SUFFIX,
+    CorruptResultError,
+    CorruptResultWarning,
+    Store,
+    spec_key,
+)
+from layercollapse.results.verify import compare_results, verify_kind
 
 
 @pytest.fixture()
@@ -143,7 +148,7 @@ def test_compare_results_names_a_structural_difference(store):
 
 
 def test_equal_infinities_agree_and_nan_against_a_number_does_not():
-    from layercollapse.store import Result
+    from layercollapse.results.store import Result
 
     def result(scores):
         return Result("k", "readout", {}, pd.DataFrame(), {"scores": np.array(scores, np.float32)}, {})
@@ -162,19 +167,19 @@ def test_equal_infinities_agree_and_nan_against_a_number_does_not():
 def recorded(store, tmp_path, monkeypatch):
     """A verdict decided by a real rule from a result of the (golden) store, recorded for profile 'golden'."""
     from layercollapse.claims import perturbation
-    from layercollapse.verdicts import DATA_ENV
+    from layercollapse.claims.verdicts import DATA_ENV
 
     monkeypatch.setenv(DATA_ENV, str(tmp_path / "data"))
     monkeypatch.setenv("LAYERCOLLAPSE_STORE", str(store.root))
     readout = experiments_on(store, compute=False).readout()
-    from layercollapse.store import list_results
+    from layercollapse.results.store import list_results
 
     verdict = perturbation.verdict_r1(perturbation.run_table(list_results(store)))
     return verdict, verdict.record("golden"), readout
 
 
 def test_a_recorded_verdict_carries_its_rule_and_evidence_and_loads_back(recorded):
-    from layercollapse.verdicts import load_verdicts
+    from layercollapse.claims.verdicts import load_verdicts
 
     verdict, path, readout = recorded
     saved = json.loads(path.read_text())
@@ -185,7 +190,7 @@ def test_a_recorded_verdict_carries_its_rule_and_evidence_and_loads_back(recorde
 
 
 def test_a_verdict_edited_by_hand_is_refused(recorded):
-    from layercollapse.verdicts import VerdictError, load_verdicts
+    from layercollapse.claims.verdicts import VerdictError, load_verdicts
 
     _, path, _ = recorded
     saved = json.loads(path.read_text())
@@ -196,7 +201,7 @@ def test_a_verdict_edited_by_hand_is_refused(recorded):
 
 
 def test_a_truncated_verdict_names_its_file(recorded):
-    from layercollapse.verdicts import VerdictError, load_verdicts
+    from layercollapse.claims.verdicts import VerdictError, load_verdicts
 
     _, path, _ = recorded
     path.write_text(path.read_text()[:40])
@@ -205,7 +210,7 @@ def test_a_truncated_verdict_names_its_file(recorded):
 
 
 def test_a_verdict_whose_results_changed_is_refused(recorded, store):
-    from layercollapse.verdicts import VerdictError, load_verdicts
+    from layercollapse.claims.verdicts import VerdictError, load_verdicts
 
     _, _, readout = recorded
     stored = store.load("readout", readout.spec, compute_version=compute_version("readout"))

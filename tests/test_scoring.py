@@ -3,11 +3,15 @@
 import numpy as np
 import pytest
 import torch
-
-from layercollapse.lens import layerwise_scores
-from layercollapse.prompts import cloze_pairs, letter_prompt
-from layercollapse.batching import plan_batches
-from layercollapse.scoring import build_requests, encode_cloze_pair, letter_token_ids, score
+from layercollapse.data.prompts import cloze_pairs, letter_prompt
+from layercollapse.readout.batching import plan_batches
+from layercollapse.readout.lens import layerwise_scores
+from layercollapse.readout.scoring import (
+    build_requests,
+    encode_cloze_pair,
+    letter_token_ids,
+    score,
+)
 
 ARCHS = ["llama", "qwen2", "gemma3"]
 

@@ -3,17 +3,16 @@
 import numpy as np
 import pytest
 import torch
-
-from layercollapse.lens import layerwise_scores
-from layercollapse.architectures import hidden_to_logits
-from layercollapse.layers import n_layers
-from layercollapse.scoring import letter_token_ids
-from layercollapse.similarity import (
+from layercollapse.controls.similarity import (
     hidden_states_at_read_positions,
     linear_cka,
     mean_cosine,
     representation_similarity,
 )
+from layercollapse.model.architectures import hidden_to_logits
+from layercollapse.model.layers import n_layers
+from layercollapse.readout.lens import layerwise_scores
+from layercollapse.readout.scoring import letter_token_ids
 
 
 def naive_cka(x, y):

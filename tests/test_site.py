@@ -2,7 +2,7 @@
 
 Quarto is not needed: the configuration is checked against an allow-list of the
 documented Quarto keys this project uses, and chapters are executed through a
-Jupyter kernel the way Quarto's Jupyter engine does (layercollapse.chapters).
+Jupyter kernel the way Quarto's Jupyter engine does (layercollapse.site.chapters).
 """
 
 from __future__ import annotations
@@ -17,10 +17,17 @@ from pathlib import Path
 
 import pytest
 import yaml
-
-from layercollapse import chapters, ledger, profiles, verdicts
-from layercollapse.chapters import ChapterError, execute_chapter, parse_qmd, project_chapters, to_notebook
-from layercollapse.profiles import ProfileError, load_profile, project_root
+from layercollapse.claims import verdicts
+from layercollapse.results import profiles
+from layercollapse.results.profiles import ProfileError, load_profile, project_root
+from layercollapse.site import chapters, ledger
+from layercollapse.site.chapters import (
+    ChapterError,
+    execute_chapter,
+    parse_qmd,
+    project_chapters,
+    to_notebook,
+)
 
 ROOT = project_root()
 CHAPTERS = project_chapters()
@@ -246,7 +253,7 @@ def test_injected_parameters_override_the_parameters_cell(tmp_path):
 
         ```{python}
         import os
-        from layercollapse.profiles import active_profile
+        from layercollapse.results.profiles import active_profile
         print(n_items * 10, name, os.environ["QUARTO_PROFILE"], active_profile(), os.getcwd())
         ```
         ''')

@@ -5,9 +5,8 @@ import math
 import numpy as np
 import pandas as pd
 import pytest
+from layercollapse.measures import stats as st
 from scipy import stats as sps
-
-from layercollapse import stats as st
 
 
 def test_bootstrap_ci_covers_true_mean_about_95_percent():

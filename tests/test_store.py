@@ -13,13 +13,12 @@ import time
 import warnings
 from pathlib import Path
 
+import layercollapse
 import numpy as np
 import pandas as pd
 import pytest
-
-import layercollapse
-from layercollapse import store as store_mod
-from layercollapse.store import (
+from layercollapse.results import store as store_mod
+from layercollapse.results.store import (
     Checkpoint,
     CorruptResultWarning,
     ResultExistsError,
@@ -118,7 +117,7 @@ def test_default_root(monkeypatch, tmp_path):
     assert default_root() == tmp_path / "elsewhere"
     assert Store().root == tmp_path / "elsewhere"
     monkeypatch.delenv("LAYERCOLLAPSE_STORE")
-    repo = Path(store_mod.__file__).resolve().parent.parent
+    repo = Path(__file__).resolve().parents[1]  # the checkout
     assert default_root("default") == repo / "data" / "store"
     assert default_root("paper") == repo / "data" / "store-paper"
     monkeypatch.setenv("LAYERCOLLAPSE_CACHE", str(tmp_path / "cache"))
@@ -308,7 +307,7 @@ def test_checkpoint_stops_at_corrupt_step(store):
 RESUMABLE_RUN = '''
 import sys, time
 import numpy as np
-from layercollapse.store import Checkpoint, Store
+from layercollapse.results.store import Checkpoint, Store
 
 root, log_path, n_steps, delay = sys.argv[1], sys.argv[2], int(sys.argv[3]), float(sys.argv[4])
 spec = {"model": "toy", "n_steps": n_steps, "seed": np.int64(7)}
@@ -379,7 +378,7 @@ def test_sigkill_mid_run_resumes_from_last_finished_step(tmp_path, monkeypatch):
 CONCURRENT_WRITER = '''
 import sys
 import numpy as np, pandas as pd
-from layercollapse.store import Store
+from layercollapse.results.store import Store
 
 store, who = Store(sys.argv[1]), sys.argv[2]
 for i in range(15):

@@ -5,9 +5,14 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-
-from layercollapse.profiles import load_profile
-from layercollapse.tables import MISSING, format_number, format_p, people_table, setting_note
+from layercollapse.results.profiles import load_profile
+from layercollapse.site.tables import (
+    MISSING,
+    format_number,
+    format_p,
+    people_table,
+    setting_note,
+)
 
 
 @pytest.mark.parametrize("p, shown", [(0.5, "0.5"), (0.031, "0.031"), (0.0034, "0.0034"), (1.2e-5, "1.2e-5"),
@@ -55,7 +60,7 @@ def test_setting_note_is_one_sentence_and_a_list_of_facts():
 
 
 def test_transition_text_says_when_there_is_none():
-    from layercollapse.tables import transition_text
+    from layercollapse.site.tables import transition_text
 
     assert transition_text(22, (21, 23)) == "22 (95% CI 21–23)"
     assert transition_text(22, None) == "22" and transition_text(None, None) == "no transition"

@@ -3,10 +3,16 @@
 import dataclasses
 
 import pytest
-
-from layercollapse import prompts
-from layercollapse.tasks import (
-    TASK_REGISTRY, Item, MalformedItem, UnknownTask, load_task, split_calibration, subsample, validate_items,
+from layercollapse.data import prompts
+from layercollapse.data.tasks import (
+    TASK_REGISTRY,
+    Item,
+    MalformedItem,
+    UnknownTask,
+    load_task,
+    split_calibration,
+    subsample,
+    validate_items,
 )
 
 
@@ -57,7 +63,7 @@ def test_an_item_checks_its_own_options_and_gold(options, gold, message):
 
 
 def test_a_malformed_data_row_names_task_split_and_row(monkeypatch):
-    from layercollapse import tasks
+    from layercollapse.data import tasks
 
     spec = tasks.TASK_REGISTRY["arc_easy"]
     monkeypatch.setitem(tasks.TASK_REGISTRY, "arc_easy", dataclasses.replace(

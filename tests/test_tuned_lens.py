@@ -3,10 +3,9 @@
 import numpy as np
 import pytest
 import torch
-
-from layercollapse.layers import n_layers
-from layercollapse.lens import layerwise_scores
-from layercollapse.tuned_lens import TunedLens, kl_to_final, train_tuned_lens
+from layercollapse.model.layers import n_layers
+from layercollapse.readout.lens import layerwise_scores
+from layercollapse.readout.tuned_lens import TunedLens, kl_to_final, train_tuned_lens
 
 
 def texts_of(items):

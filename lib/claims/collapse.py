@@ -32,9 +32,8 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-
-from .. import metrics, stats
-from ..verdicts import Verdict, verdict_rule
+from layercollapse.claims.verdicts import Verdict, verdict_rule
+from layercollapse.measures import metrics, stats
 
 __all__ = [
     "CLIFF_FACTOR",

@@ -33,13 +33,12 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+from layercollapse.claims.collapse import locate_collapse
+from layercollapse.claims.transition import ALPHA, depth_table
+from layercollapse.claims.verdicts import Verdict, verdict_rule
+from layercollapse.measures import metrics, stats
+from layercollapse.results.experiments import Readout, phases_from_readout
 from scipy.stats import binomtest, fisher_exact
-
-from .. import metrics, stats
-from ..experiments import Readout, phases_from_readout
-from ..verdicts import Verdict, verdict_rule
-from .collapse import locate_collapse
-from .transition import ALPHA, depth_table
 
 __all__ = [
     "PrunedTransition",

@@ -51,9 +51,8 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-
-from .. import metrics, stats
-from ..verdicts import Verdict, verdict_rule
+from layercollapse.claims.verdicts import Verdict, verdict_rule
+from layercollapse.measures import metrics, stats
 
 __all__ = [
     "WINDOW_FRACTION",

@@ -1,0 +1,77 @@
+"""What the commands share: argument types and groups, checks made before any work, and output formatting."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Sequence
+
+import numpy as np
+
+
+def _int_at_least(text: str, lowest: int, what: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = lowest - 1
+    if value < lowest:
+        raise argparse.ArgumentTypeError(f"{text!r} is not {what} (an integer >= {lowest})")
+    return value
+
+
+def positive_int(text: str) -> int:
+    """argparse type: an integer >= 1 (``--limit 0`` or ``-5`` is refused before any model loads)."""
+    return _int_at_least(text, 1, "a positive integer")
+
+
+def non_negative_int(text: str) -> int:
+    """argparse type: an integer >= 0 (seeds, step counts)."""
+    return _int_at_least(text, 0, "a non-negative integer")
+
+
+def add_model_task_arguments(parser: argparse.ArgumentParser) -> None:
+    """--model, --task, --format, --limit, --seed, --split, --dtype: shared by every command."""
+    parser.add_argument("--model", default="smollm2-135m", help="short name, Hub id or local folder")
+    parser.add_argument("--task", default="arc_easy", help="task name (or mmlu:<subject>)")
+    parser.add_argument("--format", default="letter", choices=["letter", "cloze"])
+    parser.add_argument("--split", default=None, help="task split (default: the task's evaluation split)")
+    parser.add_argument("--limit", type=positive_int, default=None, help="number of items (seeded subsample, >= 1)")
+    parser.add_argument("--seed", type=non_negative_int, default=0, help="seed of the item subsample (>= 0)")
+    parser.add_argument("--dtype", default=None, choices=["bf16", "fp32", "fp16"],
+                        help="weights and activations (default: bf16 on GPUs and CPUs with native bf16, else fp32)")
+
+
+def add_shots_argument(parser: argparse.ArgumentParser) -> None:
+    """--shots K: solved examples prepended to letter-format prompts."""
+    parser.add_argument("--shots", type=non_negative_int, default=0,
+                        help="letter format: K solved examples from the task's few-shot split, disjoint from the "
+                             "evaluated items and drawn by --seed (default 0)")
+
+
+def shots_for(args: argparse.Namespace, items) -> tuple:
+    """The solved examples of ``--shots`` for ``items`` (``tasks.fewshot_examples``)."""
+    from layercollapse.data.tasks import fewshot_examples
+
+    return fewshot_examples(args.task, args.shots, args.seed, exclude=items)
+
+
+def check_shots(args: argparse.Namespace) -> None:
+    """Refuse --shots with the cloze format before any data or model loads."""
+    if args.shots and args.format != "letter":
+        raise ValueError(f"--shots applies only to --format letter, not to '{args.format}' "
+                         "(cloze prompts are zero-shot, as lm-evaluation-harness scores them)")
+
+
+def format_frequency(frequency: np.ndarray) -> str:
+    """'A 0.31 B 0.22 …' for one option-frequency vector."""
+    return " ".join(f"{chr(65 + k)} {value:.2f}" for k, value in enumerate(frequency))
+
+
+def layer_spans(layers: Sequence[int]) -> str:
+    """``[0, 1, 2, 5, 7, 8]`` -> ``"0–2, 5, 7–8"``; ``"none"`` for no layers."""
+    spans: list[list[int]] = []
+    for layer in sorted(layers):
+        if spans and layer == spans[-1][1] + 1:
+            spans[-1][1] = layer
+        else:
+            spans.append([layer, layer])
+    return ", ".join(str(a) if a == b else f"{a}–{b}" for a, b in spans) or "none"

@@ -1,0 +1,124 @@
+"""Representation similarity between intact and pruned networks (claim C2): linear CKA and cosine.
+
+The paper argues that similarity of hidden states stays high while accuracy
+collapses. States are read at the positions the scoring reads (the last token of a
+letter prompt; each continuation-predicting token in cloze), before the final norm.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+from layercollapse.data.tasks import Item
+from layercollapse.model.layers import active_layers, keep_layers
+from layercollapse.readout.batching import Batch, Request, iter_batches, model_device
+from layercollapse.readout.budget import default_token_budget
+from layercollapse.readout.lens import capture_read_states
+from layercollapse.readout.scoring import build_requests, run_backbone
+from torch import nn
+
+
+def _centered(x: np.ndarray) -> np.ndarray:
+    x = np.asarray(x, dtype=np.float64)
+    return x - x.mean(axis=0, keepdims=True)
+
+
+def linear_cka(x: np.ndarray, y: np.ndarray) -> float:
+    """Linear CKA (Kornblith et al. 2019) between two sets of states of the same n tokens.
+
+    CKA = ||Yc^T Xc||_F^2 / (||Xc^T Xc||_F · ||Yc^T Yc||_F), with Xc, Yc column-centred
+    (the biased HSIC estimator; its normalisation constants cancel).
+
+    Args:
+        x: [n_tokens, d_x]; y: [n_tokens, d_y] (d_x may differ from d_y).
+    Returns:
+        float in [0, 1]; 1 when Y is an orthogonal transform of X times a scalar (plus a shift).
+    """
+    x, y = _centered(x), _centered(y)
+    if x.ndim != 2 or y.ndim != 2 or len(x) != len(y):
+        raise ValueError(f"linear_cka needs [n, d] matrices with the same n, got {x.shape} and {y.shape}")
+    cross = np.linalg.norm(y.T @ x) ** 2
+    return float(cross / (np.linalg.norm(x.T @ x) * np.linalg.norm(y.T @ y)))
+
+
+def mean_cosine(x: np.ndarray, y: np.ndarray) -> float:
+    """Mean over tokens of cos(x_i, y_i) for states [n_tokens, d]; a zero vector counts as cosine 0."""
+    x, y = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
+    if x.shape != y.shape or x.ndim != 2:
+        raise ValueError(f"mean_cosine needs two [n, d] matrices of one shape, got {x.shape} and {y.shape}")
+    norms = np.linalg.norm(x, axis=-1) * np.linalg.norm(y, axis=-1)  # [n]
+    dots = (x * y).sum(axis=-1)  # [n]
+    return float(np.mean(np.divide(dots, norms, out=np.zeros_like(dots), where=norms > 0)))
+
+
+def _read_slots(requests: Sequence[Request]) -> dict[tuple[int, int], int]:
+    """First output row of each request's read positions ((item, option) -> offset), in request order."""
+    offsets, start = {}, 0
+    for request in requests:
+        offsets[(request.item, request.option)] = start
+        start += max(request.n_target, 1)
+    return offsets
+
+
+def _batch_slots(batch: Batch, offsets: dict[tuple[int, int], int]) -> torch.Tensor:
+    """Output rows, long [P], of a batch's read positions (rows of a request are consecutive in a batch)."""
+    slots = []
+    for request in batch.requests:
+        start = offsets[(request.item, request.option)]
+        slots.extend(range(start, start + max(request.n_target, 1)))
+    return torch.tensor(slots, dtype=torch.long)
+
+
+def hidden_states_at_read_positions(
+    model: nn.Module,
+    tokenizer,
+    items: Sequence[Item],
+    format: str = "letter",
+    layers: Sequence[int] | None = None,
+    task: str | None = None,
+    *,
+    token_budget: int | None = None,
+    progress: bool | str = False,
+) -> np.ndarray:
+    """Residual states (before the final norm) at the scoring's read positions, after every kept layer.
+
+    Args:
+        layers: original indices of the layers to run (None: all).
+    Returns:
+        float32 [n_kept + 1, n_positions, d_model]; index 0 = embeddings, index i = after the
+        i-th kept layer. Positions in item order (letter: one per item, the last prompt token;
+        cloze: per item, per option, each position predicting a continuation token).
+    """
+    kept = active_layers(model) if layers is None else sorted(layers)
+    requests = build_requests(tokenizer, items, format, task)
+    offsets = _read_slots(requests)
+    n_positions = sum(max(request.n_target, 1) for request in requests)
+    out: np.ndarray | None = None
+    with torch.inference_mode(), keep_layers(model, kept):
+        budget = token_budget or default_token_budget(model_device(model))
+        for batch in iter_batches(model, tokenizer, requests, budget, progress):
+            states: list[torch.Tensor] = []
+            with capture_read_states(model, [batch], states):
+                run_backbone(model, batch)
+            stacked = torch.stack(states).float().cpu().numpy()  # [n_kept + 1, P, d_model]
+            if out is None:
+                out = np.zeros((len(kept) + 1, n_positions, stacked.shape[-1]), dtype=np.float32)
+            out[:, _batch_slots(batch, offsets).numpy()] = stacked
+    assert out is not None
+    return out
+
+
+def representation_similarity(intact_states: np.ndarray, pruned_states: np.ndarray) -> dict[str, float]:
+    """Linear CKA and mean cosine between the final-layer states of the intact and the pruned network.
+
+    Args:
+        intact_states, pruned_states: outputs of :func:`hidden_states_at_read_positions`,
+            float [n_kept + 1, n_positions, d_model] (the last layer index is used), or
+            already the final-layer states [n_positions, d_model]. Same items and format.
+    Returns:
+        {"cka": float in [0, 1], "cosine": float in [-1, 1]}.
+    """
+    final = [states[-1] if np.ndim(states) == 3 else states for states in (intact_states, pruned_states)]
+    return {"cka": linear_cka(*final), "cosine": mean_cosine(*final)}

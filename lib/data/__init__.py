@@ -1,0 +1,1 @@
+"""Multiple-choice tasks and their prompt formats."""

@@ -1,0 +1,1 @@
+"""Pure array functions: accuracy, Decision Margin, Option Frequency; bootstrap intervals and tests."""

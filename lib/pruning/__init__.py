@@ -1,0 +1,1 @@
+"""Pruning schedules and resumable traces (Iterative Pruning and the baselines), with prefix caching."""

@@ -1,0 +1,598 @@
+"""Experiments of a profile: spec -> stored result, computed once.
+
+Every chapter and ``python -m layercollapse reproduce`` go through :class:`Experiments`:
+each method builds the full spec of one experiment (model, dtype, task, split, item
+ids, method parameters), loads its result from the store when present, and otherwise
+computes and stores it. A result is keyed by that spec and the compute version of its kind
+(``provenance.COMPUTE_VERSIONS``, kept honest by golden-output tests), so a result whose
+numbers the code would now compute differently is recomputed, never served stale. Layer
+indices are always those of the intact model.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from functools import cached_property
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from layercollapse.data.tasks import (
+    TASK_REGISTRY,
+    Item,
+    load_task,
+    split_calibration,
+    subsample,
+)
+from layercollapse.measures import metrics, stats
+from layercollapse.results.profiles import Profile, load_profile
+from layercollapse.results.provenance import audit_record, compute_version
+from layercollapse.results.store import Result, Store, cached
+
+
+def evaluation_split(task: str, wanted: str) -> str:
+    """``wanted`` when the task has that split offline, else the task's default split."""
+    spec = TASK_REGISTRY[task.partition(":")[0]]
+    return wanted if wanted in spec.offline else spec.default_split
+
+
+@dataclass(frozen=True)
+class Readout:
+    """Layer-wise option scores of the intact network.
+
+    Attributes:
+        scores: float32 [n_layers + 1, n_items, n_options]; row 0 = embeddings, row l + 1 = after layer l.
+        gold: int [n_items].
+        spec: the stored spec.
+    """
+
+    scores: np.ndarray
+    gold: np.ndarray
+    spec: dict[str, Any]
+
+    @property
+    def n_layers(self) -> int:
+        return self.scores.shape[0] - 1
+
+    def frame(self) -> pd.DataFrame:
+        """One row per readout depth: layer (-1 = embeddings), accuracy, mean_dm, of_entropy."""
+        summary = metrics.summarize(self.scores, self.gold)
+        return pd.DataFrame({"layer": np.arange(-1, self.n_layers), "accuracy": summary["accuracy"],
+                             "mean_dm": summary["mean_dm"], "of_entropy": summary["of_entropy"],
+                             "model": self.spec["model"], "task": self.spec["task"]})
+
+
+@dataclass(frozen=True)
+class Phases:
+    """Silent and Decisive Phase of a network, from its layer-wise readout.
+
+    Attributes:
+        transition: the statistics behind the split (per-depth accuracy band, bootstrap of the crossing).
+        layer: transition layer (original index: the first layer whose output reads above chance), or None.
+        layer_ci: percentile item-bootstrap interval of ``layer``, or None.
+        dm_rising: mean DM after the transition layer exceeds mean DM before it.
+        chance: accuracy of the best constant answer.
+        n_layers: layers of the intact network.
+    """
+
+    transition: stats.TransitionResult
+    layer: int | None
+    layer_ci: tuple[int, int] | None
+    dm_rising: bool
+    chance: float
+    n_layers: int
+
+    @property
+    def silent(self) -> list[int]:
+        """Layers before the transition (all layers when there is none)."""
+        return list(range(self.n_layers if self.layer is None else self.layer))
+
+    @property
+    def decisive(self) -> list[int]:
+        """Layers from the transition on (none when there is none)."""
+        return [] if self.layer is None else list(range(self.layer, self.n_layers))
+
+
+def phases_from_readout(readout: Readout, confidence: float = 0.95, n_resamples: int = 1000, seed: int = 0) -> Phases:
+    """Locate the transition layer (BRIEF definition) in a layer-wise readout."""
+    correct = metrics.correct(readout.scores, readout.gold)  # [n_layers + 1, n_items]
+    chance = metrics.chance_accuracy(readout.gold, readout.scores.shape[-1])
+    transition = stats.transition_layer(correct, chance, confidence, n_resamples, seed)
+    depth = transition.index
+    layer = None if depth is None else max(depth - 1, 0)
+    dm = metrics.mean_decision_margin(readout.scores, readout.gold)
+    dm_rising = depth is not None and depth > 0 and dm[depth:].mean() > dm[:depth].mean()
+    layer_ci = None if transition.index_ci is None else tuple(max(d - 1, 0) for d in transition.index_ci)
+    return Phases(transition, layer, layer_ci, bool(dm_rising), chance, readout.n_layers)
+
+
+def evenly_spaced(layers: Sequence[int], n: int) -> list[int]:
+    """``n`` layers spread evenly over ``layers``, ends included (one: the middle; all when there are fewer)."""
+    if len(layers) <= n:
+        return list(layers)
+    if n == 1:
+        return [layers[len(layers) // 2]]
+    return [layers[int(i)] for i in np.linspace(0, len(layers) - 1, n).round()]
+
+
+#: Schedules run on the main model too (the pruning model runs the profile's ``schedules``): the deterministic
+#: cliff-edge schedules and the phase-aware ``decisive_first``; one trace each, on the pruning items.
+MAIN_SCHEDULES = ("iterative", "block_influence", "angular_distance", "decisive_first")
+
+
+#: Environment variable that lets a chapter compute missing results ("1"); set by ``render --compute``.
+COMPUTE_ENV = "LAYERCOLLAPSE_COMPUTE"
+
+
+def compute_allowed() -> bool:
+    """Whether missing results may be computed here: ``$LAYERCOLLAPSE_COMPUTE`` is "1"."""
+    return os.environ.get(COMPUTE_ENV, "0") == "1"
+
+
+class MissingResult(LookupError):
+    """A result the chapter needs is not stored and computing is off; the message says how to compute it."""
+
+    def __init__(self, kind: str, spec: dict[str, Any], profile: str) -> None:
+        what = " / ".join(str(spec[field]) for field in ("model", "task") if field in spec)
+        super().__init__(f"the '{kind}' result for {what} is not stored (profile '{profile}'): compute it with "
+                         f"`python -m layercollapse reproduce --profile {profile}`, or render with --compute")
+
+
+class Experiments:
+    """The experiments of one profile, over one results store.
+
+    Holds at most one model in memory; methods load it on demand. Every result is read
+    from the store when present; ``compute=False`` turns a missing result into an error
+    instead (rendering must not start hours of computation silently).
+    """
+
+    def __init__(self, profile: Profile | str | None = None, store: Store | None = None, compute: bool | None = None,
+                 progress: bool = True, load_model: Callable[..., tuple[Any, Any]] | None = None,
+                 repair: bool = False) -> None:
+        """Args:
+            compute: compute missing results (None: only when ``$LAYERCOLLAPSE_COMPUTE`` is 1, which
+                ``reproduce`` and ``render --compute`` set; a chapter otherwise never starts a run).
+            repair: recompute a stored result whose files are damaged (with ``compute``; ``reproduce
+                --repair``). Otherwise a damaged result raises ``store.CorruptResultError``: replacing a
+                committed result is never a side effect.
+            load_model: ``(name, dtype=...) -> (model, tokenizer)``; default ``models.load_model``
+                (tests pass tiny random models through it).
+        """
+        self.profile = profile if isinstance(profile, Profile) else load_profile(profile)
+        self.store = store or Store(profile=self.profile.name)
+        self.compute = compute_allowed() if compute is None else compute
+        self.repair = repair
+        self.progress = progress
+        self._load_model = load_model
+        self._loaded: tuple[str, Any, Any] | None = None
+
+    def on_store(self, store: Store, *, compute: bool) -> Experiments:
+        """The same experiments (profile, model loader, progress) over another store."""
+        return Experiments(self.profile, store=store, compute=compute, progress=self.progress,
+                           load_model=self._load_model, repair=self.repair)
+
+    @property
+    def damaged(self) -> str:
+        """What a stored result with damaged files does (``Store.load``): recomputed only when repairing."""
+        return "warn" if self.repair else "raise"
+
+    # ------------------------------------------------------------------ inputs
+
+    def model(self, name: str):
+        """(model, tokenizer) of a model of the profile, loaded once."""
+        if self._loaded is None or self._loaded[0] != name:
+            from layercollapse.model.architectures import set_readout
+            from layercollapse.model.loading import load_model
+
+            self._loaded = None
+            dtype = None if self.profile.dtype == "auto" else self.profile.dtype
+            model, tokenizer = (self._load_model or load_model)(name, dtype=dtype)
+            set_readout(model, self.profile.readout)
+            self._loaded = (name, model, tokenizer)
+        return self._loaded[1], self._loaded[2]
+
+    def dtype_name(self) -> str:
+        """The weights dtype the profile asks for, as torch names it ("bfloat16", "float32"), recorded in specs."""
+        from layercollapse.model.loading import default_device, resolve_dtype
+
+        dtype = None if self.profile.dtype == "auto" else self.profile.dtype
+        return str(resolve_dtype(dtype, default_device())).removeprefix("torch.")
+
+    def split(self, task: str) -> str:
+        return evaluation_split(task, self.profile.eval_split)
+
+    def items(self, task: str, n_items: int | None = None, n_calibration: int | None = None
+              ) -> tuple[tuple[Item, ...], tuple[Item, ...], tuple[Item, ...]]:
+        """(calibration, evaluation, training) items of a task: disjoint, seeded by the profile's first seed."""
+        data = load_task(task, self.split(task))
+        n_items = self.profile.n_items if n_items is None else n_items
+        n_calibration = self.profile.n_calibration if n_calibration is None else n_calibration
+        calibration, rest = split_calibration(data.items, n_calibration, None, self.profile.seeds[0])
+        order = np.random.default_rng(self.profile.seeds[0] + 1).permutation(len(rest))
+        n_eval = len(rest) if n_items is None else min(n_items, len(rest))
+        evaluation = tuple(rest[i] for i in sorted(order[:n_eval]))
+        training = tuple(rest[i] for i in sorted(order[n_eval:]))
+        return calibration, evaluation, training
+
+    def evaluation(self, task: str, n_items: int | None = None) -> tuple[Item, ...]:
+        return self.items(task, n_items)[1]
+
+    def passages(self) -> list[str]:
+        """Plain-text passages for the language-model loss control (no decision structure)."""
+        corpus = self.profile.text_corpus
+        task = {"sciq_support": "sciq", "boolq_passages": "boolq"}[corpus]
+        texts = [item.passage for item in load_task(task).items if len(item.passage) > 200]
+        unique = list(dict.fromkeys(texts))
+        return [unique[i] for i in sorted(np.random.default_rng(0).permutation(len(unique))[: self.profile.n_text_passages])]
+
+    def readout_spec(self) -> dict[str, str]:
+        """The readout precision's spec entry (``architectures.readout_spec``): empty for the model's dtype."""
+        from layercollapse.model.architectures import readout_spec
+
+        return readout_spec(self.profile.readout, self.dtype_name())
+
+    def _base_spec(self, model: str, task: str, items: Sequence[Item], format: str) -> dict[str, Any]:
+        return {"model": model, "dtype": self.dtype_name(), **self.readout_spec(), "task": task,
+                "split": self.split(task), "format": format, "item_ids": [item.id for item in items]}
+
+    def _cached(self, kind: str, spec: dict[str, Any], compute) -> Result:
+        version = compute_version(kind)
+        if not self.compute:
+            stored = self.store.load(kind, spec, compute_version=version, damaged=self.damaged)
+            if stored is None:
+                raise MissingResult(kind, spec, self.profile.name)
+            return stored
+
+        def audit(wall_s: float) -> dict[str, Any]:
+            from layercollapse.readout.batching import model_device
+            from layercollapse.readout.budget import default_token_budget
+
+            device = model_device(self._loaded[1]) if self._loaded else None
+            return audit_record(kind, device=None if device is None else str(device), dtype=self.dtype_name(),
+                                token_budget=None if device is None else default_token_budget(device), wall_s=wall_s)
+
+        return cached(self.store, kind, spec, compute, compute_version=version, audit=audit, damaged=self.damaged)
+
+    # ---------------------------------------------------------------- readouts
+
+    def readout(self, model: str | None = None, task: str | None = None) -> Readout:
+        """Logit-lens readout of the intact network at every layer."""
+        model = model or self.profile.main_model
+        task = task or self.profile.tasks[0]
+        format = self.profile.run_of(model).format
+        items = self.evaluation(task)
+        spec = {"experiment": "readout", "lens": "logit", **self._base_spec(model, task, items, format)}
+
+        def compute() -> dict[str, np.ndarray]:
+            from layercollapse.readout.lens import layerwise_scores
+
+            net, tokenizer = self.model(model)
+            scores = layerwise_scores(net, tokenizer, items, format, task=task,
+                                      progress=self.progress and "readout")
+            return {"scores": scores, "gold": np.array([item.gold for item in items])}
+
+        result = self._cached("readout", spec, compute)
+        return Readout(result.arrays["scores"], result.arrays["gold"], result.spec)
+
+    def phases(self, model: str | None = None, task: str | None = None) -> Phases:
+        """Silent / Decisive split of a network from its readout (bootstrap over items)."""
+        return phases_from_readout(self.readout(model, task), n_resamples=self.profile.n_bootstrap,
+                                   seed=self.profile.seeds[0])
+
+    def tuned_readout(self, model: str | None = None, task: str | None = None) -> tuple[Readout, pd.DataFrame]:
+        """Tuned-lens readout of the intact network, and KL to the final layer per depth for both lenses.
+
+        The translators train on the profile's plain-text passages (not on task items);
+        KL is measured on held-out passages.
+        """
+        model = model or self.profile.main_model
+        task = task or self.profile.tasks[0]
+        format = self.profile.run_of(model).format
+        items = self.evaluation(task)
+        texts = self.passages()
+        n_train = max(1, int(0.75 * len(texts)))
+        spec = {"experiment": "tuned_readout", "lens": "tuned", "steps": self.profile.tuned_lens_steps,
+                "max_tokens": self.profile.tuned_lens_tokens, "corpus": self.profile.text_corpus,
+                "n_passages": len(texts), **self._base_spec(model, task, items, format)}
+
+        def compute():
+            from layercollapse.readout.lens import LogitLens, layerwise_scores
+            from layercollapse.readout.tuned_lens import kl_to_final, train_tuned_lens
+
+            net, tokenizer = self.model(model)
+            lens = train_tuned_lens(net, tokenizer, texts[:n_train], steps=self.profile.tuned_lens_steps,
+                                    max_tokens=self.profile.tuned_lens_tokens, batch_size=4,
+                                    seed=self.profile.seeds[0], progress=self.progress)
+            scores = layerwise_scores(net, tokenizer, items, format, lens=lens, task=task,
+                                      progress=self.progress and "tuned readout")
+            held_out = texts[n_train:] or texts[:1]
+            kl = {name: kl_to_final(net, tokenizer, held_out, which, max_tokens=self.profile.tuned_lens_tokens,
+                                    batch_size=4)
+                  for name, which in (("logit", LogitLens()), ("tuned", lens))}
+            table = pd.DataFrame({"layer": np.arange(-1, len(kl["logit"]) - 1), "kl_logit": kl["logit"],
+                                  "kl_tuned": kl["tuned"]})
+            return table, {"scores": scores, "gold": np.array([item.gold for item in items])}
+
+        result = self._cached("tuned_lens", spec, compute)
+        return Readout(result.arrays["scores"], result.arrays["gold"], result.spec), result.table
+
+    # ----------------------------------------------------------------- pruning
+
+    def trace(self, schedule: str, seed: int = 0, model: str | None = None, task: str | None = None,
+              criterion: str = "dm", n_items: int | None = None):
+        """A pruning trace of the profile's pruning model (see ``pruning.prune``)."""
+        return self.traces(schedule, (seed,), model, task, criterion, n_items)[0]
+
+    def traces(self, schedule: str, seeds: Sequence[int], model: str | None = None, task: str | None = None,
+               criterion: str = "dm", n_items: int | None = None) -> list:
+        """Pruning traces of the profile's pruning model, one per seed (see ``pruning.prune_seeds``)."""
+        from layercollapse.pruning.traces import USES_CALIBRATION
+
+        model = model or self.profile.pruning_model
+        task = task or self.profile.pruning_task
+        calibration, evaluation, _ = self.items(task, n_items or self.profile.n_pruning_items,
+                                                self.profile.n_pruning_calibration)
+        return self._traces(model, task, evaluation, schedule, seeds,
+                            calibration=calibration if schedule in USES_CALIBRATION else (), criterion=criterion)
+
+    def _traces(self, model: str, task: str, evaluation: Sequence[Item], schedule: str, seeds: Sequence[int], *,
+                calibration: Sequence[Item] = (), criterion: str = "dm",
+                layers: Sequence[int] | None = None, n_remove: int | None = None) -> list:
+        """Stored traces with these specs, the missing ones (``compute=True``) from ``pruning.prune_seeds``.
+
+        Letter-format traces carry the logit-lens readout of every pruned network (it costs ~1.0x: one read
+        position per item, ``benchmarks/readout_along_traces.py``); cloze traces do not (1.5-2.6x: every
+        continuation position goes through the vocabulary product)."""
+        from layercollapse.pruning.traces import (
+            GREEDY,
+            USES_SEED,
+            find_trace,
+            prune_seeds,
+        )
+
+        format = self.profile.run_of(model).format
+        readout = format == "letter"
+        found = {}
+        for seed in seeds:
+            # every field of pruning.trace_spec but the model's depth, which find_trace takes from the stored trace
+            spec = {"model": model, "dtype": self.dtype_name(), **self.readout_spec(), "task": task,
+                    "split": self.split(task), "format": format, "evaluation_ids": [i.id for i in evaluation],
+                    "calibration_ids": [i.id for i in calibration], "schedule": schedule,
+                    "criterion": criterion if schedule in GREEDY else None,
+                    "seed": seed if schedule in USES_SEED else None,
+                    "layers": None if layers is None else sorted(layers), **({"layer_readout": "logit"} if readout else {})}
+            found[seed] = find_trace(self.store, spec, n_remove=n_remove, damaged=self.damaged)
+        missing = [seed for seed in seeds if found[seed] is None]
+        if missing and not self.compute:
+            raise MissingResult(f"trace ({schedule}, seed {missing[0]})", {"model": model, "task": task},
+                                self.profile.name)
+        if missing:
+            net, tokenizer = self.model(model)
+            computed = prune_seeds(net, tokenizer, evaluation, schedule, missing, calibration=calibration,
+                                   criterion=criterion, layers=layers, n_remove=n_remove, format=format, task=task,
+                                   split=self.split(task), readout=readout, store=self.store,
+                                   progress=self.progress and schedule)
+            found.update(zip(missing, computed))
+        return [found[seed] for seed in seeds]
+
+    def random_traces(self) -> list:
+        """The random-layer baseline: one trace per seed (``n_random_orders`` seeds)."""
+        return self.traces("random", range(self.profile.n_random_orders))
+
+    def phase_traces(self, phase: str, model: str | None = None, task: str | None = None) -> list:
+        """Phase-targeted pruning: k = 1..phase_k_max random layers removed from inside one phase, per seed."""
+        model = model or self.profile.main_model
+        task = task or self.profile.tasks[0]
+        phases = self.phases(model, task)
+        layers = {"silent": phases.silent, "decisive": phases.decisive}[phase]
+        if not layers:
+            return []
+        n_remove = min(self.profile.phase_k_max, len(layers), phases.n_layers - 1)
+        return self._traces(model, task, self.evaluation(task), "random_in_range", range(self.profile.n_phase_seeds),
+                            layers=layers, n_remove=n_remove)
+
+    def main_trace(self, schedule: str, model: str | None = None, task: str | None = None):
+        """One trace of the main model (default) on the main task with the profile's pruning items, for the
+        schedules of :data:`MAIN_SCHEDULES`; ``decisive_first`` removes the intact network's Decisive Phase
+        first (None when the readout has no transition, so no Decisive Phase)."""
+        if schedule not in MAIN_SCHEDULES:
+            raise ValueError(f"schedule {schedule!r} is not run on the main model; use one of {MAIN_SCHEDULES}")
+        model = model or self.profile.main_model
+        task = task or self.profile.tasks[0]
+        if schedule != "decisive_first":
+            return self.traces(schedule, (0,), model=model, task=task)[0]
+        decisive = self.phases(model, task).decisive
+        if not decisive:
+            return None
+        calibration, evaluation, _ = self.items(task, self.profile.n_pruning_items, self.profile.n_pruning_calibration)
+        return self._traces(model, task, evaluation, schedule, (0,), calibration=calibration, layers=decisive)[0]
+
+    def cliff_traces(self, model: str | None = None) -> dict[str, Any]:
+        """The pruning traces of one of the profile's :attr:`~Profile.cliff_models`, by schedule: the profile's
+        schedules on the pruning model (``random``: a list, one trace per seed), :data:`MAIN_SCHEDULES` on the main
+        model (``decisive_first`` only where the readout has a Decisive Phase); both where they are one model."""
+        model = model or self.profile.pruning_model
+        if model not in self.profile.cliff_models:
+            raise ValueError(f"model {model!r} has no pruning traces in profile '{self.profile.name}'; "
+                             f"use one of {self.profile.cliff_models}")
+        found: dict[str, Any] = {}
+        if model == self.profile.pruning_model:
+            for schedule in self.profile.schedules:
+                found[schedule] = self.random_traces() if schedule == "random" else self.trace(schedule)
+        if model == self.profile.main_model:
+            for schedule in MAIN_SCHEDULES:
+                if schedule not in found and (trace := self.main_trace(schedule, model)) is not None:
+                    found[schedule] = trace
+        return found
+
+    def dynamics_trace(self, model: str | None = None, task: str | None = None):
+        """Iterative Pruning (criterion: mean DM) of the main model with the readout of every pruned network:
+        :meth:`main_trace` ("iterative"), the cliff-edge chapter's trace where the main model is the pruning
+        model (the test and paper profiles)."""
+        model = model or self.profile.main_model
+        if self.profile.run_of(model).format != "letter":
+            raise ValueError(f"model {model!r} runs in {self.profile.run_of(model).format} format: the readout along "
+                             "pruning traces is recorded for letter-format runs only")
+        return self.main_trace("iterative", model, task)
+
+    def lm_loss_along(self, trace) -> np.ndarray:
+        """Mean next-token loss (nats/token) of the plain-text passages at every step of ``trace``: float64 [n_steps]."""
+        texts = self.passages()
+        spec = {"experiment": "lm_loss", "trace_spec": trace.spec, "corpus": self.profile.text_corpus,
+                "n_passages": len(texts)}
+
+        def compute() -> dict[str, np.ndarray]:
+            from layercollapse.pruning.traces import PrefixRunner, encode_passages
+
+            net, tokenizer = self.model(trace.spec["model"])
+            encoded = encode_passages(net, tokenizer, texts)
+            runner = PrefixRunner(net, encoded)
+            losses = [-runner.run(trace.kept_layers(step), remember=True).sum() / encoded.n_targets
+                      for step in range(trace.n_steps)]
+            return {"loss": np.array(losses, dtype=np.float64)}
+
+        return self._cached("lm_loss", spec, compute).arrays["loss"]
+
+    def similarity_along(self, trace) -> pd.DataFrame:
+        """Linear CKA and cosine between the pruned and intact networks' final states at every step of ``trace``."""
+        spec = {"experiment": "similarity", "trace_spec": trace.spec}
+
+        def compute() -> pd.DataFrame:
+            from layercollapse.controls.similarity import (
+                hidden_states_at_read_positions,
+                representation_similarity,
+            )
+
+            net, tokenizer = self.model(trace.spec["model"])
+            items = self._items_by_id(trace.spec["task"], trace.spec["evaluation_ids"])
+            run = lambda kept: hidden_states_at_read_positions(  # noqa: E731
+                net, tokenizer, items, trace.spec["format"], layers=kept, task=trace.spec["task"])[-1]
+            intact = run(trace.kept_layers(0))
+            rows = [representation_similarity(intact, run(trace.kept_layers(step))) for step in range(trace.n_steps)]
+            return pd.DataFrame({"step": np.arange(trace.n_steps), **pd.DataFrame(rows).to_dict("list")})
+
+        return self._cached("similarity", spec, compute).table
+
+    def _items_by_id(self, task: str, ids: Sequence[str]) -> tuple[Item, ...]:
+        by_id = {item.id: item for item in load_task(task, self.split(task)).items}
+        return tuple(by_id[i] for i in ids)
+
+    # ------------------------------------------------------------ perturbations
+
+    def noise_sweep(self, model: str | None = None, task: str | None = None) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
+        """Noise h' = h + eps*sigma(h)*N(0, I) at the output of one layer at a time, per phase.
+
+        Returns:
+            (table with one row per (layer, phase, variance, draw) and its accuracy / mean DM,
+             scores float32 [n_rows, n_items, n_options], gold int [n_items]).
+        """
+        model = model or self.profile.main_model
+        task = task or self.profile.tasks[0]
+        phases = self.phases(model, task)
+        noise = self.profile.noise
+        chosen = [(layer, "silent") for layer in evenly_spaced(phases.silent, noise.layers_per_phase)]
+        chosen += [(layer, "decisive") for layer in evenly_spaced(phases.decisive, noise.layers_per_phase)]
+        items = self.evaluation(task)
+        format = self.profile.run_of(model).format
+        spec = {"experiment": "noise", "layers": [layer for layer, _ in chosen], "sigma2": list(noise.sigma2),
+                "n_draws": noise.n_draws, **self._base_spec(model, task, items, format)}
+
+        def compute():
+            from layercollapse.controls.noise import score_with_noise_from_prefix
+            from layercollapse.pruning.traces import PrefixRunner, encode_items
+
+            net, tokenizer = self.model(model)
+            runner = PrefixRunner(net, encode_items(net, tokenizer, items, format, task))
+            runner.remember(range(phases.n_layers))
+            rows, scores = [], []
+            for layer, phase in chosen:
+                for variance in noise.sigma2:
+                    for draw in range(noise.n_draws if variance > 0 else 1):
+                        rows.append({"layer": layer, "phase": phase, "sigma2": variance, "draw": draw})
+                        scores.append(score_with_noise_from_prefix(runner, layer, variance, seed=draw))
+            return pd.DataFrame(rows), {"scores": np.stack(scores), "gold": np.array([i.gold for i in items])}
+
+        result = self._cached("noise", spec, compute)
+        table, scores, gold = result.table.copy(), result.arrays["scores"], result.arrays["gold"]
+        table["accuracy"] = metrics.accuracy(scores, gold)
+        table["mean_dm"] = metrics.mean_decision_margin(scores, gold)
+        return table, scores, gold
+
+    def finetune_recovery(self) -> tuple[pd.DataFrame, dict[str, np.ndarray]]:
+        """Prune to each fraction along the Iterative Pruning trace, fine-tune briefly, re-evaluate (C7).
+
+        Returns:
+            (one row per fraction: n_removed, n_kept, accuracy / mean DM before and after, final training loss;
+             arrays: scores_before / scores_after float32 [n_fractions, n_items, n_options], gold, losses).
+        """
+        spec_ft = self.profile.finetune
+        model, task = self.profile.pruning_model, self.profile.pruning_task
+        trace = self.trace("iterative")
+        _, evaluation, training = self.items(task, self.profile.n_pruning_items, self.profile.n_pruning_calibration)
+        training = subsample(training, spec_ft.n_train_items, self.profile.seeds[0])
+        format = self.profile.run_of(model).format
+        n_total = trace.n_layers
+        steps = sorted({min(int(round(f * n_total)), trace.n_steps - 1) for f in spec_ft.prune_fractions})
+        spec = {"experiment": "finetune", "trace_spec": trace.spec, "steps": steps, "train_ids": [i.id for i in training],
+                "finetune": {"steps": spec_ft.steps, "lr": spec_ft.learning_rate, "method": spec_ft.method}}
+
+        def compute():
+            from layercollapse.controls.finetune import finetune_pruned
+            from layercollapse.readout.scoring import score
+
+            net, tokenizer = self.model(model)
+            rows, before, after, losses = [], [], [], []
+            for step in steps:
+                kept = trace.kept_layers(step)
+                tuned = finetune_pruned(net, tokenizer, kept, training, format, task, steps=spec_ft.steps,
+                                        lr=spec_ft.learning_rate, method=spec_ft.method, seed=self.profile.seeds[0])
+                before.append(trace.scores[step])
+                after.append(score(tuned.model, tokenizer, evaluation, format, task=task, progress=False))
+                losses.append(tuned.losses)
+                rows.append({"step": step, "n_removed": n_total - len(kept), "n_kept": len(kept)})
+                del tuned
+            return pd.DataFrame(rows), {"scores_before": np.stack(before), "scores_after": np.stack(after),
+                                        "gold": trace.gold, "losses": np.stack(losses)}
+
+        result = self._cached("finetune", spec, compute)
+        table, arrays = result.table.copy(), result.arrays
+        for when in ("before", "after"):
+            table[f"accuracy_{when}"] = metrics.accuracy(arrays[f"scores_{when}"], arrays["gold"])
+            table[f"mean_dm_{when}"] = metrics.mean_decision_margin(arrays[f"scores_{when}"], arrays["gold"])
+        table["fraction_removed"] = table["n_removed"] / n_total
+        table["final_loss"] = arrays["losses"][:, -1]
+        return table, arrays
+
+    # ----------------------------------------------------------------- the plan
+
+    @cached_property
+    def plan(self) -> list[tuple[str, Any]]:
+        """Every experiment of the profile, in the order ``reproduce`` runs them (one model loaded at a time)."""
+        p = self.profile
+        main_task = p.tasks[0]
+        steps: list[tuple[str, Any]] = [(f"readout {p.main_model} {main_task}", lambda: self.readout())]
+        steps.append(("noise sweep", lambda: self.noise_sweep()))
+        for phase in ("silent", "decisive"):
+            steps.append((f"phase-targeted {phase}", lambda ph=phase: self.phase_traces(ph)))
+        steps.append((f"iterative with readouts {p.main_model}", lambda: self.dynamics_trace()))
+        for schedule in MAIN_SCHEDULES[1:]:
+            steps.append((f"{schedule} {p.main_model}", lambda s=schedule: self.main_trace(s)))
+        if p.main_model != p.pruning_model:  # the LM-loss control (R3) along the main model's iterative trace too
+            steps.append((f"LM loss along iterative {p.main_model}",
+                          lambda: self.lm_loss_along(self.main_trace("iterative"))))
+        for schedule in p.schedules:
+            if schedule == "random":
+                steps.append(("random baseline", lambda: [self.lm_loss_along(t) for t in self.random_traces()]))
+            else:
+                steps.append((f"trace {schedule}", lambda s=schedule: self.lm_loss_along(self.trace(s))))
+        steps.append(("similarity along iterative", lambda: self.similarity_along(self.trace("iterative"))))
+        if p.finetune is not None:
+            steps.append(("fine-tuning recovery", lambda: self.finetune_recovery()))
+        for run in p.models:
+            for task in p.tasks:
+                if (run.name, task) != (p.main_model, main_task):
+                    steps.append((f"readout {run.name} {task}", lambda m=run.name, t=task: self.readout(m, t)))
+        steps.append((f"tuned lens {p.main_model}", lambda: self.tuned_readout()))
+        return steps

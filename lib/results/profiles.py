@@ -1,0 +1,341 @@
+"""Experiment profiles: which models, tasks, item counts and seeds a site build uses.
+
+A profile has two halves with the same name:
+
+    _quarto-<name>.yml    Quarto options (output folder, freeze), merged over _quarto.yml
+    profiles/<name>.yml   the experiment spec, parsed here into a :class:`Profile`
+
+Quarto activates a profile with ``quarto render --profile <name>`` (or the
+``QUARTO_PROFILE`` environment variable) and passes the active profile names to the
+Jupyter kernel in ``QUARTO_PROFILE``; chapters read it only through
+:func:`active_profile` / :func:`load_profile`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+
+PROFILE_ENV = "LAYERCOLLAPSE_PROFILE"  # used when QUARTO_PROFILE is not set (scripts, tests)
+DEFAULT_PROFILE = "default"
+
+
+class ProfileError(ValueError):
+    """A profile file that is missing, not YAML, or does not match :class:`Profile`."""
+
+
+def project_root() -> Path:
+    """The checkout's root folder: the parent of ``lib/`` (holds _quarto.yml, profiles/)."""
+    return Path(__file__).resolve().parents[2]
+
+
+def profiles_dir() -> Path:
+    """Folder of the experiment specs, ``<root>/profiles``."""
+    return project_root() / "profiles"
+
+
+def available_profiles() -> list[str]:
+    """Names of the profiles that have an experiment spec, sorted."""
+    return sorted(path.stem for path in profiles_dir().glob("*.yml"))
+
+
+def active_profile() -> str:
+    """Name of the active profile.
+
+    ``QUARTO_PROFILE`` (set by Quarto for the kernel; comma-separated when several
+    profiles are active) wins: its first entry that has a ``profiles/<name>.yml``,
+    else its first entry. Then ``LAYERCOLLAPSE_PROFILE``, then ``"default"``.
+    """
+    quarto = [name.strip() for name in os.environ.get("QUARTO_PROFILE", "").split(",") if name.strip()]
+    if quarto:
+        known = set(available_profiles())
+        return next((name for name in quarto if name in known), quarto[0])
+    return os.environ.get(PROFILE_ENV, "").strip() or DEFAULT_PROFILE
+
+
+@dataclass(frozen=True)
+class ModelRun:
+    """One model and the prompt format it is scored in.
+
+    Attributes:
+        name: short model name of ``layercollapse.model.loading.MODEL_REGISTRY``.
+        format: ``letter`` (next-token log-prob of A/B/C/...) or ``cloze``
+            (summed log-likelihood of each option text); see the Methods page.
+    """
+
+    name: str
+    format: Literal["letter", "cloze"]
+
+
+@dataclass(frozen=True)
+class NoiseSpec:
+    """Noise injection h' = h + eps * sigma(h) * N(0, I) (claim C6).
+
+    Attributes:
+        sigma2: noise variances eps**2 to sweep; 0.0 is the clean reference.
+        n_draws: noise draws per variance, to average out the sampling.
+        layers_per_phase: layers perturbed (one at a time) in each phase, evenly spaced in it.
+    """
+
+    sigma2: tuple[float, ...] = (0.0, 0.02, 0.05, 0.1)
+    n_draws: int = 3
+    layers_per_phase: int = 2
+
+
+@dataclass(frozen=True)
+class FinetuneSpec:
+    """Supervised fine-tuning after pruning (claim C7).
+
+    Attributes:
+        prune_fractions: fractions of layers removed before fine-tuning.
+        steps: optimiser steps per fine-tune.
+        learning_rate: peak learning rate.
+        method: ``lora`` adapters or ``full`` fine-tuning.
+        n_train_items: training items (disjoint from calibration and evaluation).
+    """
+
+    prune_fractions: tuple[float, ...] = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6)
+    steps: int = 200
+    learning_rate: float = 1e-4
+    method: Literal["lora", "full"] = "lora"
+    n_train_items: int = 512
+
+
+@dataclass(frozen=True)
+class Profile:
+    """The experiment spec of a site build (``profiles/<name>.yml``).
+
+    Attributes:
+        name: profile name; the file's stem, never written in the file.
+        description: one line shown on the Methods page.
+        models: every model run; the first is the main evidence unless ``main_model`` says otherwise.
+        main_model: name of the model whose runs carry the main figures.
+        tasks: task names of ``layercollapse.data.tasks``.
+        eval_split: split evaluated (a task without it falls back as ``tasks`` documents).
+        n_items: evaluation items per task; None = the whole split.
+        n_calibration: calibration items per task for the greedy criterion (disjoint from evaluation).
+        seeds: seeds of item subsampling and random controls; error bars are across them.
+        n_bootstrap: item-bootstrap resamples for confidence intervals.
+        pruning_model: model run whose pruning traces carry the cliff-edge, similarity and
+            random-control chapters (greedy pruning costs O(L^2) evaluations); default main_model.
+        pruning_task: task of those traces; default the first task.
+        n_pruning_items: evaluation items of the pruning traces; default n_items.
+        n_pruning_calibration: calibration items of the greedy criterion; default n_calibration.
+        schedules: pruning schedules compared (``iterative`` is the paper's).
+        n_random_orders: random layer-removal orders in the random-layer baseline.
+        phase_k_max: phase-targeted pruning removes k = 1..phase_k_max layers inside a phase.
+        n_phase_seeds: random draws of the removed layers per phase.
+        text_corpus: plain-text corpus for the no-decision-structure control (LM loss), offline.
+        n_text_passages: passages of that corpus (each cut to 256 tokens).
+        tuned_lens_steps: training steps of the tuned lens.
+        tuned_lens_tokens: tokens per calibration text when training the tuned lens.
+        noise: noise-injection sweep (C6).
+        finetune: fine-tuning recovery (C7); None skips the chapter's computation.
+        dtype: weights dtype (``auto``: bf16 on GPU or bf16-capable CPU, else fp32).
+        readout: precision after the last hidden state (final norm, unembedding): ``float32``
+            (default) or ``model`` (the weights dtype; see ``architectures.set_readout``).
+    """
+
+    name: str
+    description: str
+    models: tuple[ModelRun, ...]
+    tasks: tuple[str, ...]
+    main_model: str = ""
+    eval_split: Literal["test", "validation"] = "test"
+    n_items: int | None = 300
+    n_calibration: int = 64
+    seeds: tuple[int, ...] = (0, 1, 2)
+    n_bootstrap: int = 2000
+    pruning_model: str = ""
+    pruning_task: str = ""
+    n_pruning_items: int | None = None
+    n_pruning_calibration: int | None = None
+    schedules: tuple[str, ...] = ("iterative",)
+    n_random_orders: int = 20
+    phase_k_max: int = 3
+    n_phase_seeds: int = 10
+    text_corpus: Literal["sciq_support", "boolq_passages"] = "sciq_support"
+    n_text_passages: int = 32
+    tuned_lens_steps: int = 250
+    tuned_lens_tokens: int = 128
+    noise: NoiseSpec = field(default_factory=NoiseSpec)
+    finetune: FinetuneSpec | None = field(default_factory=FinetuneSpec)
+    dtype: Literal["auto", "bf16", "fp16", "fp32"] = "auto"
+    readout: Literal["float32", "model"] = "float32"
+
+    def __post_init__(self) -> None:
+        if not self.models:
+            raise ProfileError(f"profile '{self.name}': 'models' must list at least one model run")
+        if not self.tasks:
+            raise ProfileError(f"profile '{self.name}': 'tasks' must list at least one task")
+        if not self.main_model:
+            object.__setattr__(self, "main_model", self.models[0].name)
+        if self.main_model not in {run.name for run in self.models}:
+            raise ProfileError(
+                f"profile '{self.name}': main_model '{self.main_model}' is not one of the models "
+                f"{[run.name for run in self.models]}"
+            )
+        if not self.pruning_model:
+            object.__setattr__(self, "pruning_model", self.main_model)
+        if not self.pruning_task:
+            object.__setattr__(self, "pruning_task", self.tasks[0])
+        if self.n_pruning_items is None:
+            object.__setattr__(self, "n_pruning_items", self.n_items)
+        if self.n_pruning_calibration is None:
+            object.__setattr__(self, "n_pruning_calibration", self.n_calibration)
+        if self.pruning_model not in {run.name for run in self.models}:
+            raise ProfileError(f"profile '{self.name}': pruning_model '{self.pruning_model}' is not one of the models")
+        for key in ("n_calibration", "n_bootstrap", "n_random_orders", "n_text_passages", "phase_k_max",
+                    "n_phase_seeds", "tuned_lens_steps", "tuned_lens_tokens"):
+            if getattr(self, key) < 1:
+                raise ProfileError(f"profile '{self.name}': '{key}' must be >= 1, got {getattr(self, key)}")
+        if self.n_items is not None and self.n_items < 1:
+            raise ProfileError(f"profile '{self.name}': 'n_items' must be >= 1 or null, got {self.n_items}")
+        if not self.seeds or len(set(self.seeds)) != len(self.seeds):
+            raise ProfileError(f"profile '{self.name}': 'seeds' must be a non-empty list of distinct ints")
+
+    def check_names(self, where: str | None = None) -> None:
+        """Raise :class:`ProfileError` unless every name resolves (checked when a profile file is loaded):
+        task names must be registered; a model name without '/' must be a short name, a path-like name an existing folder."""
+        from layercollapse.data.tasks import TASK_REGISTRY
+        from layercollapse.model.loading import MODEL_REGISTRY, looks_like_path
+
+        where = where or f"profile '{self.name}'"
+        for task in (*self.tasks, self.pruning_task):
+            if task.partition(":")[0] not in TASK_REGISTRY:
+                raise ProfileError(f"{where}: unknown task '{task}'; known tasks: "
+                                   f"{', '.join(TASK_REGISTRY)} (and mmlu:<subject>)")
+        for run in self.models:
+            if Path(run.name).expanduser().is_dir():
+                continue
+            if looks_like_path(run.name):
+                raise ProfileError(f"{where}: model folder '{run.name}' does not exist")
+            if "/" not in run.name and run.name not in MODEL_REGISTRY:
+                raise ProfileError(f"{where}: unknown model '{run.name}'; short names: "
+                                   f"{', '.join(MODEL_REGISTRY)} (or a Hub id / local folder)")
+
+    @property
+    def main_run(self) -> ModelRun:
+        """The run of :attr:`main_model` (its first, if it is scored in several formats)."""
+        return self.run_of(self.main_model)
+
+    @property
+    def pruning_run(self) -> ModelRun:
+        """The run of :attr:`pruning_model`."""
+        return self.run_of(self.pruning_model)
+
+    @property
+    def cliff_models(self) -> tuple[str, ...]:
+        """The models whose pruning traces decide the cliff-edge claims (C1, C2, R3): the main model first, then
+        the pruning model where it is another one."""
+        return tuple(dict.fromkeys((self.main_model, self.pruning_model)))
+
+    def run_of(self, model: str) -> ModelRun:
+        """The (first) run of a model of this profile."""
+        for run in self.models:
+            if run.name == model:
+                return run
+        raise ProfileError(f"profile '{self.name}' has no model '{model}'; it has {[r.name for r in self.models]}")
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-able dict (tuples as lists), e.g. to fold into a result's spec."""
+        return dataclasses.asdict(self)
+
+
+def _type_name(hint: Any) -> str:
+    """Readable name of a type hint for error messages."""
+    origin = typing.get_origin(hint)
+    if hint is type(None):
+        return "null"
+    if origin is Literal:
+        return " | ".join(repr(v) for v in typing.get_args(hint))
+    if origin in (typing.Union, types.UnionType):
+        return " | ".join(_type_name(arg) for arg in typing.get_args(hint))
+    if origin is tuple:
+        return f"list of {_type_name(typing.get_args(hint)[0])}"
+    if dataclasses.is_dataclass(hint):
+        return f"mapping with keys {[f.name for f in dataclasses.fields(hint)]}"
+    return getattr(hint, "__name__", str(hint))
+
+
+def _convert(value: Any, hint: Any, where: str) -> Any:
+    """Check ``value`` against ``hint`` and convert lists to tuples, mappings to dataclasses."""
+    origin = typing.get_origin(hint)
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in typing.get_args(hint):
+            return None
+        inner = next(arg for arg in typing.get_args(hint) if arg is not type(None))
+        try:
+            return _convert(value, inner, where)
+        except ProfileError:
+            if typing.get_origin(inner) is None and not dataclasses.is_dataclass(inner):
+                raise ProfileError(f"{where}: expected {_type_name(hint)}, got {type(value).__name__} {value!r}") from None
+            raise
+    if origin is Literal:
+        if value not in typing.get_args(hint):
+            raise ProfileError(f"{where}: {value!r} is not allowed; allowed: {_type_name(hint)}")
+        return value
+    if origin is tuple:
+        if not isinstance(value, list):
+            raise ProfileError(f"{where}: expected {_type_name(hint)}, got {type(value).__name__} {value!r}")
+        return tuple(_convert(v, typing.get_args(hint)[0], f"{where}[{i}]") for i, v in enumerate(value))
+    if dataclasses.is_dataclass(hint):
+        return _build(hint, value, where)
+    if hint is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if not isinstance(value, hint) or (isinstance(value, bool) and hint is not bool):
+        raise ProfileError(f"{where}: expected {_type_name(hint)}, got {type(value).__name__} {value!r}")
+    return value
+
+
+def _build(cls: type, data: Any, where: str, **extra: Any) -> Any:
+    """Build dataclass ``cls`` from mapping ``data``, rejecting unknown keys and wrong types."""
+    if not isinstance(data, dict):
+        raise ProfileError(f"{where}: expected {_type_name(cls)}, got {type(data).__name__} {data!r}")
+    hints = typing.get_type_hints(cls)
+    allowed = [f.name for f in dataclasses.fields(cls) if f.name not in extra]
+    unknown = sorted(set(data) - set(allowed))
+    if unknown:
+        raise ProfileError(f"{where}: unknown key(s) {unknown}; allowed keys: {allowed}")
+    required = [
+        f.name for f in dataclasses.fields(cls)
+        if f.name not in extra and f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+    ]
+    missing = [key for key in required if key not in data]
+    if missing:
+        raise ProfileError(f"{where}: missing required key(s) {missing}")
+    values = {key: _convert(value, hints[key], f"{where}: key '{key}'") for key, value in data.items()}
+    try:
+        return cls(**values, **extra)
+    except ProfileError as error:
+        raise ProfileError(f"{where}: {error}") from None
+
+
+def load_profile(name: str | None = None) -> Profile:
+    """Read and validate ``profiles/<name>.yml`` (``name`` None: :func:`active_profile`).
+
+    Raises:
+        ProfileError: the file is missing or not YAML, or a key is unknown, missing
+            or of the wrong type; the message names the file, the key and what is allowed.
+    """
+    name = name or active_profile()
+    path = profiles_dir() / f"{name}.yml"
+    if not path.is_file():
+        raise ProfileError(
+            f"no experiment spec for profile '{name}': {path} does not exist; "
+            f"available profiles: {available_profiles()}"
+        )
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as error:
+        raise ProfileError(f"{path}: not valid YAML: {error}") from error
+    profile = _build(Profile, data, str(path), name=name)
+    profile.check_names(where=str(path))
+    return profile
