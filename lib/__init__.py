@@ -58,4 +58,4 @@ def __getattr__(name: str) -> Any:
     return value
 
 
-from layercollapse.site import progress as _progress  # noqa: E402,F401  (keeps tqdm's widget warning out of chapters)
+from layercollapse import progress as _progress  # noqa: E402,F401  (keeps tqdm's widget warning out of chapters)

@@ -5,7 +5,7 @@ as ``reproduce`` runs it) for a small profile on tiny random models, into a resu
 committed references live in ``tests/golden/store`` (a results store like ``data/store``, keyed
 the same way); ``tests/test_golden.py`` recomputes them and compares.
 
-After bumping a compute version (``COMPUTE_VERSIONS`` in ``lib/provenance.py``), regenerate:
+After bumping a compute version (``COMPUTE_VERSIONS`` in ``lib/storage/provenance.py``), regenerate:
 
     python tests/golden.py
 """
@@ -17,9 +17,9 @@ import sys
 from pathlib import Path
 
 import numpy as np
-from layercollapse.results.experiments import Experiments
-from layercollapse.results.profiles import FinetuneSpec, ModelRun, NoiseSpec, Profile
-from layercollapse.results.store import Store
+from layercollapse.storage.store import Store
+from layercollapse.study.experiments import Experiments
+from layercollapse.study.profiles import FinetuneSpec, ModelRun, NoiseSpec, Profile
 
 GOLDEN_STORE = Path(__file__).resolve().parent / "golden" / "store"
 

@@ -20,10 +20,10 @@ from layercollapse.claims.verdicts import (
     STATUSES,
     Verdict,
 )
-from layercollapse.results.experiments import COMPUTE_ENV
-from layercollapse.results.profiles import project_root
+from layercollapse.paths import project_root
 from layercollapse.site import plots
 from layercollapse.site.chapters import execute_chapter, project_chapters
+from layercollapse.study.experiments import COMPUTE_ENV
 
 ROOT = project_root()
 CLAIM_CHAPTER = re.compile(r"^chapters/\d\d-[a-z0-9-]+\.qmd$")

@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 from layercollapse.claims.verdicts import DATA_ENV
-from layercollapse.results.experiments import COMPUTE_ENV
-from layercollapse.results.profiles import project_root
-from layercollapse.results.store import STORE_ENV
+from layercollapse.paths import project_root
 from layercollapse.site.chapters import parse_qmd, project_chapters
+from layercollapse.storage.store import STORE_ENV
+from layercollapse.study.experiments import COMPUTE_ENV
 
 
 def run_deptry(tmp_path, extra_code: str = "") -> subprocess.CompletedProcess:

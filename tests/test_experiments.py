@@ -7,7 +7,7 @@ from layercollapse.controls.noise import inject_noise, score_with_noise_from_pre
 from layercollapse.measures.metrics import chance_accuracy
 from layercollapse.pruning.traces import PrefixRunner, encode_items
 from layercollapse.readout.scoring import score
-from layercollapse.results.experiments import (
+from layercollapse.study.experiments import (
     Experiments,
     Readout,
     evenly_spaced,
@@ -80,8 +80,8 @@ def test_noise_from_a_remembered_prefix_equals_noise_on_the_full_forward(tiny_mo
 
 
 def test_missing_results_are_an_error_when_computing_is_off(tmp_path, monkeypatch):
-    from layercollapse.results.experiments import COMPUTE_ENV, MissingResult
-    from layercollapse.results.store import Store
+    from layercollapse.storage.store import Store
+    from layercollapse.study.experiments import COMPUTE_ENV, MissingResult
 
     monkeypatch.delenv(COMPUTE_ENV, raising=False)
     experiments = Experiments("test", store=Store(tmp_path))  # computing is off unless asked for
@@ -110,8 +110,8 @@ def test_render_refuses_missing_results_in_one_line_before_starting_a_kernel(tmp
 
 
 def test_each_profile_has_its_own_store_and_only_default_uses_the_committed_one(monkeypatch):
-    from layercollapse.results.profiles import project_root
-    from layercollapse.results.store import default_root
+    from layercollapse.paths import project_root
+    from layercollapse.storage.store import default_root
 
     monkeypatch.delenv("LAYERCOLLAPSE_STORE", raising=False)
     assert Experiments("default").store.root == project_root() / "data" / "store"
@@ -132,8 +132,8 @@ def test_only_that_matches_nothing_is_an_error_that_lists_the_names(tmp_path, mo
 @pytest.mark.slow
 def test_a_cpu_without_fast_bf16_serves_every_committed_default_result(monkeypatch):
     """The default profile pins its dtype, so the committed results do not depend on the CPU's bf16 support."""
-    from layercollapse.cli.reproduce import missing_experiments
     from layercollapse.model import loading as models
+    from layercollapse.study.experiments import missing_experiments
 
     monkeypatch.delenv("LAYERCOLLAPSE_STORE", raising=False)
     monkeypatch.setattr(models, "cpu_supports_fast_bf16", lambda: False)

@@ -16,8 +16,8 @@ import numpy as np
 import pandas as pd
 import pytest
 from golden import GOLDEN_STORE, compute_golden
-from layercollapse.results.provenance import COMPUTE_VERSIONS, compute_version
-from layercollapse.results.store import Result, Store
+from layercollapse.storage.provenance import COMPUTE_VERSIONS, compute_version
+from layercollapse.storage.store import Result, Store
 
 #: |fresh - reference| <= ATOL + RTOL * |reference| for float values (fp32 tiny models: run to run they
 #: agree to the bit; 1 vs 2 threads moves them by < 1e-6, a real change by far more).
@@ -77,6 +77,6 @@ def test_each_kind_recomputes_to_its_golden_output(kind, fresh):
         found = differences(result, old[key])
         assert not found, (
             f"the numbers of '{kind}' changed but its compute version is still {version} ({'; '.join(found)}): "
-            f"bump COMPUTE_VERSIONS['{kind}'] in lib/provenance.py, then {REGENERATE}")
+            f"bump COMPUTE_VERSIONS['{kind}'] in lib/storage/provenance.py, then {REGENERATE}")
     stale = sorted(set(old) - set(new))
     assert not stale, f"golden '{kind}' references that nothing computes any more ({', '.join(stale)}): {REGENERATE}"

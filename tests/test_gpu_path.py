@@ -25,7 +25,7 @@ from layercollapse.pruning import traces as pruning
 from layercollapse.pruning.traces import PrefixRunner, cache_bytes, encode_items, prune
 from layercollapse.readout.lens import layerwise_scores
 from layercollapse.readout.scoring import score
-from layercollapse.results.store import Store
+from layercollapse.storage.store import Store
 
 ROOT = Path(__file__).resolve().parents[1]
 GPU_BENCH = ROOT / "benchmarks" / "gpu_bench.py"
@@ -211,8 +211,8 @@ def store_content(root: Path) -> dict:
 
 
 def test_plan_waves_put_readouts_first_and_trace_readers_last():
-    from layercollapse.results.distributed import plan_waves
-    from layercollapse.results.experiments import Experiments
+    from layercollapse.study.distributed import plan_waves
+    from layercollapse.study.experiments import Experiments
 
     names = [name for name, _ in Experiments("test", compute=False).plan]
     waves = plan_waves(names)
@@ -225,8 +225,8 @@ def test_plan_waves_put_readouts_first_and_trace_readers_last():
 
 
 def test_two_debug_workers_fill_the_store_like_one(tmp_path, monkeypatch):
-    from layercollapse.results.distributed import run_plan_distributed
-    from layercollapse.results.experiments import Experiments
+    from layercollapse.study.distributed import run_plan_distributed
+    from layercollapse.study.experiments import Experiments
 
     monkeypatch.setattr(Experiments, "plan", property(fake_steps))
     logs: list[str] = []
@@ -244,8 +244,8 @@ def test_two_debug_workers_fill_the_store_like_one(tmp_path, monkeypatch):
 
 
 def test_a_failed_wave_stops_the_run(tmp_path, monkeypatch):
-    from layercollapse.results.distributed import run_plan_distributed
-    from layercollapse.results.experiments import Experiments
+    from layercollapse.study.distributed import run_plan_distributed
+    from layercollapse.study.experiments import Experiments
 
     def broken(experiments):
         steps = fake_steps(experiments)
@@ -261,7 +261,7 @@ def test_a_failed_wave_stops_the_run(tmp_path, monkeypatch):
 
 FAKE_MODULE = '''
 from dataclasses import dataclass
-from layercollapse.results.store import Store
+from layercollapse.storage.store import Store
 import test_gpu_path_fake_steps as steps
 
 @dataclass(frozen=True)
@@ -283,7 +283,7 @@ class FakeExperiments:
 def test_two_local_workers_fill_the_store_like_one(tmp_path, monkeypatch):
     """Real subprocesses through submitit's LocalExecutor, two at a time, writing one shared store."""
     import submitit  # noqa: F401 - installed by scripts/install.sh (the distributed extra)
-    from layercollapse.results.distributed import run_plan_distributed
+    from layercollapse.study.distributed import run_plan_distributed
 
     (tmp_path / "fake_experiments.py").write_text(FAKE_MODULE)
     (tmp_path / "test_gpu_path_fake_steps.py").write_text(
@@ -335,11 +335,11 @@ def test_concurrent_processes_write_one_store_safely(tmp_path):
 def test_cli_arguments(tmp_path, monkeypatch):
     import argparse
 
-    from layercollapse.results.distributed import (
+    from layercollapse.study.distributed import (
         add_distributed_arguments,
         maybe_run_distributed,
     )
-    from layercollapse.results.experiments import Experiments
+    from layercollapse.study.experiments import Experiments
 
     parser = argparse.ArgumentParser()
     parser.add_argument("--profile", default=None)
@@ -358,7 +358,7 @@ def test_cli_arguments(tmp_path, monkeypatch):
 
 def test_slurm_executor_writes_an_array_script(tmp_path, monkeypatch):
     import submitit  # noqa: F401 - installed by scripts/install.sh (the distributed extra)
-    from layercollapse.results.distributed import make_executor
+    from layercollapse.study.distributed import make_executor
 
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()

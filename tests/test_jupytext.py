@@ -18,7 +18,7 @@ import time
 
 import nbformat
 import pytest
-from layercollapse.results.profiles import project_root
+from layercollapse.paths import project_root
 from layercollapse.site.chapters import project_chapters
 
 ROOT = project_root()

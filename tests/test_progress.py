@@ -3,7 +3,7 @@
 import io
 import sys
 
-from layercollapse.site import progress
+from layercollapse import progress
 
 
 def test_bar_in_a_kernel_writes_to_the_process_stderr_not_the_cell(monkeypatch):

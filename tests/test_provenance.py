@@ -7,20 +7,20 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from layercollapse.results import provenance
-from layercollapse.results.provenance import (
+from layercollapse.storage import provenance
+from layercollapse.storage.provenance import (
     COMPUTE_VERSIONS,
     compute_version,
     current_results,
     split_results,
 )
-from layercollapse.results.store import Store, list_results
+from layercollapse.storage.store import Store, list_results
 
 SPEC = {"model": "m", "task": "t"}
 
 
 def test_a_bump_moves_the_key_of_its_kind_only(monkeypatch):
-    from layercollapse.results.store import spec_key
+    from layercollapse.storage.store import spec_key
 
     before = {kind: spec_key(SPEC, compute_version(kind)) for kind in COMPUTE_VERSIONS}
     monkeypatch.setitem(COMPUTE_VERSIONS, "noise", COMPUTE_VERSIONS["noise"] + 1)
@@ -29,7 +29,7 @@ def test_a_bump_moves_the_key_of_its_kind_only(monkeypatch):
 
 
 def test_an_unknown_kind_is_an_error_that_names_the_table():
-    with pytest.raises(provenance.UnknownKind, match="COMPUTE_VERSIONS in lib/provenance.py"):
+    with pytest.raises(provenance.UnknownKind, match="COMPUTE_VERSIONS in lib/storage/provenance.py"):
         compute_version("readuot")
 
 
@@ -78,7 +78,7 @@ def test_a_comment_in_every_library_file_leaves_every_committed_result_served(tm
     import shutil
     import sys
 
-    from layercollapse.results.profiles import project_root
+    from layercollapse.paths import project_root
 
     root = project_root()
     copy = tmp_path / "checkout"

@@ -36,8 +36,8 @@ from layercollapse.pruning.traces import (
 )
 from layercollapse.readout.lens import layerwise_scores
 from layercollapse.readout.scoring import score
-from layercollapse.results import provenance
-from layercollapse.results.store import Store
+from layercollapse.storage import provenance
+from layercollapse.storage.store import Store
 
 TESTS = Path(__file__).resolve().parent
 PASSAGES = ["The sun rises in the east and sets in the west.",
@@ -389,7 +389,7 @@ sys.path.insert(0, {tests!r})
 from conftest import build_tiny_model
 from transformers import AutoTokenizer
 from layercollapse.model import embedded
-from layercollapse.results import store as store_module
+from layercollapse.storage import store as store_module
 from layercollapse.model.loading import prepare_tokenizer_
 from layercollapse.pruning.traces import prune
 from layercollapse.data.tasks import load_task, split_calibration
@@ -525,7 +525,7 @@ def test_cli_evaluate_says_when_a_cloze_template_is_not_the_harness_s(tiny_model
 
 KILLED_CLI_RUN = """
 import os, signal, sys
-from layercollapse.results import store as store_module
+from layercollapse.storage import store as store_module
 from layercollapse.cli.main import main
 
 die_after = int(sys.argv[1])
@@ -612,7 +612,7 @@ def test_cli_diagnose_prints_the_phases_that_the_library_locates(tiny_folder, ca
     from layercollapse.data.tasks import load_task, subsample
     from layercollapse.model.loading import load_model
     from layercollapse.readout.lens import layerwise_scores
-    from layercollapse.results.experiments import Readout, phases_from_readout
+    from layercollapse.study.experiments import Readout, phases_from_readout
 
     assert main(["diagnose", "--model", str(tiny_folder), "--dtype", "fp32", "--limit", "6",
                  "--n-bootstrap", "50"]) == 0

@@ -46,13 +46,15 @@ def test_readme_python_block_runs(index):
 
 
 def profile_table_items(text: str) -> dict[str, str]:
-    """The ``items`` column of the README's profile table, by profile name."""
-    rows = re.findall(r"^\| `(?P<name>[a-z]+)` \| [^|]* \| (?P<items>[^|]*) \|", text, flags=re.M)
+    """The ``items`` column of the README's profile table (its section "## Profiles"), by profile name."""
+    section = text[text.index("\n## Profiles"):]
+    section = section[: section.find("\n## ", 1)]
+    rows = re.findall(r"^\| `(?P<name>[a-z]+)` \| [^|]* \| (?P<items>[^|]*) \|", section, flags=re.M)
     return {name: items.strip() for name, items in rows}
 
 
 def test_readme_profile_table_states_the_profiles_item_counts():
-    from layercollapse.results.profiles import load_profile
+    from layercollapse.study.profiles import load_profile
 
     written = profile_table_items(README.read_text())
     assert set(written) == {"default", "paper", "test"}, written

@@ -95,7 +95,7 @@ def test_readout_enters_the_spec_only_where_it_changes_the_numbers(tokenizer, it
 
 
 def test_the_committed_default_profile_keeps_its_model_dtype_readout_and_others_use_float32():
-    from layercollapse.results.experiments import Experiments
+    from layercollapse.study.experiments import Experiments
 
     assert Experiments("default").readout_spec() == {}  # the committed results' keys are unchanged
     assert Experiments("paper").readout_spec() == {"readout": "float32"}

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from layercollapse.pruning.traces import Trace, prune
 from layercollapse.readout.lens import layerwise_scores
-from layercollapse.results.store import Store
+from layercollapse.storage.store import Store
 
 SCHEDULES = {"iterative": {}, "block_influence": {}, "angular_distance": {}, "reverse": {}, "random": {"seed": 2},
              "random_in_range": {"layers": [1, 2, 3], "seed": 1}}

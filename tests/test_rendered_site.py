@@ -15,7 +15,7 @@ import pandas as pd
 import pytest
 import rendered_site
 from layercollapse.claims.verdicts import CLAIMS, claim_base, load_verdicts
-from layercollapse.results.profiles import project_root
+from layercollapse.paths import project_root
 from layercollapse.site import plots
 from layercollapse.site.ledger import NOT_COMPUTED
 

@@ -14,17 +14,20 @@ import numpy as np
 import pandas as pd
 import pytest
 from golden import GOLDEN_PROFILE, GOLDEN_STORE, golden_loader
-from layercollapse.cli.reproduce import missing_experiments, run_plan_steps
-from layercollapse.results.experiments import Experiments
-from layercollapse.results.provenance import compute_version
-from layercollapse.results.store import (
+from layercollapse.storage.provenance import compute_version
+from layercollapse.storage.store import (
     ARRAYS_SUFFIX,
     CorruptResultError,
     CorruptResultWarning,
     Store,
     spec_key,
 )
-from layercollapse.results.verify import compare_results, verify_kind
+from layercollapse.study.experiments import (
+    Experiments,
+    missing_experiments,
+    run_plan_steps,
+)
+from layercollapse.study.verify import compare_results, verify_kind
 
 
 @pytest.fixture()
@@ -148,7 +151,7 @@ def test_compare_results_names_a_structural_difference(store):
 
 
 def test_equal_infinities_agree_and_nan_against_a_number_does_not():
-    from layercollapse.results.store import Result
+    from layercollapse.storage.store import Result
 
     def result(scores):
         return Result("k", "readout", {}, pd.DataFrame(), {"scores": np.array(scores, np.float32)}, {})
@@ -172,7 +175,7 @@ def recorded(store, tmp_path, monkeypatch):
     monkeypatch.setenv(DATA_ENV, str(tmp_path / "data"))
     monkeypatch.setenv("LAYERCOLLAPSE_STORE", str(store.root))
     readout = experiments_on(store, compute=False).readout()
-    from layercollapse.results.store import list_results
+    from layercollapse.storage.store import list_results
 
     verdict = perturbation.verdict_r1(perturbation.run_table(list_results(store)))
     return verdict, verdict.record("golden"), readout

@@ -18,8 +18,7 @@ from pathlib import Path
 import pytest
 import yaml
 from layercollapse.claims import verdicts
-from layercollapse.results import profiles
-from layercollapse.results.profiles import ProfileError, load_profile, project_root
+from layercollapse.paths import project_root
 from layercollapse.site import chapters, ledger
 from layercollapse.site.chapters import (
     ChapterError,
@@ -28,6 +27,8 @@ from layercollapse.site.chapters import (
     project_chapters,
     to_notebook,
 )
+from layercollapse.study import profiles
+from layercollapse.study.profiles import ProfileError, load_profile
 
 ROOT = project_root()
 CHAPTERS = project_chapters()
@@ -253,7 +254,7 @@ def test_injected_parameters_override_the_parameters_cell(tmp_path):
 
         ```{python}
         import os
-        from layercollapse.results.profiles import active_profile
+        from layercollapse.study.profiles import active_profile
         print(n_items * 10, name, os.environ["QUARTO_PROFILE"], active_profile(), os.getcwd())
         ```
         ''')

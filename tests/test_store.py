@@ -17,8 +17,8 @@ import layercollapse
 import numpy as np
 import pandas as pd
 import pytest
-from layercollapse.results import store as store_mod
-from layercollapse.results.store import (
+from layercollapse.storage import store as store_mod
+from layercollapse.storage.store import (
     Checkpoint,
     CorruptResultWarning,
     ResultExistsError,
@@ -307,7 +307,7 @@ def test_checkpoint_stops_at_corrupt_step(store):
 RESUMABLE_RUN = '''
 import sys, time
 import numpy as np
-from layercollapse.results.store import Checkpoint, Store
+from layercollapse.storage.store import Checkpoint, Store
 
 root, log_path, n_steps, delay = sys.argv[1], sys.argv[2], int(sys.argv[3]), float(sys.argv[4])
 spec = {"model": "toy", "n_steps": n_steps, "seed": np.int64(7)}
@@ -378,7 +378,7 @@ def test_sigkill_mid_run_resumes_from_last_finished_step(tmp_path, monkeypatch):
 CONCURRENT_WRITER = '''
 import sys
 import numpy as np, pandas as pd
-from layercollapse.results.store import Store
+from layercollapse.storage.store import Store
 
 store, who = Store(sys.argv[1]), sys.argv[2]
 for i in range(15):

@@ -5,7 +5,6 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-from layercollapse.results.profiles import load_profile
 from layercollapse.site.tables import (
     MISSING,
     format_number,
@@ -13,6 +12,7 @@ from layercollapse.site.tables import (
     people_table,
     setting_note,
 )
+from layercollapse.study.profiles import load_profile
 
 
 @pytest.mark.parametrize("p, shown", [(0.5, "0.5"), (0.031, "0.031"), (0.0034, "0.0034"), (1.2e-5, "1.2e-5"),

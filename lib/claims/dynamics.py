@@ -37,7 +37,7 @@ from layercollapse.claims.collapse import locate_collapse
 from layercollapse.claims.transition import ALPHA, depth_table
 from layercollapse.claims.verdicts import Verdict, verdict_rule
 from layercollapse.measures import metrics, stats
-from layercollapse.results.experiments import Readout, phases_from_readout
+from layercollapse.study.experiments import Readout, phases_from_readout
 from scipy.stats import binomtest, fisher_exact
 
 __all__ = [

@@ -1,7 +1,7 @@
 """Verdicts R1 (statistics and scale), C6 (noise sensitivity) and C7 (fine-tuning recovery).
 
 Each ``verdict_*`` applies one rule, fixed here and stated in its docstring, to
-results of :class:`layercollapse.results.experiments.Experiments`; the helpers before it
+results of :class:`layercollapse.study.experiments.Experiments`; the helpers before it
 turn those results into the tables the chapters show (every mean with its
 interval). Layer indices are those of the intact model.
 """
@@ -17,7 +17,7 @@ from layercollapse.claims.collapse import collapse_margin
 from layercollapse.claims.transition import DROP_TOLERANCE
 from layercollapse.claims.verdicts import Verdict, verdict_rule
 from layercollapse.measures import metrics, stats
-from layercollapse.results.experiments import Phases
+from layercollapse.study.experiments import Phases
 
 __all__ = [
     "SEEDED_SCHEDULES",

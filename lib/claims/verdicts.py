@@ -19,14 +19,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from layercollapse.results.profiles import active_profile, project_root
-from layercollapse.results.store import (
+from layercollapse.paths import project_root
+from layercollapse.storage.store import (
     Store,
     content_digest,
     json_digest,
     results_read,
     write_atomic,
 )
+from layercollapse.study.profiles import active_profile
 
 STATUSES = ("supported", "not supported", "inconclusive")
 METADATA_KEY = "layercollapse-verdict"  # display-metadata key the chapter tests look for

@@ -74,8 +74,8 @@ def diagnose(args: argparse.Namespace) -> int:
     from layercollapse.data.tasks import load_task, subsample
     from layercollapse.model.loading import load_model
     from layercollapse.readout.lens import layerwise_scores
-    from layercollapse.results.experiments import Readout, phases_from_readout
     from layercollapse.site.tables import transition_text
+    from layercollapse.study.experiments import Readout, phases_from_readout
 
     check_shots(args)
     data = load_task(args.task, args.split)

@@ -101,7 +101,7 @@ def prune_command(args: argparse.Namespace) -> int:
     from layercollapse.data.tasks import load_task, split_calibration
     from layercollapse.model.loading import load_model
     from layercollapse.pruning.traces import prune
-    from layercollapse.results.store import Store
+    from layercollapse.storage.store import Store
 
     data = load_task(args.task, args.split)
     calibration, evaluation = split_calibration(data.items, args.n_calibration, args.limit, args.items_seed)

@@ -9,15 +9,15 @@ is missing without computing anything.
 from __future__ import annotations
 
 import argparse
-import time
 
-from layercollapse.results.distributed import (
+from layercollapse.storage.provenance import COMPUTE_VERSIONS, split_results
+from layercollapse.storage.store import CorruptResultError, list_results
+from layercollapse.study.distributed import (
     add_distributed_arguments,
     maybe_run_distributed,
 )
-from layercollapse.results.provenance import COMPUTE_VERSIONS, split_results
-from layercollapse.results.store import CorruptResultError, list_results
-from layercollapse.results.verify import DEFAULT_TOLERANCE, verify_kind
+from layercollapse.study.experiments import missing_experiments, run_plan_steps
+from layercollapse.study.verify import DEFAULT_TOLERANCE, verify_kind
 
 
 def add_reproduce_arguments(parser: argparse.ArgumentParser) -> None:
@@ -38,7 +38,7 @@ def add_reproduce_arguments(parser: argparse.ArgumentParser) -> None:
 
 def reproduce(args: argparse.Namespace) -> int:
     """Compute (or check) every stored result a profile's chapters read."""
-    from layercollapse.results.experiments import Experiments
+    from layercollapse.study.experiments import Experiments
 
     if (code := maybe_run_distributed(args)) is not None:
         return code
@@ -94,46 +94,6 @@ def verify(experiments, kind: str, only: str | None, tolerance: float) -> int:
     return 1 if differ else 0
 
 
-def run_plan_steps(experiments, only: str | None = None, check_only: bool = False):
-    """Run the plan's steps (those whose name contains ``only``); yield (name, problem, seconds) for each.
-
-    ``problem`` is None for a stored (or just computed) step. ``check_only``: ``experiments`` must not
-    compute; a step whose result is missing yields its ``MissingResult``, one with damaged files its
-    ``CorruptResultError`` (otherwise a missing result is computed, and every error propagates).
-    """
-    for name, run in experiments.plan:
-        if only and only not in name:
-            continue
-        start = time.perf_counter()
-        try:
-            run()
-        except (LookupError, CorruptResultError) as problem:
-            if not check_only:
-                raise
-            yield name, problem, time.perf_counter() - start
-            continue
-        yield name, None, time.perf_counter() - start
-
-
-def missing_experiments(profile) -> list[str]:
-    """Names of the plan steps of ``profile`` (a name or a loaded Profile) whose results are not all stored
-    (computes nothing).
-
-    Raises:
-        CorruptResultError: a stored result's files are damaged (its message names the file and the fix).
-    """
-    from layercollapse.results.experiments import Experiments
-
-    experiments = Experiments(profile, compute=False, progress=False)
-    missing = []
-    for name, problem, _ in run_plan_steps(experiments, check_only=True):
-        if isinstance(problem, CorruptResultError):
-            raise problem
-        if problem is not None:
-            missing.append(name)
-    return missing
-
-
 def remove_stale(store) -> int:
     """Delete every stored result that the current code would not serve; print what went."""
     _, stale = split_results(list_results(store))
@@ -153,8 +113,8 @@ def add_render_arguments(parser: argparse.ArgumentParser) -> None:
 
 def render(args: argparse.Namespace) -> int:
     """Render the site: ``quarto render`` where Quarto is installed, else execute every chapter."""
-    from layercollapse.results.profiles import load_profile
     from layercollapse.site.chapters import render_all
+    from layercollapse.study.profiles import load_profile
 
     profile = load_profile(args.profile)  # an unknown or invalid profile fails here, in one line, before any kernel
     name = profile.name

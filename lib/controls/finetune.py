@@ -28,6 +28,7 @@ from layercollapse.model.layers import (
     n_layers,
     validate_layer_indices,
 )
+from layercollapse.progress import progress_bar
 from layercollapse.readout.batching import Batch, Request, collate, model_device
 from layercollapse.readout.scoring import (
     build_requests,
@@ -37,7 +38,6 @@ from layercollapse.readout.scoring import (
     run_backbone,
 )
 from layercollapse.readout.tuned_lens import epoch_order
-from layercollapse.site.progress import progress_bar
 from torch import nn
 
 METHODS = ("lora", "full")

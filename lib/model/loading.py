@@ -9,7 +9,7 @@ from pathlib import Path
 import torch
 from layercollapse.model import embedded
 from layercollapse.model.architectures import check_supported, set_readout
-from layercollapse.site.progress import quiet_library_bars
+from layercollapse.progress import quiet_library_bars
 from torch import nn
 
 

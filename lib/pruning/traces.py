@@ -46,6 +46,7 @@ from layercollapse.model.architectures import readout_of, readout_spec
 from layercollapse.model.hooks import hook_layers
 from layercollapse.model.layers import keep_layers, validate_layer_indices
 from layercollapse.model.layers import n_layers as count_layers
+from layercollapse.progress import progress_bar
 from layercollapse.readout.batching import (
     Batch,
     Request,
@@ -62,9 +63,8 @@ from layercollapse.readout.scoring import (
     run_backbone,
     scatter_scores,
 )
-from layercollapse.results.provenance import audit_record, compute_version, is_current
-from layercollapse.results.store import Checkpoint, Result, Store, normalize_spec
-from layercollapse.site.progress import progress_bar
+from layercollapse.storage.provenance import audit_record, compute_version, is_current
+from layercollapse.storage.store import Checkpoint, Result, Store, normalize_spec
 from torch import nn
 
 TRACE_KIND = "trace"

@@ -27,7 +27,7 @@ from itertools import groupby
 
 import torch
 from layercollapse.model.architectures import backbone
-from layercollapse.site.progress import progress_bar
+from layercollapse.progress import progress_bar
 from torch import nn
 
 

@@ -18,10 +18,10 @@ import numpy as np
 import torch
 from layercollapse.model.architectures import backbone, hidden_to_logits
 from layercollapse.model.layers import n_layers
+from layercollapse.progress import progress_bar
 from layercollapse.readout.batching import Batch, Request, collate, model_device
 from layercollapse.readout.lens import capture_read_states
 from layercollapse.readout.scoring import encode_text, run_backbone
-from layercollapse.site.progress import progress_bar
 from torch import nn
 
 #: The readout key of the embedding output (before any layer), as in ``layerwise_scores``.

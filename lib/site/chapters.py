@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from layercollapse.results.profiles import project_root
+from layercollapse.paths import project_root
 
 QUARTO_INSTALL_HINT = (
     "Quarto is not installed, so the chapters were executed through the Jupyter kernel only "
@@ -436,7 +436,7 @@ def render_all(profile: str = "default", timeout: int | None = None, root: Path 
     returns the notebooks' paths.
     """
     import nbformat
-    from layercollapse.results.experiments import COMPUTE_ENV
+    from layercollapse.study.experiments import COMPUTE_ENV
 
     root = root or project_root()
     env = {COMPUTE_ENV: "1" if compute else "0"}

@@ -21,9 +21,9 @@ from layercollapse.claims.verdicts import (
     claim_base,
     load_verdict_records,
 )
-from layercollapse.results.profiles import load_profile
-from layercollapse.results.store import SIDECAR_SUFFIX, Store
 from layercollapse.site.tables import Table, format_number
+from layercollapse.storage.store import SIDECAR_SUFFIX, Store
+from layercollapse.study.profiles import load_profile
 
 NOT_COMPUTED = "not computed"
 #: Bootstrap 5.3 background class of each ledger status (green, red, amber, grey).

@@ -17,7 +17,7 @@ from typing import Any
 
 import altair as alt
 import pandas as pd
-from layercollapse.results.profiles import project_root
+from layercollapse.paths import project_root
 
 __all__ = [
     "PALETTE",

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from layercollapse.results.store import Result, Store
+from layercollapse.storage.store import Result, Store
 
 #: Default tolerance of ``reproduce --verify``: max |Δ| of any float value (nats for log-probabilities).
 DEFAULT_TOLERANCE = 1e-3
@@ -111,7 +111,7 @@ def verify_kind(experiments, kind: str, only: str | None = None, tolerance: floa
     Returns:
         one Comparison per recomputed result that the store held under the same key, in key order.
     """
-    from layercollapse.cli.reproduce import run_plan_steps
+    from layercollapse.study.experiments import run_plan_steps
 
     stored = experiments.store
     with tempfile.TemporaryDirectory(prefix="layercollapse-verify-", dir=workdir) as tmp:

@@ -12,6 +12,7 @@ indices are always those of the intact model.
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import cached_property
@@ -27,9 +28,9 @@ from layercollapse.data.tasks import (
     subsample,
 )
 from layercollapse.measures import metrics, stats
-from layercollapse.results.profiles import Profile, load_profile
-from layercollapse.results.provenance import audit_record, compute_version
-from layercollapse.results.store import Result, Store, cached
+from layercollapse.storage.provenance import audit_record, compute_version
+from layercollapse.storage.store import CorruptResultError, Result, Store, cached
+from layercollapse.study.profiles import Profile, load_profile
 
 
 def evaluation_split(task: str, wanted: str) -> str:
@@ -596,3 +597,44 @@ class Experiments:
                     steps.append((f"readout {run.name} {task}", lambda m=run.name, t=task: self.readout(m, t)))
         steps.append((f"tuned lens {p.main_model}", lambda: self.tuned_readout()))
         return steps
+
+
+# ------------------------------------------------------------------ running the plan
+
+
+def run_plan_steps(experiments, only: str | None = None, check_only: bool = False):
+    """Run the plan's steps (those whose name contains ``only``); yield (name, problem, seconds) for each.
+
+    ``problem`` is None for a stored (or just computed) step. ``check_only``: ``experiments`` must not
+    compute; a step whose result is missing yields its ``MissingResult``, one with damaged files its
+    ``CorruptResultError`` (otherwise a missing result is computed, and every error propagates).
+    """
+    for name, run in experiments.plan:
+        if only and only not in name:
+            continue
+        start = time.perf_counter()
+        try:
+            run()
+        except (LookupError, CorruptResultError) as problem:
+            if not check_only:
+                raise
+            yield name, problem, time.perf_counter() - start
+            continue
+        yield name, None, time.perf_counter() - start
+
+
+def missing_experiments(profile) -> list[str]:
+    """Names of the plan steps of ``profile`` (a name or a loaded Profile) whose results are not all stored
+    (computes nothing).
+
+    Raises:
+        CorruptResultError: a stored result's files are damaged (its message names the file and the fix).
+    """
+    experiments = Experiments(profile, compute=False, progress=False)
+    missing = []
+    for name, problem, _ in run_plan_steps(experiments, check_only=True):
+        if isinstance(problem, CorruptResultError):
+            raise problem
+        if problem is not None:
+            missing.append(name)
+    return missing

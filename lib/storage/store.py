@@ -163,7 +163,7 @@ def default_root(profile: str | None = None) -> Path:
         from layercollapse.model.embedded import cache_root
 
         return cache_root() / "store"
-    from layercollapse.results.profiles import project_root
+    from layercollapse.paths import project_root
 
     data = project_root() / "data"
     return data / "store" if profile == COMMITTED_PROFILE else data / f"store-{profile}"

@@ -84,10 +84,10 @@ def run_step(profile: Any, store_root: str, index: int, name: str,
     start = time.perf_counter()
     host = platform.node()
     try:
-        from layercollapse.results.store import Store
+        from layercollapse.storage.store import Store
 
         if experiments_class is None:
-            from layercollapse.results.experiments import (
+            from layercollapse.study.experiments import (
                 Experiments as experiments_class,
             )
         experiments = experiments_class(profile, store=Store(store_root), compute=True, progress=False)
@@ -221,7 +221,7 @@ def run_plan_distributed(
         one :class:`StepOutcome` per step run, in completion order. A wave with a failed step stops
         the run (later waves may read its results); rerunning resumes from the store.
     """
-    from layercollapse.results.experiments import Experiments
+    from layercollapse.study.experiments import Experiments
 
     if n_workers < 1:
         raise ValueError(f"n_workers must be >= 1, got {n_workers}")

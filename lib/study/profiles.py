@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
+from layercollapse.paths import project_root
 
 PROFILE_ENV = "LAYERCOLLAPSE_PROFILE"  # used when QUARTO_PROFILE is not set (scripts, tests)
 DEFAULT_PROFILE = "default"
@@ -29,11 +30,6 @@ DEFAULT_PROFILE = "default"
 
 class ProfileError(ValueError):
     """A profile file that is missing, not YAML, or does not match :class:`Profile`."""
-
-
-def project_root() -> Path:
-    """The checkout's root folder: the parent of ``lib/`` (holds _quarto.yml, profiles/)."""
-    return Path(__file__).resolve().parents[2]
 
 
 def profiles_dir() -> Path:

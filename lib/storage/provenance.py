@@ -53,7 +53,7 @@ def compute_version(kind: str) -> str:
     """The compute version in a result's key, e.g. ``"trace.v1"``; raises :class:`UnknownKind`."""
     if kind not in COMPUTE_VERSIONS:
         raise UnknownKind(f"result kind '{kind}' has no compute version; known kinds: {', '.join(COMPUTE_VERSIONS)} "
-                          "(add it to COMPUTE_VERSIONS in lib/provenance.py)")
+                          "(add it to COMPUTE_VERSIONS in lib/storage/provenance.py)")
     return f"{kind}.v{COMPUTE_VERSIONS[kind]}"
 
 
@@ -77,7 +77,7 @@ def split_results(results: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
 
 def current_results(store) -> pd.DataFrame:
     """``store.list_results`` restricted to what the current code serves (the inventory chapters count)."""
-    from layercollapse.results.store import list_results
+    from layercollapse.storage.store import list_results
 
     return split_results(list_results(store))[0]
 

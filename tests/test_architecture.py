@@ -1,0 +1,37 @@
+"""The tree shows the architecture: each sub-package of ``lib/`` imports only the tiers before it."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import layercollapse
+
+LIB = Path(layercollapse.__file__).resolve().parent
+#: The tiers in order (the README's table); the top-level modules ``progress`` and ``paths`` serve every tier.
+TIERS = ["model", "data", "readout", "measures", "storage", "pruning", "controls", "study", "claims", "site", "cli"]
+UTILITIES = {"progress", "paths"}
+IMPORT = re.compile(r"^\s*(?:from|import) layercollapse\.(\w+)", re.M)
+
+
+def imported_tiers(package: str) -> set[str]:
+    return {name for path in (LIB / package).rglob("*.py") for name in IMPORT.findall(path.read_text())} - {package}
+
+
+def test_every_sub_package_is_a_tier():
+    packages = {path.parent.name for path in LIB.glob("*/__init__.py")}
+    assert packages == set(TIERS)
+    assert {path.stem for path in LIB.glob("*.py")} == UTILITIES | {"__init__", "__main__"}
+
+
+def test_each_tier_imports_only_the_tiers_before_it():
+    for index, package in enumerate(TIERS):
+        later = imported_tiers(package) - set(TIERS[:index]) - UTILITIES
+        assert not later, f"lib/{package} imports {sorted(later)}, which come after it in {TIERS}"
+
+
+def test_the_check_finds_an_import_of_a_later_tier(tmp_path, monkeypatch):
+    (tmp_path / "model").mkdir()
+    (tmp_path / "model" / "bad.py").write_text("def f():\n    from layercollapse.study.experiments import Experiments\n")
+    monkeypatch.setattr(__import__(__name__), "LIB", tmp_path)
+    assert imported_tiers("model") == {"study"}
