@@ -42,6 +42,21 @@ def test_a_network_that_never_decides_has_no_decisive_phase():
     assert phases.layer is None and phases.decisive == [] and len(phases.silent) == 10
 
 
+def test_accuracy_above_chance_without_a_rising_decision_margin_is_no_transition():
+    """The BRIEF's rule needs both: the accuracy band above chance and mean DM rising."""
+    rng = np.random.default_rng(1)
+    n_items, gold = 200, rng.integers(0, 4, 200)
+    scores = np.zeros((11, n_items, 4), dtype=np.float32)
+    scores[:7, :, 0] = 0.01  # rows 0..6: option A by a hair everywhere (chance, DM near 0)
+    right = np.arange(n_items) < 120  # rows 7..10: the gold option by a hair on 60% of the items...
+    scores[7:, np.flatnonzero(right), gold[right]] = 0.01
+    wrong = (gold[~right] + 1) % 4  # ...and a wrong option by a mile on the rest
+    scores[7:, np.flatnonzero(~right), wrong] = 20.0
+    phases = phases_from_readout(Readout(scores, gold, {"model": "toy", "task": "toy"}), n_resamples=100)
+    assert phases.transition.row == 7  # the accuracy rule alone finds a transition there
+    assert not phases.dm_rising and phases.layer is None and phases.layer_ci is None and phases.decisive == []
+
+
 def test_evenly_spaced():
     """Position i of n is the element nearest i (m - 1) / (n - 1), halves to even (numpy's round)."""
     assert evenly_spaced(list(range(10)), 3) == [0, 4, 9]  # 4.5 rounds to 4

@@ -175,7 +175,7 @@ def _chance_then_accurate(n_layers: int = 30, n_items: int = 500, transition: in
 
 def test_transition_layer_on_known_array():
     result = st.transition_layer(_chance_then_accurate(), chance=0.25, n_resamples=200)
-    assert result.layer == 10
+    assert result.row == 10 and result.layer == 9  # row 10 reads the output of layer 9
     # A resample lifts the last chance layer's lower bound above chance about 2.5% of
     # the time (the per-layer test's size), moving the layer to 9; nothing else moves it.
     assert result.index_ci in {(9, 10), (10, 10)} and result.found_fraction == 1.0
@@ -186,10 +186,17 @@ def test_transition_layer_on_known_array():
     assert result.resampled.shape == (200,)
 
 
+def test_readout_rows_map_to_original_layers():
+    assert [st.layer_of_row(row) for row in (-1, 0, 1, 2, 28)] == [-1, 0, 0, 1, 27]
+    np.testing.assert_array_equal(st.layer_of_row(np.array([-1, 0, 5])), [-1, 0, 4])
+    result = st.transition_layer(_chance_then_accurate(), chance=0.25, n_resamples=200)
+    assert result.layer_ci == tuple(row - 1 for row in result.index_ci)
+
+
 def test_transition_layer_must_be_sustained():
     correct = _chance_then_accurate()
     correct[20] = correct[0]  # a relapse to chance at layer 20
-    assert st.transition_layer(correct, chance=0.25, n_resamples=10).layer == 21
+    assert st.transition_layer(correct, chance=0.25, n_resamples=10).row == 21
     assert st.transition_layer(correct[:10], chance=0.25, n_resamples=10).layer is None
 
 
@@ -215,8 +222,8 @@ def test_transition_layer_bootstrap_equals_the_rule_applied_to_each_resample():
     naive = []
     for counts in draws:
         resample = np.repeat(correct, counts, axis=1)  # item i appears counts[i] times
-        layer = st.transition_layer(resample, chance=0.25, n_resamples=0).layer
-        naive.append(-1 if layer is None else layer)
+        row = st.transition_layer(resample, chance=0.25, n_resamples=0).row
+        naive.append(-1 if row is None else row)
     np.testing.assert_array_equal(result.resampled, naive)
     assert len(set(naive)) > 1  # the case exercises a spread, not one constant answer
 

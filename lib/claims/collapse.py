@@ -284,12 +284,11 @@ def area_between(iterative, randoms: Sequence, confidence: float = 0.95, n_resam
 
     estimate = float(area(correct_iterative.mean(axis=1), correct_random.mean(axis=(0, 2))))
     rng = np.random.default_rng(seed)
-    item_weights = rng.multinomial(n_items, np.full(n_items, 1 / n_items), size=n_resamples) / n_items  # [R, N]
-    seed_weights = rng.multinomial(n_seeds, np.full(n_seeds, 1 / n_seeds), size=n_resamples) / n_seeds  # [R, S]
+    item_weights = stats.resample_counts(n_items, n_resamples, rng) / n_items  # [R, N]
+    seed_weights = stats.resample_counts(n_seeds, n_resamples, rng) / n_seeds  # [R, S]
     acc_iterative = item_weights @ correct_iterative.T  # [R, n_steps]
     acc_random = np.einsum("rn,stn,rs->rt", item_weights, correct_random, seed_weights)  # [R, n_steps]
-    alpha = 1 - confidence
-    low, high = np.quantile(area(acc_iterative, acc_random), [alpha / 2, 1 - alpha / 2])
+    low, high = stats.percentile_interval(area(acc_iterative, acc_random), confidence)
     return stats.Interval(estimate, float(low), float(high), confidence, "two-level percentile bootstrap", n_items)
 
 

@@ -223,8 +223,7 @@ def seed_curve(traces: Sequence) -> pd.DataFrame:
 
 def _resampled_layers(phases: Phases) -> np.ndarray:
     """Transition layer of each item resample (original layer index; -1 = no transition): int [n_resamples]."""
-    depth = np.asarray(phases.transition.resampled)  # readout depth: 0 = embeddings, d = after layer d - 1
-    return np.where(depth >= 0, np.maximum(depth - 1, 0), -1)
+    return stats.layer_of_row(np.asarray(phases.transition.resampled))  # resampled: readout rows
 
 
 def transition_spread(phases_by_run: Mapping[tuple[str, str], Phases]) -> pd.DataFrame:

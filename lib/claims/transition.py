@@ -45,7 +45,6 @@ accuracies are fractions, chance = accuracy of the best constant answer.
 from __future__ import annotations
 
 import math
-import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
@@ -97,19 +96,9 @@ OPTION_LETTERS = "ABCDEFGHIJ"
 # ---------------------------------------------------------------------------- bootstrap helpers
 
 
-def _resample_counts(n_items: int, n_resamples: int, seed: int) -> np.ndarray:
-    """How often each item is drawn in each item resample: float64 [n_resamples, n_items]."""
-    rng = np.random.default_rng(seed)
-    return rng.multinomial(n_items, np.full(n_items, 1 / n_items), size=n_resamples).astype(np.float64)
-
-
-def _percentile(values: np.ndarray, confidence: float) -> tuple[np.ndarray, np.ndarray]:
-    """Percentile interval over axis 0 (resamples), ignoring NaN: (low, high), each [...]."""
-    alpha = 1 - confidence
-    with warnings.catch_warnings():  # all-NaN columns give NaN bounds
-        warnings.simplefilter("ignore", RuntimeWarning)
-        low, high = np.nanquantile(values, [alpha / 2, 1 - alpha / 2], axis=0)
-    return low, high
+def _item_counts(n_items: int, n_resamples: int, seed: int) -> np.ndarray:
+    """``stats.resample_counts`` of items as float64 [n_resamples, n_items], ready for weighted means."""
+    return stats.resample_counts(n_items, n_resamples, seed).astype(np.float64)
 
 
 def _mean_ci(values: np.ndarray, n_resamples: int, seed: int, confidence: float) -> tuple[float, float, float]:
@@ -174,8 +163,8 @@ def depth_table(scores: np.ndarray, gold: np.ndarray, n_resamples: int = 1000, s
     accuracy = correct.mean(axis=1)
     acc_low, acc_high = stats.accuracy_band(correct.sum(axis=1), n_items, confidence)
     dm = metrics.decision_margin(scores, gold)  # [n_rows, n_items]
-    weights = _resample_counts(n_items, n_resamples, seed)  # [n_resamples, n_items]
-    dm_low, dm_high = _percentile(weights @ dm.T / n_items, confidence)  # [n_rows]
+    weights = _item_counts(n_items, n_resamples, seed)  # [n_resamples, n_items]
+    dm_low, dm_high = stats.percentile_interval(weights @ dm.T / n_items, confidence)  # [n_rows]
     predicted = metrics.predictions(scores)  # [n_rows, n_items]
     max_of, entropy, tv = _frequency_stats(predicted, gold, n_options, None)
     resampled = _frequency_stats(predicted, gold, n_options, weights)
@@ -185,7 +174,7 @@ def depth_table(scores: np.ndarray, gold: np.ndarray, n_resamples: int = 1000, s
         table[name] = np.percentile(dm, q, axis=1)
     for name, value, boot in (("max_of", max_of, resampled[0]), ("of_entropy", entropy, resampled[1]),
                               ("tv_gold", tv, resampled[2])):
-        low, high = _percentile(boot, confidence)
+        low, high = stats.percentile_interval(boot, confidence)
         table[name], table[f"{name}_low"], table[f"{name}_high"] = value, low, high
     table["n_items"] = n_items
     return table
@@ -297,11 +286,11 @@ def _ratio_ci(numerator: np.ndarray, denominator: np.ndarray, n_resamples: int, 
         with np.errstate(all="ignore"):
             return np.where(den > 0, num / np.where(den > 0, den, 1.0), 0.0)
 
-    weights = _resample_counts(len(numerator), n_resamples, seed)
+    weights = _item_counts(len(numerator), n_resamples, seed)
     n = len(numerator)
     estimate = float(ratio(numerator.mean(), denominator.mean()))
     boot = ratio(weights @ numerator / n, weights @ denominator / n)
-    low, high = _percentile(boot, confidence)
+    low, high = stats.percentile_interval(boot, confidence)
     return estimate, float(low), float(high)
 
 
@@ -384,7 +373,7 @@ def phase_option_frequency(readout, phases, n_resamples: int = 1000, seed: int =
     n_options = readout.scores.shape[-1]
     predicted = metrics.predictions(readout.scores)[1:]  # [n_layers, n_items], row l = after layer l
     gold = np.asarray(readout.gold)
-    weights = _resample_counts(len(gold), n_resamples, seed)
+    weights = _item_counts(len(gold), n_resamples, seed)
     values = _frequency_stats(predicted, gold, n_options, None)  # each [n_layers]
     boots = _frequency_stats(predicted, gold, n_options, weights)  # each [n_resamples, n_layers]
     rows = []
@@ -392,7 +381,7 @@ def phase_option_frequency(readout, phases, n_resamples: int = 1000, seed: int =
         if not layers:
             continue
         for name, value, boot in zip(("max_of", "of_entropy", "tv_gold"), values, boots):
-            low, high = _percentile(boot[:, layers].mean(axis=1), confidence)
+            low, high = stats.percentile_interval(boot[:, layers].mean(axis=1), confidence)
             rows.append({"phase": phase, "statistic": name, "estimate": float(value[layers].mean()),
                          "low": float(low), "high": float(high), "n_layers": len(layers)})
     return pd.DataFrame(rows, columns=["phase", "statistic", "estimate", "low", "high", "n_layers"])
@@ -454,12 +443,12 @@ def phase_pruning_table(traces_by_phase: Mapping[str, Sequence], n_resamples: in
         correct = _correct_by_seed(traces).astype(np.float64)  # [n_seeds, n_steps, n_items]
         dm = np.stack([metrics.decision_margin(t.scores, t.gold) for t in traces])  # [n_seeds, n_steps, n_items]
         n_seeds, n_steps, n_items = correct.shape
-        weights = _resample_counts(n_items, n_resamples, seed)
+        weights = _item_counts(n_items, n_resamples, seed)
         frame = {"phase": phase, "k": np.arange(n_steps)}
         for name, per_item, seed_col in (("accuracy", correct, "accuracy"), ("mean_dm", dm, "dm")):
             by_seed = per_item.mean(axis=2)  # [n_seeds, n_steps]
             band = stats.seed_summary(by_seed)
-            low, high = _percentile(weights @ per_item.mean(axis=0).T / n_items, confidence)
+            low, high = stats.percentile_interval(weights @ per_item.mean(axis=0).T / n_items, confidence)
             frame |= {name: band["mean"], f"{seed_col}_seed_low": band["low"], f"{seed_col}_seed_high": band["high"],
                       f"{seed_col}_low": low, f"{seed_col}_high": high}
         frame |= {"n_seeds": n_seeds, "n_items": n_items, "model": traces[0].spec.get("model"),
@@ -595,7 +584,7 @@ def _transition_gap(logit_phases, tuned_phases, confidence: float) -> tuple[floa
     both = (a >= 0) & (b >= 0)
     if not both.any():
         return estimate, float("nan"), float("nan")
-    low, high = _percentile((a[both] - b[both]).astype(np.float64), confidence)
+    low, high = stats.percentile_interval((a[both] - b[both]).astype(np.float64), confidence)
     return estimate, float(low), float(high)
 
 

@@ -12,11 +12,11 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 from layercollapse.data.tasks import Item
-from layercollapse.model.layers import active_layers, keep_layers
-from layercollapse.readout.batching import Batch, Request, iter_batches, model_device
-from layercollapse.readout.budget import default_token_budget
+from layercollapse.model.architectures import unembedding
+from layercollapse.model.layers import active_layers
+from layercollapse.readout.batching import Batch, Request
 from layercollapse.readout.lens import capture_read_states
-from layercollapse.readout.scoring import build_requests, run_backbone
+from layercollapse.readout.scoring import build_requests, for_each_batch, run_backbone
 from torch import nn
 
 
@@ -95,18 +95,16 @@ def hidden_states_at_read_positions(
     requests = build_requests(tokenizer, items, format, task)
     offsets = _read_slots(requests)
     n_positions = sum(max(request.n_target, 1) for request in requests)
-    out: np.ndarray | None = None
-    with torch.inference_mode(), keep_layers(model, kept):
-        budget = token_budget or default_token_budget(model_device(model))
-        for batch in iter_batches(model, tokenizer, requests, budget, progress):
-            states: list[torch.Tensor] = []
-            with capture_read_states(model, [batch], states):
-                run_backbone(model, batch)
-            stacked = torch.stack(states).float().cpu().numpy()  # [n_kept + 1, P, d_model]
-            if out is None:
-                out = np.zeros((len(kept) + 1, n_positions, stacked.shape[-1]), dtype=np.float32)
-            out[:, _batch_slots(batch, offsets).numpy()] = stacked
-    assert out is not None
+    out = np.zeros((len(kept) + 1, n_positions, unembedding(model).in_features), dtype=np.float32)  # [L+1, P, d]
+
+    def on_batch(batch) -> None:
+        states: list[torch.Tensor] = []
+        with capture_read_states(model, [batch], states):
+            run_backbone(model, batch)
+        out[:, _batch_slots(batch, offsets).numpy()] = torch.stack(states).float().cpu().numpy()  # [n_kept + 1, P, d]
+
+    for_each_batch(model, tokenizer, requests, kept, on_batch, token_budget=token_budget, progress=progress,
+                   shared_context=True)
     return out
 
 

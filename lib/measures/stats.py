@@ -138,6 +138,25 @@ def bootstrap_ci(
     return _bootstrap((values,), statistic, False, confidence, n_resamples, method, seed)
 
 
+def resample_counts(n_units: int, n_resamples: int, rng: np.random.Generator | int) -> np.ndarray:
+    """The bootstrap's resamples as counts: int64 [n_resamples, n_units], how often each unit (item, seed) is drawn
+    in each resample (rows sum to ``n_units``). ``rng``: a generator, or the seed of a new one."""
+    rng = np.random.default_rng(rng)  # a Generator is used as it is
+    return rng.multinomial(n_units, np.full(n_units, 1 / n_units), size=n_resamples)
+
+
+def percentile_interval(draws: np.ndarray, confidence: float, axis: int = 0,
+                        method: str = "linear") -> tuple[np.ndarray, np.ndarray]:
+    """Percentile bootstrap interval over ``axis`` (the resamples), ignoring NaN: (low, high), each the shape of
+    ``draws`` without ``axis`` (NaN where every draw is NaN). ``method``: ``np.quantile``'s (``"inverted_cdf"`` keeps
+    integer statistics such as a step or a layer integer)."""
+    alpha = 1 - confidence
+    with warnings.catch_warnings():  # all-NaN columns give NaN bounds
+        warnings.simplefilter("ignore", RuntimeWarning)
+        low, high = np.nanquantile(draws, [alpha / 2, 1 - alpha / 2], axis=axis, method=method)
+    return low, high
+
+
 def _mean_difference(a: np.ndarray, b: np.ndarray, axis: int = -1) -> np.ndarray:
     """mean(a) - mean(b) along ``axis``: the default paired statistic."""
     return np.mean(a, axis=axis) - np.mean(b, axis=axis)
@@ -371,14 +390,36 @@ class Crossing:
     found_fraction: float  # fraction of item resamples in which the crossing exists
 
 
+def layer_of_row(row: int | np.ndarray) -> int | np.ndarray:
+    """Readout row -> original index of the first layer whose output reads as the row does: row 0 (the embeddings)
+    and row 1 (after layer 0) -> layer 0, row i -> layer i - 1; -1 (none) stays -1. An int, or int64 [...] for rows
+    [...]."""
+    layer = np.where(np.asarray(row) >= 0, np.maximum(np.asarray(row) - 1, 0), -1)
+    return int(layer) if np.ndim(layer) == 0 else layer
+
+
 @dataclass(frozen=True, eq=False)
 class TransitionResult(Crossing):
-    """Transition layer: first layer from which the accuracy lower bound stays above chance."""
+    """Transition of a layer-wise readout: the first row from which the accuracy lower bound stays above chance.
+
+    Rows are the readout's (0 = embeddings, i = after the i-th layer); :attr:`layer` and :attr:`layer_ci` are the
+    original layer indices (:func:`layer_of_row`).
+    """
+
+    @property
+    def row(self) -> int | None:
+        """The transition's readout row, or None: the network stays Silent."""
+        return self.index
 
     @property
     def layer(self) -> int | None:
-        """The transition layer (original index), or None: the network stays Silent."""
-        return self.index
+        """The transition layer (original index: the first layer of the Decisive Phase), or None."""
+        return None if self.index is None else layer_of_row(self.index)
+
+    @property
+    def layer_ci(self) -> tuple[int, int] | None:
+        """Item-bootstrap interval of :attr:`layer` (original indices), or None when no resample has one."""
+        return None if self.index_ci is None else tuple(layer_of_row(row) for row in self.index_ci)
 
 
 @dataclass(frozen=True, eq=False)
@@ -418,17 +459,14 @@ def _crossing_fields(
     low, high = accuracy_band(n_correct, n_items, confidence)
     index = int(first_sustained(side(accuracy, low, high)))
 
-    rng = np.random.default_rng(seed)
-    # How often each item is drawn in each resample: [n_resamples, n_items].
-    draws = rng.multinomial(n_items, np.full(n_items, 1 / n_items), size=n_resamples)
+    draws = resample_counts(n_items, n_resamples, seed)  # [n_resamples, n_items]
     resampled_correct = draws @ correct.T.astype(np.int64)  # [n_resamples, n_rows]
     resampled_band = accuracy_band(resampled_correct, n_items, confidence)
     resampled = first_sustained(side(resampled_correct / n_items, *resampled_band), axis=1)  # [n_resamples]
     found = resampled[resampled >= 0]  # [n_found]
-    alpha = 1 - confidence
     index_ci = None
     if found.size:
-        index_ci = tuple(int(q) for q in np.quantile(found, [alpha / 2, 1 - alpha / 2], method="inverted_cdf"))
+        index_ci = tuple(int(q) for q in percentile_interval(found, confidence, method="inverted_cdf"))
     return dict(
         index=None if index < 0 else index,
         accuracy=accuracy,

@@ -101,12 +101,12 @@ def phases_from_readout(readout: Readout, confidence: float = 0.95, n_resamples:
     correct = metrics.correct(readout.scores, readout.gold)  # [n_layers + 1, n_items]
     chance = metrics.chance_accuracy(readout.gold, readout.scores.shape[-1])
     transition = stats.transition_layer(correct, chance, confidence, n_resamples, seed)
-    depth = transition.index
-    layer = None if depth is None else max(depth - 1, 0)
+    row = transition.row
     dm = metrics.mean_decision_margin(readout.scores, readout.gold)
-    dm_rising = depth is not None and depth > 0 and dm[depth:].mean() > dm[:depth].mean()
-    layer_ci = None if transition.index_ci is None else tuple(max(d - 1, 0) for d in transition.index_ci)
-    return Phases(transition, layer, layer_ci, bool(dm_rising), chance, readout.n_layers)
+    dm_rising = row is not None and row > 0 and dm[row:].mean() > dm[:row].mean()
+    if not dm_rising:  # the BRIEF's rule: accuracy above chance *and* mean DM rising
+        return Phases(transition, None, None, False, chance, readout.n_layers)
+    return Phases(transition, transition.layer, transition.layer_ci, True, chance, readout.n_layers)
 
 
 def evenly_spaced(layers: Sequence[int], n: int) -> list[int]:
