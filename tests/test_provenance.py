@@ -99,3 +99,23 @@ def test_a_comment_in_every_library_file_leaves_every_committed_result_served(tm
                             env=env, capture_output=True, text=True, timeout=600, cwd=tmp_path)
     assert listed.returncode == 0, listed.stderr[-2000:]
     assert len(edited) >= 30 and "every experiment is stored" in listed.stdout, listed.stdout[-2000:]
+
+
+def test_compute_times_sum_the_recorded_wall_times_per_kind(tmp_path):
+    store = Store(tmp_path)
+    store.save("trace", SPEC, pd.DataFrame({"x": [1]}), compute_version=compute_version("trace"), audit={"wall_s": 1800})
+    store.save("trace", {**SPEC, "seed": 1}, pd.DataFrame({"x": [2]}), compute_version=compute_version("trace"),
+               audit={"wall_s": 5400})
+    store.save("readout", SPEC, pd.DataFrame({"x": [3]}), compute_version=compute_version("readout"))  # no record
+    times = provenance.compute_times(store).set_index("kind")
+    assert times.loc["trace", ["results", "recorded", "hours"]].tolist() == [2, 2, 2.0]
+    assert times.loc["readout", ["results", "recorded", "hours"]].tolist() == [1, 0, 0.0]
+
+
+def test_the_rendering_environment_names_this_machine():
+    import platform
+
+    table = provenance.rendering_environment("cpu", "bfloat16", packages=("numpy", "no-such-package")).set_index("item")
+    assert table.loc["python", "value"] == platform.python_version()
+    assert table.loc["no-such-package", "value"] == "not installed" and table.loc["weights dtype", "value"] == "bfloat16"
+    assert table.loc["CPU", "value"].startswith(provenance.cpu_model())

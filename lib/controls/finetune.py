@@ -36,6 +36,7 @@ from layercollapse.readout.scoring import (
     read_positions,
     readout_logprobs,
     run_backbone,
+    score,
 )
 from layercollapse.readout.tuned_lens import epoch_order
 from torch import nn
@@ -180,3 +181,30 @@ def finetune_pruned(
         losses[step] = loss.item()
     result = trained.merge_and_unload() if method == "lora" else trained
     return FinetuneResult(result.eval(), tuple(pruned.layercollapse_kept_layers), losses)
+
+
+def finetune_recovery(model: nn.Module, tokenizer, trace, steps: Sequence[int], train_items: Sequence[Item],
+                      evaluation: Sequence[Item], format: str, task: str | None, *, train_steps: int, lr: float,
+                      method: str, seed: int) -> tuple[list[dict], dict[str, np.ndarray]]:
+    """Fine-tune the network after each of ``steps`` of a pruning trace and score it again (claim C7).
+
+    Args:
+        trace: a ``pruning.Trace`` whose evaluation items are ``evaluation`` (its scores are the "before").
+        steps: trace steps to fine-tune after; train_items: disjoint from ``evaluation``.
+        train_steps, lr, method, seed: as in :func:`finetune_pruned`.
+    Returns:
+        (one row per step: step, n_removed, n_kept; arrays scores_before / scores_after float32
+        [n_steps, n_items, n_options], gold int [n_items], losses float64 [n_steps, train_steps]).
+    """
+    rows, before, after, losses = [], [], [], []
+    for step in steps:
+        kept = trace.kept_layers(step)
+        tuned = finetune_pruned(model, tokenizer, kept, train_items, format, task, steps=train_steps, lr=lr,
+                                method=method, seed=seed)
+        before.append(trace.scores[step])
+        after.append(score(tuned.model, tokenizer, evaluation, format, task=task, progress=False))
+        losses.append(tuned.losses)
+        rows.append({"step": step, "n_removed": trace.n_layers - len(kept), "n_kept": len(kept)})
+        del tuned
+    return rows, {"scores_before": np.stack(before), "scores_after": np.stack(after), "gold": trace.gold,
+                  "losses": np.stack(losses)}

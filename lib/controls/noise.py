@@ -21,6 +21,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 
 import numpy as np
+import pandas as pd
 import torch
 from layercollapse.model.hooks import hook_layers
 from layercollapse.model.layers import intact_layers, validate_layer_indices
@@ -90,3 +91,23 @@ def score_with_noise_from_prefix(runner, layer: int, variance: float, seed: int)
         raise ValueError(f"the runner remembers no network entering layer {layer}; call runner.remember(all layers)")
     with inject_noise(runner.model, [layer], variance, seed):
         return runner.run(runner.network, start=layer)
+
+
+def noise_sweep(runner, chosen: Sequence[tuple[int, str]], variances: Sequence[float],
+                n_draws: int) -> tuple[pd.DataFrame, np.ndarray]:
+    """Scores with noise on one layer's output at a time, from a runner that remembers the intact network.
+
+    Args:
+        runner: a ``pruning.PrefixRunner`` over the evaluation items, ``remember``-ed on every layer.
+        chosen: (layer, phase) pairs; variances: the paper's sigma^2 values; n_draws: noise draws (seeds
+            0..n_draws-1) per positive variance (one run at variance 0, which adds nothing).
+    Returns:
+        (one row per run: layer, phase, sigma2, draw; scores float32 [n_runs, n_items, n_options]).
+    """
+    rows, scores = [], []
+    for layer, phase in chosen:
+        for variance in variances:
+            for draw in range(n_draws if variance > 0 else 1):
+                rows.append({"layer": layer, "phase": phase, "sigma2": variance, "draw": draw})
+                scores.append(score_with_noise_from_prefix(runner, layer, variance, seed=draw))
+    return pd.DataFrame(rows), np.stack(scores)

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
+import pandas as pd
 import torch
 from layercollapse.data.tasks import Item
 from layercollapse.model.architectures import unembedding
@@ -120,3 +121,20 @@ def representation_similarity(intact_states: np.ndarray, pruned_states: np.ndarr
     """
     final = [states[-1] if np.ndim(states) == 3 else states for states in (intact_states, pruned_states)]
     return {"cka": linear_cka(*final), "cosine": mean_cosine(*final)}
+
+
+def similarity_along(model: nn.Module, tokenizer, items: Sequence[Item], trace, format: str,
+                     task: str | None = None) -> pd.DataFrame:
+    """Linear CKA and mean cosine between the intact and each pruned network's final states along ``trace``.
+
+    Args:
+        items: the trace's evaluation items; trace: a ``pruning.Trace`` (its kept layers per step).
+    Returns:
+        one row per step: step, cka, cosine.
+    """
+    def final_states(kept: Sequence[int]) -> np.ndarray:  # [n_positions, d]
+        return hidden_states_at_read_positions(model, tokenizer, items, format, layers=kept, task=task)[-1]
+
+    intact = final_states(trace.kept_layers(0))
+    rows = [representation_similarity(intact, final_states(trace.kept_layers(step))) for step in range(trace.n_steps)]
+    return pd.DataFrame({"step": np.arange(trace.n_steps), **pd.DataFrame(rows).to_dict("list")})

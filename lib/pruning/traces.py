@@ -153,6 +153,19 @@ def encode_passages(model: nn.Module, tokenizer, passages: Sequence[str], max_to
     return _encode(model, tokenizer, requests, [1] * len(passages), None, token_budget)
 
 
+def lm_loss_along(model: nn.Module, tokenizer, passages: Sequence[str], trace: Trace) -> np.ndarray:
+    """Mean next-token loss of ``passages`` at every step of ``trace``: float64 [n_steps], nats per scored token.
+
+    Each step's network reuses the previous one's prefix (``PrefixRunner``): a step that removes layer j
+    recomputes only the layers after j.
+    """
+    encoded = encode_passages(model, tokenizer, passages)
+    runner = PrefixRunner(model, encoded)
+    losses = [-runner.run(trace.kept_layers(step), remember=True).sum() / encoded.n_targets
+              for step in range(trace.n_steps)]
+    return np.array(losses, dtype=np.float64)
+
+
 def read_out(model: nn.Module, hidden: torch.Tensor, batch: Batch, letter_ids: torch.Tensor | None,
              normed: bool = True) -> torch.Tensor:
     """Log-probs the scores need, from hidden states [B, T, d] (final-normed, or not: ``normed=False``

@@ -15,12 +15,14 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 
 import numpy as np
+import pandas as pd
 import torch
+from layercollapse.data.tasks import Item
 from layercollapse.model.architectures import backbone, hidden_to_logits
 from layercollapse.model.layers import n_layers
 from layercollapse.progress import progress_bar
 from layercollapse.readout.batching import Batch, Request, collate, model_device
-from layercollapse.readout.lens import capture_read_states
+from layercollapse.readout.lens import LogitLens, capture_read_states, layerwise_scores
 from layercollapse.readout.scoring import encode_text, run_backbone
 from torch import nn
 
@@ -212,3 +214,29 @@ def train_tuned_lens(
             optimizer.step()
             schedule.step()
     return lens.eval()
+
+
+def tuned_readout(model: nn.Module, tokenizer, items: Sequence[Item], texts: Sequence[str], format: str,
+                  task: str | None, *, steps: int, max_tokens: int, seed: int, train_share: float = 0.75,
+                  batch_size: int = 4, progress: bool = False) -> tuple[pd.DataFrame, np.ndarray]:
+    """Train a tuned lens on plain text, read ``items`` through it, and compare both lenses' KL to the final layer.
+
+    Args:
+        texts: plain-text passages: the first ``train_share`` train the translators, the rest (or the first
+            passage, when none is left) measure KL.
+        steps, max_tokens, seed, batch_size: as in :func:`train_tuned_lens`.
+    Returns:
+        (one row per readout row: layer (-1 = embeddings), kl_logit, kl_tuned in nats;
+         scores float32 [n_layers + 1, n_items, n_options] read through the tuned lens).
+    """
+    n_train = max(1, int(train_share * len(texts)))
+    lens = train_tuned_lens(model, tokenizer, texts[:n_train], steps=steps, max_tokens=max_tokens,
+                            batch_size=batch_size, seed=seed, progress=progress)
+    scores = layerwise_scores(model, tokenizer, items, format, lens=lens, task=task,
+                              progress=progress and "tuned readout")
+    held_out = texts[n_train:] or texts[:1]
+    kl = {name: kl_to_final(model, tokenizer, held_out, which, max_tokens=max_tokens, batch_size=batch_size)
+          for name, which in (("logit", LogitLens()), ("tuned", lens))}
+    table = pd.DataFrame({"layer": np.arange(-1, len(kl["logit"]) - 1), "kl_logit": kl["logit"],
+                          "kl_tuned": kl["tuned"]})
+    return table, scores

@@ -19,6 +19,7 @@ import hashlib
 import os
 import platform
 import subprocess
+from collections.abc import Sequence
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -43,6 +44,8 @@ COMPUTE_VERSIONS: dict[str, int] = {
 
 #: The packages whose versions are recorded with every result (they can move its numbers).
 RECORDED_PACKAGES = ("torch", "transformers", "numpy", "scipy", "pandas", "pyarrow", "gguf", "peft")
+#: The packages a rendered page names (the ones that draw it, beside the ones that computed its results).
+RENDER_PACKAGES = ("torch", "transformers", "numpy", "pandas", "scipy", "statsmodels", "altair", "nbclient")
 
 
 class UnknownKind(KeyError):
@@ -187,4 +190,41 @@ def computed_in(store) -> pd.DataFrame:
     frame = pd.DataFrame(rows)
     return (frame.groupby(columns, sort=False).agg(results=("kind", "size"),
                                                    kinds=("kind", lambda kinds: ", ".join(sorted(set(kinds)))))
+            .reset_index())
+
+
+def rendering_environment(device: str, dtype: str, packages: Sequence[str] = RENDER_PACKAGES) -> pd.DataFrame:
+    """The environment this process runs in, for a page to show beside where its results were computed:
+    one row per item (python, layercollapse, each of ``packages``, device, weights dtype, CPU and logical cores,
+    GPU, platform) with its ``value``."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    import torch
+    from layercollapse import __version__
+
+    def installed(name: str) -> str:
+        try:
+            return version(name)
+        except PackageNotFoundError:
+            return "not installed"
+
+    rows = [("python", platform.python_version()), ("layercollapse", __version__),
+            *((name, installed(name)) for name in packages), ("device", device), ("weights dtype", dtype),
+            ("CPU", f"{cpu_model()} ({os.cpu_count() or 'unknown number of'} logical cores)"),
+            ("GPU", torch.cuda.get_device_name(0) if torch.cuda.is_available() else "none"),
+            ("platform", platform.platform())]
+    return pd.DataFrame(rows, columns=["item", "value"])
+
+
+def compute_times(store) -> pd.DataFrame:
+    """How long the stored results took to compute, per kind, from the wall time each one's audit record carries.
+
+    Returns:
+        one row per kind: results, recorded (how many carry a wall time), hours (their sum).
+    """
+    rows = [{"kind": kind, "wall_s": (sidecar.get("provenance") or {}).get("wall_s")}
+            for kind in store.kinds() for sidecar in store.sidecars(kind)]
+    frame = pd.DataFrame(rows, columns=["kind", "wall_s"])
+    return (frame.groupby("kind").agg(results=("wall_s", "size"), recorded=("wall_s", "count"),
+                                      hours=("wall_s", lambda seconds: seconds.sum() / 3600))
             .reset_index())

@@ -21,22 +21,20 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from layercollapse.data.tasks import (
-    TASK_REGISTRY,
     Item,
     load_task,
-    split_calibration,
     subsample,
 )
 from layercollapse.measures import metrics, stats
 from layercollapse.storage.provenance import audit_record, compute_version
 from layercollapse.storage.store import CorruptResultError, Result, Store, cached
+from layercollapse.study.items import (
+    evaluation_split,
+    items_by_id,
+    split_items,
+    text_passages,
+)
 from layercollapse.study.profiles import Profile, load_profile
-
-
-def evaluation_split(task: str, wanted: str) -> str:
-    """``wanted`` when the task has that split offline, else the task's default split."""
-    spec = TASK_REGISTRY[task.partition(":")[0]]
-    return wanted if wanted in spec.offline else spec.default_split
 
 
 @dataclass(frozen=True)
@@ -207,26 +205,16 @@ class Experiments:
     def items(self, task: str, n_items: int | None = None, n_calibration: int | None = None
               ) -> tuple[tuple[Item, ...], tuple[Item, ...], tuple[Item, ...]]:
         """(calibration, evaluation, training) items of a task: disjoint, seeded by the profile's first seed."""
-        data = load_task(task, self.split(task))
-        n_items = self.profile.n_items if n_items is None else n_items
-        n_calibration = self.profile.n_calibration if n_calibration is None else n_calibration
-        calibration, rest = split_calibration(data.items, n_calibration, None, self.profile.seeds[0])
-        order = np.random.default_rng(self.profile.seeds[0] + 1).permutation(len(rest))
-        n_eval = len(rest) if n_items is None else min(n_items, len(rest))
-        evaluation = tuple(rest[i] for i in sorted(order[:n_eval]))
-        training = tuple(rest[i] for i in sorted(order[n_eval:]))
-        return calibration, evaluation, training
+        return split_items(load_task(task, self.split(task)).items,
+                           self.profile.n_items if n_items is None else n_items,
+                           self.profile.n_calibration if n_calibration is None else n_calibration, self.profile.seeds[0])
 
     def evaluation(self, task: str, n_items: int | None = None) -> tuple[Item, ...]:
         return self.items(task, n_items)[1]
 
     def passages(self) -> list[str]:
         """Plain-text passages for the language-model loss control (no decision structure)."""
-        corpus = self.profile.text_corpus
-        task = {"sciq_support": "sciq", "boolq_passages": "boolq"}[corpus]
-        texts = [item.passage for item in load_task(task).items if len(item.passage) > 200]
-        unique = list(dict.fromkeys(texts))
-        return [unique[i] for i in sorted(np.random.default_rng(0).permutation(len(unique))[: self.profile.n_text_passages])]
+        return text_passages(self.profile.text_corpus, self.profile.n_text_passages)
 
     def readout_spec(self) -> dict[str, str]:
         """The readout precision's spec entry (``architectures.readout_spec``): empty for the model's dtype."""
@@ -293,27 +281,17 @@ class Experiments:
         format = self.profile.run_of(model).format
         items = self.evaluation(task)
         texts = self.passages()
-        n_train = max(1, int(0.75 * len(texts)))
         spec = {"experiment": "tuned_readout", "lens": "tuned", "steps": self.profile.tuned_lens_steps,
                 "max_tokens": self.profile.tuned_lens_tokens, "corpus": self.profile.text_corpus,
                 "n_passages": len(texts), **self._base_spec(model, task, items, format)}
 
         def compute():
-            from layercollapse.readout.lens import LogitLens, layerwise_scores
-            from layercollapse.readout.tuned_lens import kl_to_final, train_tuned_lens
+            from layercollapse.readout.tuned_lens import tuned_readout
 
             net, tokenizer = self.model(model)
-            lens = train_tuned_lens(net, tokenizer, texts[:n_train], steps=self.profile.tuned_lens_steps,
-                                    max_tokens=self.profile.tuned_lens_tokens, batch_size=4,
-                                    seed=self.profile.seeds[0], progress=self.progress)
-            scores = layerwise_scores(net, tokenizer, items, format, lens=lens, task=task,
-                                      progress=self.progress and "tuned readout")
-            held_out = texts[n_train:] or texts[:1]
-            kl = {name: kl_to_final(net, tokenizer, held_out, which, max_tokens=self.profile.tuned_lens_tokens,
-                                    batch_size=4)
-                  for name, which in (("logit", LogitLens()), ("tuned", lens))}
-            table = pd.DataFrame({"layer": np.arange(-1, len(kl["logit"]) - 1), "kl_logit": kl["logit"],
-                                  "kl_tuned": kl["tuned"]})
+            table, scores = tuned_readout(net, tokenizer, items, texts, format, task,
+                                          steps=self.profile.tuned_lens_steps, max_tokens=self.profile.tuned_lens_tokens,
+                                          seed=self.profile.seeds[0], progress=self.progress)
             return table, {"scores": scores, "gold": np.array([item.gold for item in items])}
 
         result = self._cached("tuned_lens", spec, compute)
@@ -445,14 +423,10 @@ class Experiments:
                 "n_passages": len(texts)}
 
         def compute() -> dict[str, np.ndarray]:
-            from layercollapse.pruning.traces import PrefixRunner, encode_passages
+            from layercollapse.pruning.traces import lm_loss_along
 
             net, tokenizer = self.model(trace.spec["model"])
-            encoded = encode_passages(net, tokenizer, texts)
-            runner = PrefixRunner(net, encoded)
-            losses = [-runner.run(trace.kept_layers(step), remember=True).sum() / encoded.n_targets
-                      for step in range(trace.n_steps)]
-            return {"loss": np.array(losses, dtype=np.float64)}
+            return {"loss": lm_loss_along(net, tokenizer, texts, trace)}
 
         return self._cached("lm_loss", spec, compute).arrays["loss"]
 
@@ -461,24 +435,13 @@ class Experiments:
         spec = {"experiment": "similarity", "trace_spec": trace.spec}
 
         def compute() -> pd.DataFrame:
-            from layercollapse.controls.similarity import (
-                hidden_states_at_read_positions,
-                representation_similarity,
-            )
+            from layercollapse.controls.similarity import similarity_along
 
             net, tokenizer = self.model(trace.spec["model"])
-            items = self._items_by_id(trace.spec["task"], trace.spec["evaluation_ids"])
-            run = lambda kept: hidden_states_at_read_positions(  # noqa: E731
-                net, tokenizer, items, trace.spec["format"], layers=kept, task=trace.spec["task"])[-1]
-            intact = run(trace.kept_layers(0))
-            rows = [representation_similarity(intact, run(trace.kept_layers(step))) for step in range(trace.n_steps)]
-            return pd.DataFrame({"step": np.arange(trace.n_steps), **pd.DataFrame(rows).to_dict("list")})
+            items = items_by_id(trace.spec["task"], self.split(trace.spec["task"]), trace.spec["evaluation_ids"])
+            return similarity_along(net, tokenizer, items, trace, trace.spec["format"], trace.spec["task"])
 
         return self._cached("similarity", spec, compute).table
-
-    def _items_by_id(self, task: str, ids: Sequence[str]) -> tuple[Item, ...]:
-        by_id = {item.id: item for item in load_task(task, self.split(task)).items}
-        return tuple(by_id[i] for i in ids)
 
     # ------------------------------------------------------------ perturbations
 
@@ -501,19 +464,14 @@ class Experiments:
                 "n_draws": noise.n_draws, **self._base_spec(model, task, items, format)}
 
         def compute():
-            from layercollapse.controls.noise import score_with_noise_from_prefix
+            from layercollapse.controls.noise import noise_sweep
             from layercollapse.pruning.traces import PrefixRunner, encode_items
 
             net, tokenizer = self.model(model)
             runner = PrefixRunner(net, encode_items(net, tokenizer, items, format, task))
             runner.remember(range(phases.n_layers))
-            rows, scores = [], []
-            for layer, phase in chosen:
-                for variance in noise.sigma2:
-                    for draw in range(noise.n_draws if variance > 0 else 1):
-                        rows.append({"layer": layer, "phase": phase, "sigma2": variance, "draw": draw})
-                        scores.append(score_with_noise_from_prefix(runner, layer, variance, seed=draw))
-            return pd.DataFrame(rows), {"scores": np.stack(scores), "gold": np.array([i.gold for i in items])}
+            table, scores = noise_sweep(runner, chosen, noise.sigma2, noise.n_draws)
+            return table, {"scores": scores, "gold": np.array([i.gold for i in items])}
 
         result = self._cached("noise", spec, compute)
         table, scores, gold = result.table.copy(), result.arrays["scores"], result.arrays["gold"]
@@ -540,22 +498,13 @@ class Experiments:
                 "finetune": {"steps": spec_ft.steps, "lr": spec_ft.learning_rate, "method": spec_ft.method}}
 
         def compute():
-            from layercollapse.controls.finetune import finetune_pruned
-            from layercollapse.readout.scoring import score
+            from layercollapse.controls.finetune import finetune_recovery
 
             net, tokenizer = self.model(model)
-            rows, before, after, losses = [], [], [], []
-            for step in steps:
-                kept = trace.kept_layers(step)
-                tuned = finetune_pruned(net, tokenizer, kept, training, format, task, steps=spec_ft.steps,
-                                        lr=spec_ft.learning_rate, method=spec_ft.method, seed=self.profile.seeds[0])
-                before.append(trace.scores[step])
-                after.append(score(tuned.model, tokenizer, evaluation, format, task=task, progress=False))
-                losses.append(tuned.losses)
-                rows.append({"step": step, "n_removed": n_total - len(kept), "n_kept": len(kept)})
-                del tuned
-            return pd.DataFrame(rows), {"scores_before": np.stack(before), "scores_after": np.stack(after),
-                                        "gold": trace.gold, "losses": np.stack(losses)}
+            rows, arrays = finetune_recovery(net, tokenizer, trace, steps, training, evaluation, format, task,
+                                             train_steps=spec_ft.steps, lr=spec_ft.learning_rate,
+                                             method=spec_ft.method, seed=self.profile.seeds[0])
+            return pd.DataFrame(rows), arrays
 
         result = self._cached("finetune", spec, compute)
         table, arrays = result.table.copy(), result.arrays
