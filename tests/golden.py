@@ -63,8 +63,8 @@ def compute_golden(store: Store) -> Store:
     torch.manual_seed(0)
     np.random.seed(0)
     experiments = Experiments(GOLDEN_PROFILE, store=store, compute=True, progress=False, load_model=golden_loader())
-    for _, run in experiments.plan:
-        run()
+    for step in experiments.plan:
+        step.run()
     return store
 
 

@@ -193,8 +193,12 @@ def fake_steps(experiments) -> list:
             raise RuntimeError("the traces must be stored before the similarity step runs")
         store.save("similarity", {"fake": "similarity"}, pd.DataFrame({"n": [4]}))
 
-    return ([("readout fake model", readout)] + [(f"trace fake {i}", lambda i=i: trace(i)) for i in range(4)]
-            + [("similarity along iterative", similarity)])
+    from layercollapse.study.experiments import PlanStep
+
+    traces = [f"trace fake {i}" for i in range(4)]
+    return ([PlanStep("readout fake model", readout)]
+            + [PlanStep(name, lambda i=i: trace(i), needs=("readout fake model",)) for i, name in enumerate(traces)]
+            + [PlanStep("similarity along iterative", similarity, needs=tuple(traces))])
 
 
 def store_content(root: Path) -> dict:
@@ -210,18 +214,21 @@ def store_content(root: Path) -> dict:
     return content
 
 
-def test_plan_waves_put_readouts_first_and_trace_readers_last():
+@pytest.mark.parametrize("profile", ["test", "default"])
+def test_plan_waves_run_every_step_after_the_steps_it_needs(profile):
     from layercollapse.study.distributed import plan_waves
     from layercollapse.study.experiments import Experiments
 
-    names = [name for name, _ in Experiments("test", compute=False).plan]
-    waves = plan_waves(names)
-    assert sorted(index for wave in waves for index in wave) == list(range(len(names)))
-    first, *middle, last = waves
-    assert all(names[i].startswith("readout ") for i in first) and names.index(next(n for n in names if n.startswith("readout "))) == 0
-    assert {names[i] for i in last} <= {"similarity along iterative", "fine-tuning recovery"}
-    assert "similarity along iterative" in {names[i] for i in last}
-    assert plan_waves(names, [names.index("noise sweep")]) == [[names.index("noise sweep")]]
+    steps = Experiments(profile, compute=False).plan
+    names = [step.name for step in steps]
+    waves = plan_waves(steps)
+    assert sorted(index for wave in waves for index in wave) == list(range(len(steps)))
+    wave_of = {names[index]: number for number, wave in enumerate(waves) for index in wave}
+    for step in steps:
+        assert all(wave_of[needed] < wave_of[step.name] for needed in step.needs), step
+    assert not any(steps[index].needs for index in waves[0]) and len(waves) == 2
+    assert {"noise sweep", "similarity along iterative", "fine-tuning recovery"} <= {names[i] for i in waves[1]}
+    assert plan_waves(steps, [names.index("noise sweep")]) == [[names.index("noise sweep")]]  # its need is not run
 
 
 def test_two_debug_workers_fill_the_store_like_one(tmp_path, monkeypatch):
@@ -249,7 +256,7 @@ def test_a_failed_wave_stops_the_run(tmp_path, monkeypatch):
 
     def broken(experiments):
         steps = fake_steps(experiments)
-        return [("readout fake model", lambda: 1 / 0)] + steps[1:]
+        return [steps[0]._replace(run=lambda: 1 / 0)] + steps[1:]
 
     monkeypatch.setattr(Experiments, "plan", property(broken))
     logs: list[str] = []

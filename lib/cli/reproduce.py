@@ -46,7 +46,7 @@ def reproduce(args: argparse.Namespace) -> int:
     print(f"profile '{experiments.profile.name}', store {experiments.store.root}")
     if args.remove_stale:
         return remove_stale(experiments.store)
-    names = [name for name, _ in experiments.plan]
+    names = [step.name for step in experiments.plan]
     if args.only and not any(args.only in name for name in names):
         print(f"error: --only {args.only!r} matches no experiment of profile '{experiments.profile.name}'; "
               f"its experiments are: {'; '.join(names)}")

@@ -37,10 +37,6 @@ from pathlib import Path
 from typing import Any
 
 EXECUTORS = ("local", "slurm", "debug")
-#: Name prefixes of the plan steps that run first (their results are read by later steps).
-FIRST_WAVE = ("readout ",)
-#: Name prefixes of the plan steps that run last (they read the finished Iterative Pruning trace).
-LAST_WAVE = ("similarity along ", "LM loss along ", "fine-tuning")
 DEFAULT_TIME_MIN = 24 * 60  # per job (Slurm --time; local timeout)
 POLL_S = 2.0
 
@@ -57,20 +53,28 @@ class StepOutcome:
     host: str = ""
 
 
-def plan_waves(names: Sequence[str], selected: Sequence[int] | None = None) -> list[list[int]]:
-    """Plan step indices grouped into waves that run one after another (empty waves dropped).
+def plan_waves(steps: Sequence[Any], selected: Sequence[int] | None = None) -> list[list[int]]:
+    """Plan step indices grouped into waves that run one after another: a step runs one wave after the latest of
+    the steps it ``needs`` (``Experiments.plan``'s ``PlanStep``), so every result it reads is stored by then.
 
     Args:
-        names: the plan's step names, in plan order.
-        selected: the indices to run (default: all).
+        steps: the plan's steps, in plan order (name, run, needs).
+        selected: the indices to run (default: all); a needed step that is not selected counts as done.
     """
-    selected = range(len(names)) if selected is None else selected
-    waves: list[list[int]] = [[], [], []]
+    selected = range(len(steps)) if selected is None else selected
+    index_of = {step.name: index for index, step in enumerate(steps)}
+    depth: dict[int, int] = {}
+
+    def wave_of(index: int) -> int:
+        if index not in depth:
+            needed = [index_of[name] for name in steps[index].needs if index_of[name] in selected]
+            depth[index] = 1 + max(map(wave_of, needed), default=-1)
+        return depth[index]
+
+    waves: dict[int, list[int]] = {}
     for index in selected:
-        name = names[index]
-        wave = 0 if name.startswith(FIRST_WAVE) else 2 if name.startswith(LAST_WAVE) else 1
-        waves[wave].append(index)
-    return [wave for wave in waves if wave]
+        waves.setdefault(wave_of(index), []).append(index)
+    return [waves[wave] for wave in sorted(waves)]
 
 
 def run_step(profile: Any, store_root: str, index: int, name: str,
@@ -92,10 +96,10 @@ def run_step(profile: Any, store_root: str, index: int, name: str,
             )
         experiments = experiments_class(profile, store=Store(store_root), compute=True, progress=False)
         steps = experiments.plan
-        if index >= len(steps) or steps[index][0] != name:
-            found = steps[index][0] if index < len(steps) else "nothing"
+        if index >= len(steps) or steps[index].name != name:
+            found = steps[index].name if index < len(steps) else "nothing"
             raise RuntimeError(f"plan step {index} is {found!r}, expected {name!r}: the plan changed since submission")
-        steps[index][1]()
+        steps[index].run()
     except Exception:  # noqa: BLE001 - reported to the coordinator
         return StepOutcome(index, name, False, time.perf_counter() - start, traceback.format_exc(), host)
     return StepOutcome(index, name, True, time.perf_counter() - start, "", host)
@@ -227,11 +231,11 @@ def run_plan_distributed(
         raise ValueError(f"n_workers must be >= 1, got {n_workers}")
     cls = experiments_class or Experiments
     coordinator = cls(profile, store=store, compute=False, progress=False)
-    names = [name for name, _ in coordinator.plan]
+    names = [step.name for step in coordinator.plan]
     store_root = str(Path(coordinator.store.root).resolve())
     profile_object = coordinator.profile
     selected = [index for index, name in enumerate(names) if not only or only in name]
-    waves = plan_waves(names, selected)
+    waves = plan_waves(coordinator.plan, selected)
     folder = Path(folder) if folder is not None else default_folder(Path(store_root), profile_object.name)
     runner = make_executor(executor, folder, n_workers, time_min=time_min, slurm_partition=slurm_partition,
                            slurm_gpus=slurm_gpus, slurm_cpus=slurm_cpus, slurm_mem_gb=slurm_mem_gb,

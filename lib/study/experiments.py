@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import cached_property
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -119,6 +119,24 @@ def evenly_spaced(layers: Sequence[int], n: int) -> list[int]:
 #: Schedules run on the main model too (the pruning model runs the profile's ``schedules``): the deterministic
 #: cliff-edge schedules and the phase-aware ``decisive_first``; one trace each, on the pruning items.
 MAIN_SCHEDULES = ("iterative", "block_influence", "angular_distance", "decisive_first")
+
+
+#: Main-model schedules that read the intact network's phases (its readout) before they run.
+PHASE_AWARE = ("decisive_first",)
+
+
+class PlanStep(NamedTuple):
+    """One experiment of a profile's plan.
+
+    Attributes:
+        name: what ``reproduce`` prints and ``--only`` matches.
+        run: reads the step's results from the store, or computes them (``Experiments(compute=True)``).
+        needs: names of the plan steps whose results it reads (they run in an earlier distributed wave).
+    """
+
+    name: str
+    run: Callable[[], Any]
+    needs: tuple[str, ...] = ()
 
 
 #: Environment variable that lets a chapter compute missing results ("1"); set by ``render --compute``.
@@ -518,33 +536,40 @@ class Experiments:
     # ----------------------------------------------------------------- the plan
 
     @cached_property
-    def plan(self) -> list[tuple[str, Any]]:
-        """Every experiment of the profile, in the order ``reproduce`` runs them (one model loaded at a time)."""
+    def plan(self) -> list[PlanStep]:
+        """Every experiment of the profile, in the order ``reproduce`` runs them (one model loaded at a time), each
+        with the steps whose results it reads (``needs``: the distributed waves run those first)."""
         p = self.profile
         main_task = p.tasks[0]
-        steps: list[tuple[str, Any]] = [(f"readout {p.main_model} {main_task}", lambda: self.readout())]
-        steps.append(("noise sweep", lambda: self.noise_sweep()))
+        main_readout = f"readout {p.main_model} {main_task}"  # the intact phases that phase-aware steps read
+        steps = [PlanStep(main_readout, lambda: self.readout()),
+                 PlanStep("noise sweep", lambda: self.noise_sweep(), needs=(main_readout,))]
         for phase in ("silent", "decisive"):
-            steps.append((f"phase-targeted {phase}", lambda ph=phase: self.phase_traces(ph)))
-        steps.append((f"iterative with readouts {p.main_model}", lambda: self.dynamics_trace()))
+            steps.append(PlanStep(f"phase-targeted {phase}", lambda ph=phase: self.phase_traces(ph), needs=(main_readout,)))
+        main_iterative = f"iterative with readouts {p.main_model}"
+        steps.append(PlanStep(main_iterative, lambda: self.dynamics_trace()))
         for schedule in MAIN_SCHEDULES[1:]:
-            steps.append((f"{schedule} {p.main_model}", lambda s=schedule: self.main_trace(s)))
+            steps.append(PlanStep(f"{schedule} {p.main_model}", lambda s=schedule: self.main_trace(s),
+                                  needs=(main_readout,) if schedule in PHASE_AWARE else ()))
         if p.main_model != p.pruning_model:  # the LM-loss control (R3) along the main model's iterative trace too
-            steps.append((f"LM loss along iterative {p.main_model}",
-                          lambda: self.lm_loss_along(self.main_trace("iterative"))))
+            steps.append(PlanStep(f"LM loss along iterative {p.main_model}",
+                                  lambda: self.lm_loss_along(self.main_trace("iterative")), needs=(main_iterative,)))
         for schedule in p.schedules:
             if schedule == "random":
-                steps.append(("random baseline", lambda: [self.lm_loss_along(t) for t in self.random_traces()]))
+                steps.append(PlanStep("random baseline", lambda: [self.lm_loss_along(t) for t in self.random_traces()]))
             else:
-                steps.append((f"trace {schedule}", lambda s=schedule: self.lm_loss_along(self.trace(s))))
-        steps.append(("similarity along iterative", lambda: self.similarity_along(self.trace("iterative"))))
+                steps.append(PlanStep(f"trace {schedule}", lambda s=schedule: self.lm_loss_along(self.trace(s))))
+        readers = [PlanStep("similarity along iterative", lambda: self.similarity_along(self.trace("iterative")))]
         if p.finetune is not None:
-            steps.append(("fine-tuning recovery", lambda: self.finetune_recovery()))
+            readers.append(PlanStep("fine-tuning recovery", lambda: self.finetune_recovery()))
+        if "iterative" in p.schedules:  # they read the pruning model's iterative trace, which "trace iterative" stores
+            readers = [step._replace(needs=("trace iterative",)) for step in readers]
+        steps += readers
         for run in p.models:
             for task in p.tasks:
                 if (run.name, task) != (p.main_model, main_task):
-                    steps.append((f"readout {run.name} {task}", lambda m=run.name, t=task: self.readout(m, t)))
-        steps.append((f"tuned lens {p.main_model}", lambda: self.tuned_readout()))
+                    steps.append(PlanStep(f"readout {run.name} {task}", lambda m=run.name, t=task: self.readout(m, t)))
+        steps.append(PlanStep(f"tuned lens {p.main_model}", lambda: self.tuned_readout()))
         return steps
 
 
@@ -558,7 +583,7 @@ def run_plan_steps(experiments, only: str | None = None, check_only: bool = Fals
     compute; a step whose result is missing yields its ``MissingResult``, one with damaged files its
     ``CorruptResultError`` (otherwise a missing result is computed, and every error propagates).
     """
-    for name, run in experiments.plan:
+    for name, run, _ in experiments.plan:
         if only and only not in name:
             continue
         start = time.perf_counter()
