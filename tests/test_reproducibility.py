@@ -224,3 +224,36 @@ def test_a_verdict_whose_results_changed_is_refused(recorded, store):
     store.remove("readout", stored.key)
     with pytest.raises(VerdictError, match="which is no longer stored"):
         load_verdicts("golden")
+
+
+def test_results_no_plan_step_reads_are_listed_and_removed_on_request(tmp_path, monkeypatch, capsys):
+    from layercollapse.cli.main import main
+    from layercollapse.storage.provenance import compute_version
+    from layercollapse.study.experiments import Experiments, MissingResult, PlanStep, unused_results
+
+    store = Store(tmp_path)
+    version = compute_version("noise")
+    read = store.save("noise", {"spec": 1}, pd.DataFrame({"x": [1]}), compute_version=version)
+    left_behind = store.save("noise", {"spec": 2}, pd.DataFrame({"x": [2]}), compute_version=version)
+    stale = store.save("noise", {"spec": 3}, pd.DataFrame({"x": [3]}), compute_version="noise.v0")
+
+    def plan(self):
+        return [PlanStep("reads spec 1", lambda: self.store.load("noise", {"spec": 1}, compute_version=version))]
+
+    monkeypatch.setattr(Experiments, "plan", property(plan))
+    assert unused_results(Experiments("test", store=store, compute=False))["key"].tolist() == [left_behind]
+    monkeypatch.setenv("LAYERCOLLAPSE_STORE", str(tmp_path))
+    assert main(["reproduce", "--profile", "test", "--list"]) == 0
+    assert "1 stored result(s) that no experiment of this profile reads" in capsys.readouterr().out
+    assert main(["reproduce", "--profile", "test", "--remove-unused"]) == 0
+    assert store.load_key("noise", left_behind) is None and store.load_key("noise", read) is not None
+    assert store.sidecars("noise") and stale in {sidecar["key"] for sidecar in store.sidecars("noise")}  # not its job
+
+    def missing(self):
+        def fail():
+            raise MissingResult("noise", {"model": "m"}, "test")
+        return [PlanStep("missing", fail)]
+
+    monkeypatch.setattr(Experiments, "plan", property(missing))
+    assert main(["reproduce", "--profile", "test", "--remove-unused"]) == 1
+    assert "nothing was removed" in capsys.readouterr().out and store.load_key("noise", read) is not None

@@ -16,7 +16,11 @@ from layercollapse.study.distributed import (
     add_distributed_arguments,
     maybe_run_distributed,
 )
-from layercollapse.study.experiments import missing_experiments, run_plan_steps
+from layercollapse.study.experiments import (
+    missing_experiments,
+    run_plan_steps,
+    unused_results,
+)
 from layercollapse.study.verify import DEFAULT_TOLERANCE, verify_kind
 
 
@@ -33,6 +37,9 @@ def add_reproduce_arguments(parser: argparse.ArgumentParser) -> None:
                         help=f"--verify: largest |Δ| a value may move (default {DEFAULT_TOLERANCE:g})")
     parser.add_argument("--remove-stale", action="store_true",
                         help="delete stored results computed at another compute version (never served), then stop")
+    parser.add_argument("--remove-unused", action="store_true",
+                        help="delete stored results that no experiment of the profile reads (left behind when a spec "
+                             "changed; only when every experiment is stored), then stop")
     add_distributed_arguments(parser)
 
 
@@ -46,6 +53,8 @@ def reproduce(args: argparse.Namespace) -> int:
     print(f"profile '{experiments.profile.name}', store {experiments.store.root}")
     if args.remove_stale:
         return remove_stale(experiments.store)
+    if args.remove_unused:
+        return remove_unused(experiments)
     names = [step.name for step in experiments.plan]
     if args.only and not any(args.only in name for name in names):
         print(f"error: --only {args.only!r} matches no experiment of profile '{experiments.profile.name}'; "
@@ -74,6 +83,9 @@ def reproduce(args: argparse.Namespace) -> int:
         if len(stale):
             print(f"{len(stale)} stale result(s) (computed at another compute version; never served): "
                   "remove them with --remove-stale")
+        if not missing and not damaged and not args.only and len(unused := unused_results(experiments)):
+            print(f"{len(unused)} stored result(s) that no experiment of this profile reads: remove them with "
+                  "--remove-unused")
     return 1 if missing or damaged else 0
 
 
@@ -92,6 +104,21 @@ def verify(experiments, kind: str, only: str | None, tolerance: float) -> int:
     print(f"{len(comparisons) - differ} of {len(comparisons)} result(s) reproduce within {tolerance:g}"
           + (f"; {differ} differ" if differ else ""))
     return 1 if differ else 0
+
+
+def remove_unused(experiments) -> int:
+    """Delete every current result no step of the plan reads (``unused_results``); print what went."""
+    try:
+        unused = unused_results(experiments)
+    except (LookupError, CorruptResultError) as problem:
+        print(f"error: not every experiment of profile '{experiments.profile.name}' is stored ({problem}), so what "
+              "the plan reads is not known; nothing was removed")
+        return 1
+    for kind, key in zip(unused["kind"], unused["key"]):
+        experiments.store.remove(kind, key)
+        print(f"  removed  {kind}/{key}")
+    print(f"{len(unused)} unused result(s) removed")
+    return 0
 
 
 def remove_stale(store) -> int:

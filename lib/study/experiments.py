@@ -612,3 +612,22 @@ def missing_experiments(profile) -> list[str]:
         if problem is not None:
             missing.append(name)
     return missing
+
+
+def unused_results(experiments: Experiments) -> pd.DataFrame:
+    """The current results of the experiments' store that no step of the plan reads (``store.list_results`` rows):
+    results of an older spec, left behind when a spec changed. Runs the plan without computing.
+
+    Raises:
+        MissingResult, CorruptResultError: a step's results are not all stored, or are damaged; what the plan reads
+            is then not known, so nothing can be called unused.
+    """
+    from layercollapse.storage.provenance import current_results
+    from layercollapse.storage.store import results_read
+
+    for _, problem, _ in run_plan_steps(experiments.on_store(experiments.store, compute=False), check_only=True):
+        if problem is not None:
+            raise problem
+    read = {(result["kind"], result["key"]) for result in results_read(experiments.store)}
+    current = current_results(experiments.store)
+    return current[[(kind, key) not in read for kind, key in zip(current["kind"], current["key"])]].reset_index(drop=True)
