@@ -63,7 +63,7 @@ from layercollapse.pruning.traces import (  # noqa: E402
 )
 from layercollapse.readout.batching import Request, collate, plan_batches  # noqa: E402
 from layercollapse.readout.budget import GPU_TOKEN_BUDGET  # noqa: E402
-from layercollapse.results.provenance import cpu_model  # noqa: E402
+from layercollapse.storage.provenance import cpu_model  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
 LLAMA2_7B = dict(hidden_size=4096, intermediate_size=11008, num_hidden_layers=32, num_attention_heads=32,

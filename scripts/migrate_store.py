@@ -18,7 +18,7 @@ import os
 import sys
 from pathlib import Path
 
-from layercollapse.results.store import (
+from layercollapse.storage.store import (
     FORMAT_VERSION,
     SIDECAR_SUFFIX,
     Store,
@@ -42,7 +42,7 @@ MIGRATED_TO = 1  # the compute version of every kind that a format-1 result beco
 
 def migrate_sidecar(directory: Path, sidecar: dict) -> str | None:
     """Move one format-1 result to its format-2 key; return the new key, or None when it is stale or new."""
-    from layercollapse.results.provenance import compute_version
+    from layercollapse.storage.provenance import compute_version
 
     kind = sidecar["kind"]
     if sidecar.get("format") != 1:

@@ -229,7 +229,12 @@ def test_a_verdict_whose_results_changed_is_refused(recorded, store):
 def test_results_no_plan_step_reads_are_listed_and_removed_on_request(tmp_path, monkeypatch, capsys):
     from layercollapse.cli.main import main
     from layercollapse.storage.provenance import compute_version
-    from layercollapse.study.experiments import Experiments, MissingResult, PlanStep, unused_results
+    from layercollapse.study.experiments import (
+        Experiments,
+        MissingResult,
+        PlanStep,
+        unused_results,
+    )
 
     store = Store(tmp_path)
     version = compute_version("noise")
