@@ -398,3 +398,19 @@ def test_marks_without_tooltip_finds_bare_marks_through_layers_and_concatenation
                plots.phase_shading(3, 8), plots.chance_rule(0.25, "accuracy"),
                plots.reference_rules({"intact": 0.7, "chance": 0.25})]
     assert [plots.marks_without_tooltip(chart.to_dict()) for chart in helpers] == [[]] * len(helpers)
+
+
+def test_every_schedule_has_its_colour_and_concatenated_charts_share_one_scale():
+    from layercollapse.pruning.traces import SCHEDULE_NAMES
+
+    for key, name in SCHEDULE_NAMES.items():
+        assert plots.SERIES_COLORS[key] == plots.SERIES_COLORS[name], key
+    frame = pd.DataFrame({"x": [0, 1, 0, 1], "y": [0.5, 0.4, 0.5, 0.3], "low": 0.0, "high": 1.0,
+                          "schedule": ["iterative", "iterative", "reverse", "reverse"]})
+    page = ["iterative", "block_influence", "reverse"]
+    first = plots.line_with_band(frame[frame["schedule"] == "iterative"], "x", "y", "low", "high", "schedule",
+                                 series=page).to_dict()
+    second = plots.line_with_band(frame, "x", "y", "low", "high", "schedule", series=page).to_dict()
+    scales = [chart["layer"][1]["encoding"]["color"]["scale"] for chart in (first, second)]
+    assert scales[0] == scales[1] and scales[0]["domain"] == page
+    assert dict(zip(scales[0]["domain"], scales[0]["range"]))["reverse"] == plots.SERIES_COLORS["reverse"]

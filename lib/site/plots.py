@@ -66,6 +66,7 @@ SERIES_COLORS = {
     "reverse": PALETTE[5], "reverse order": PALETTE[5],
     "random": PALETTE[7], "random order": PALETTE[7],
     "random_in_range": PALETTE[6], "random within a range": PALETTE[6],
+    "decisive_first": PALETTE[2], "Decisive Phase first": PALETTE[2],
     "silent": "#6E6E6E", "Silent Phase": "#6E6E6E",
     "decisive": PHASE_COLORS["Decisive Phase"], "Decisive Phase": PHASE_COLORS["Decisive Phase"],
 }
@@ -348,6 +349,7 @@ def line_with_band(
     x_title: str | None = None,
     y_title: str | None = None,
     points: bool = True,
+    series: Sequence[Any] | None = None,
 ) -> alt.LayerChart:
     """Line of ``y`` against ``x`` over a shaded confidence band [low, high], one series per ``color``.
 
@@ -362,6 +364,8 @@ def line_with_band(
             missing from ``df`` are skipped, so the default suits any data.
         x_title, y_title: axis titles (default: the column names).
         points: draw a point at each x, which also makes hovering easy.
+        series: every value of ``color`` on the page, in legend order (default: those in ``df``): charts
+            concatenated into one figure pass the same ones, so their shared legend gives each its colour.
 
     Returns:
         LayerChart (band, line); layer it over ``phase_shading`` as needed.
@@ -380,7 +384,8 @@ def line_with_band(
     ]
     encoding: dict[str, Any] = {"x": alt.X(x, type="quantitative", title=x_title or x, axis=_x_axis(df[x]))}
     if color:
-        encoding["color"] = alt.Color(color, type="nominal", scale=series_scale(df[color].unique()))
+        domain = df[color].unique() if series is None else series
+        encoding["color"] = alt.Color(color, type="nominal", scale=series_scale(domain))
     base = alt.Chart(df).encode(**encoding)
     band = base.mark_area(opacity=0.2).encode(
         y=alt.Y(low, type="quantitative", title=y_title or y), y2=alt.Y2(high), tooltip=tooltips

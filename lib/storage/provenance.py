@@ -220,11 +220,11 @@ def compute_times(store) -> pd.DataFrame:
     """How long the stored results took to compute, per kind, from the wall time each one's audit record carries.
 
     Returns:
-        one row per kind: results, recorded (how many carry a wall time), hours (their sum).
+        one row per kind: results, recorded (how many carry a wall time), hours (their sum; NaN when none does).
     """
     rows = [{"kind": kind, "wall_s": (sidecar.get("provenance") or {}).get("wall_s")}
             for kind in store.kinds() for sidecar in store.sidecars(kind)]
     frame = pd.DataFrame(rows, columns=["kind", "wall_s"])
     return (frame.groupby("kind").agg(results=("wall_s", "size"), recorded=("wall_s", "count"),
-                                      hours=("wall_s", lambda seconds: seconds.sum() / 3600))
+                                      hours=("wall_s", lambda seconds: seconds.sum(min_count=1) / 3600))
             .reset_index())
