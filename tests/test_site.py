@@ -475,15 +475,22 @@ def test_a_claim_decided_per_model_shows_the_main_models_verdict_and_how_many_mo
 def test_ledger_of_the_committed_default_verdicts_names_the_models_each_rests_on():
     rows = {row.claim: row for row in ledger.ledger_rows("default")}
     recorded = verdicts.load_verdicts("default")
-    assert {claim: row.status for claim, row in rows.items() if claim in recorded} == {
-        claim: verdict.status for claim, verdict in recorded.items()}
-    assert rows["C4"].models == ["qwen2.5-coder-1.5b"]  # phase pruning of the main model
-    assert "smollm2-135m" in rows["C1"].models  # the pruning schedules run on SmolLM2
+    main = load_profile("default").main_model
+    shown = {verdict.claim: verdict for verdict in recorded.values() if verdict.model in (None, main)}
+    shown |= {verdict.claim: verdict for verdict in recorded.values() if verdict.claim not in shown}  # one model only
+    assert {claim: row.status for claim, row in rows.items() if claim in shown} == {
+        claim: verdict.status for claim, verdict in shown.items()}
+    assert rows["C4"].models == [main]  # phase pruning of the main model
+    assert rows["C1"].models == [main] and recorded[f"C1@{main}"].status == rows["C1"].status  # decided per model
+    other = recorded["C1@smollm2-135m"]  # the pruning model's verdict, counted in the agreement
+    assert rows["C1"].others == (("smollm2-135m", other.status),)
+    assert rows["C1"].agreement().startswith("2 of 2" if other.status == rows["C1"].status else "1 of 2")
+    assert rows["C2"].models == ["smollm2-135m"] and rows["C2"].others == ()  # decided on the pruning model only
     assert len(rows["R1"].models) == 3  # across the three embedded models
-    assert all(recorded[claim].statistic.startswith(row.number.split(":")[0]) for claim, row in rows.items()
-               if claim in recorded)
+    assert all(shown[claim].statistic.startswith(row.number.split(":")[0]) for claim, row in rows.items()
+               if claim in shown)
     assert rows["R1"].number == "smallest evaluation set (items): 200"  # whole numbers stay whole
-    assert rows["C1"].number.endswith("to the collapse step: 0.016 [-0.043, 0.075]")  # the method note is in the chapter
+    assert rows["C1"].number.endswith("to the collapse step: 0.139 [0.065, 0.217]")  # the method note is in the chapter
 
 
 def test_other_profiles_render_in_a_copy_and_never_touch_the_default_freeze(tmp_path, monkeypatch):
