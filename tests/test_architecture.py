@@ -35,3 +35,10 @@ def test_the_check_finds_an_import_of_a_later_tier(tmp_path, monkeypatch):
     (tmp_path / "model" / "bad.py").write_text("def f():\n    from layercollapse.study.experiments import Experiments\n")
     monkeypatch.setattr(__import__(__name__), "LIB", tmp_path)
     assert imported_tiers("model") == {"study"}
+
+
+def test_the_package_build_lists_every_tier():
+    import tomllib
+
+    pyproject = tomllib.loads((LIB.parent / "pyproject.toml").read_text())
+    assert set(pyproject["tool"]["setuptools"]["packages"]) == {"layercollapse", *(f"layercollapse.{t}" for t in TIERS)}
