@@ -122,12 +122,12 @@ def cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
-def package_versions() -> dict[str, str | None]:
-    """Installed versions of :data:`RECORDED_PACKAGES` (None when absent)."""
+def package_versions(names: Sequence[str] = RECORDED_PACKAGES) -> dict[str, str | None]:
+    """Installed versions of the packages ``names`` (None when absent)."""
     from importlib.metadata import PackageNotFoundError, version
 
     found = {}
-    for name in RECORDED_PACKAGES:
+    for name in names:
         try:
             found[name] = version(name)
         except PackageNotFoundError:
@@ -194,25 +194,17 @@ def computed_in(store) -> pd.DataFrame:
 
 
 def rendering_environment(device: str, dtype: str, packages: Sequence[str] = RENDER_PACKAGES) -> pd.DataFrame:
-    """The environment this process runs in, for a page to show beside where its results were computed:
-    one row per item (python, layercollapse, each of ``packages``, device, weights dtype, CPU and logical cores,
-    GPU, platform) with its ``value``."""
-    from importlib.metadata import PackageNotFoundError, version
-
-    import torch
+    """The environment this process runs in (:func:`environment`), for a page to show beside where its results were
+    computed: one row per item (python, layercollapse, each of ``packages``, device, weights dtype, CPU and logical
+    cores, GPU, platform) with its ``value``."""
     from layercollapse import __version__
 
-    def installed(name: str) -> str:
-        try:
-            return version(name)
-        except PackageNotFoundError:
-            return "not installed"
-
-    rows = [("python", platform.python_version()), ("layercollapse", __version__),
-            *((name, installed(name)) for name in packages), ("device", device), ("weights dtype", dtype),
-            ("CPU", f"{cpu_model()} ({os.cpu_count() or 'unknown number of'} logical cores)"),
-            ("GPU", torch.cuda.get_device_name(0) if torch.cuda.is_available() else "none"),
-            ("platform", platform.platform())]
+    env = environment(device)
+    rows = [("python", env["python"]), ("layercollapse", __version__),
+            *((name, found or "not installed") for name, found in package_versions(packages).items()),
+            ("device", device), ("weights dtype", dtype),
+            ("CPU", f"{env['cpu']} ({env['n_cpus'] or 'unknown number of'} logical cores)"),
+            ("GPU", env["gpu"] or "none"), ("platform", env["platform"])]
     return pd.DataFrame(rows, columns=["item", "value"])
 
 
