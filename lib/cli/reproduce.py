@@ -19,6 +19,7 @@ from layercollapse.study.distributed import (
 from layercollapse.study.experiments import (
     missing_experiments,
     run_plan_steps,
+    unread_results,
     unused_results,
 )
 from layercollapse.study.verify import DEFAULT_TOLERANCE, verify_kind
@@ -83,7 +84,7 @@ def reproduce(args: argparse.Namespace) -> int:
         if len(stale):
             print(f"{len(stale)} stale result(s) (computed at another compute version; never served): "
                   "remove them with --remove-stale")
-        if not missing and not damaged and not args.only and len(unused := unused_results(experiments)):
+        if not missing and not damaged and not args.only and len(unused := unread_results(experiments.store)):
             print(f"{len(unused)} stored result(s) that no experiment of this profile reads: remove them with "
                   "--remove-unused")
     return 1 if missing or damaged else 0

@@ -622,12 +622,18 @@ def unused_results(experiments: Experiments) -> pd.DataFrame:
         MissingResult, CorruptResultError: a step's results are not all stored, or are damaged; what the plan reads
             is then not known, so nothing can be called unused.
     """
-    from layercollapse.storage.provenance import current_results
-    from layercollapse.storage.store import results_read
-
     for _, problem, _ in run_plan_steps(experiments.on_store(experiments.store, compute=False), check_only=True):
         if problem is not None:
             raise problem
-    read = {(result["kind"], result["key"]) for result in results_read(experiments.store)}
-    current = current_results(experiments.store)
+    return unread_results(experiments.store)
+
+
+def unread_results(store: Store) -> pd.DataFrame:
+    """The current results of ``store`` this process has not read (``store.results_read``): after a run of the
+    whole plan that found everything stored, the results no step reads."""
+    from layercollapse.storage.provenance import current_results
+    from layercollapse.storage.store import results_read
+
+    read = {(result["kind"], result["key"]) for result in results_read(store)}
+    current = current_results(store)
     return current[[(kind, key) not in read for kind, key in zip(current["kind"], current["key"])]].reset_index(drop=True)
