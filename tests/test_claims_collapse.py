@@ -61,6 +61,20 @@ def test_c1_supported_for_a_cliff():
     assert verdict.value == pytest.approx(0.55 - 3 * 0.055, abs=1e-9) and verdict.ci[0] > 0
 
 
+def test_the_per_model_summary_row_states_the_collapse_and_the_verdict_on_the_trace():
+    trace = make_trace(cliff_accuracy())
+    found = collapse.locate_collapse(trace, collapse.trace_chance(trace), n_resamples=200)
+    verdict = collapse.verdict_c1(trace, CHANCE, n_resamples=200)
+    row = collapse.collapse_summary(trace, found, verdict)
+    assert collapse.trace_chance(trace) == CHANCE and verdict.model == "toy"
+    assert (row["model"], row["n_layers"], row["n_items"], row["chance"]) == ("toy", N_LAYERS, N_ITEMS, CHANCE)
+    assert row["intact_accuracy"] == pytest.approx(0.8) and (row["collapse_step"], row["step_low"], row["step_high"]) == (
+        10, 10, 10)
+    assert row["fraction_at_collapse"] == pytest.approx(10 / N_LAYERS)
+    assert (row["status"], row["value"], row["value_low"], row["value_high"]) == (verdict.status, verdict.value,
+                                                                                  *verdict.ci)
+
+
 def test_c1_not_supported_for_a_slope_or_no_collapse():
     slope = collapse.verdict_c1(make_trace(slope_accuracy()), CHANCE, n_resamples=500)
     assert slope.status == "not supported" and slope.value < 0 and "slope" in slope.text

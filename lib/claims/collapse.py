@@ -124,19 +124,18 @@ def trace_chance(trace) -> float:
     return metrics.chance_accuracy(trace.gold, trace.scores.shape[-1])
 
 
-def collapse_summary(trace, verdict: Verdict, n_resamples: int = 1000, seed: int = 0) -> dict[str, Any]:
-    """One row of a chapter's per-model table: where ``trace`` collapses and what the chapter's verdict on it says.
+def collapse_summary(trace, collapse: Collapse, verdict: Verdict) -> dict[str, Any]:
+    """One row of a chapter's per-model table: where ``trace`` collapses (``collapse``: its :func:`locate_collapse`)
+    and what the chapter's verdict on it says.
 
     Returns:
         model, n_layers, n_items, intact accuracy, chance, collapse step with its item-bootstrap interval (NaN
         without a collapse), the fraction of layers removed there, and the verdict's status, value and interval.
     """
-    chance = trace_chance(trace)
-    collapse = locate_collapse(trace, chance, n_resamples, seed)
     step, (low, high) = collapse.step, collapse.step_ci or (None, None)
     ci = verdict.ci or (None, None)
     return {"model": trace.spec.get("model"), "n_layers": trace.n_layers, "n_items": len(trace.gold),
-            "intact_accuracy": float(collapse.result.accuracy[0]), "chance": chance,
+            "intact_accuracy": float(collapse.result.accuracy[0]), "chance": collapse.chance,
             "collapse_step": step, "step_low": low, "step_high": high,
             "fraction_at_collapse": None if step is None else float(trace.fraction_removed[step]),
             "status": verdict.status, "value": verdict.value, "value_low": ci[0], "value_high": ci[1]}
