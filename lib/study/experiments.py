@@ -117,8 +117,9 @@ def evenly_spaced(layers: Sequence[int], n: int) -> list[int]:
 
 
 #: Schedules run on the main model too (the pruning model runs the profile's ``schedules``): the deterministic
-#: cliff-edge schedules and the phase-aware ``decisive_first``; one trace each, on the pruning items.
-MAIN_SCHEDULES = ("iterative", "block_influence", "angular_distance", "decisive_first")
+#: cliff-edge schedules and the phase-aware ``decisive_first``; one trace each, on the pruning items. Random
+#: orders stay on the pruning model (each costs about a greedy sweep's evaluation on the main model).
+MAIN_SCHEDULES = ("iterative", "block_influence", "angular_distance", "reverse", "decisive_first")
 
 
 #: Main-model schedules that read the intact network's phases (its readout) before they run.
@@ -551,9 +552,11 @@ class Experiments:
         for schedule in MAIN_SCHEDULES[1:]:
             steps.append(PlanStep(f"{schedule} {p.main_model}", lambda s=schedule: self.main_trace(s),
                                   needs=(main_readout,) if schedule in PHASE_AWARE else ()))
-        if p.main_model != p.pruning_model:  # the LM-loss control (R3) along the main model's iterative trace too
+        if p.main_model != p.pruning_model:  # the LM-loss (R3) and similarity (C2) controls on the main model too
             steps.append(PlanStep(f"LM loss along iterative {p.main_model}",
                                   lambda: self.lm_loss_along(self.main_trace("iterative")), needs=(main_iterative,)))
+            steps.append(PlanStep(f"similarity along iterative {p.main_model}",
+                                  lambda: self.similarity_along(self.main_trace("iterative")), needs=(main_iterative,)))
         for schedule in p.schedules:
             if schedule == "random":
                 steps.append(PlanStep("random baseline", lambda: [self.lm_loss_along(t) for t in self.random_traces()]))
