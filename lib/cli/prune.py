@@ -8,9 +8,12 @@ from pathlib import Path
 
 from layercollapse.cli.arguments import (
     add_model_task_arguments,
+    add_shots_argument,
+    check_shots,
     format_frequency,
     non_negative_int,
     positive_int,
+    shots_for,
 )
 from layercollapse.data.tasks import Item
 from layercollapse.pruning.traces import (
@@ -62,6 +65,7 @@ def format_trace(trace: Trace) -> str:
 
 def add_prune_arguments(parser: argparse.ArgumentParser) -> None:
     add_model_task_arguments(parser)
+    add_shots_argument(parser)
     parser.add_argument("--schedule", default="iterative", choices=SCHEDULES)
     parser.add_argument("--criterion", default="dm", choices=list(CRITERIA), help="greedy criterion (iterative, decisive_first)")
     parser.add_argument("--n-calibration", type=positive_int, default=64, help="calibration items, disjoint from evaluation")
@@ -82,6 +86,7 @@ def add_prune_arguments(parser: argparse.ArgumentParser) -> None:
 
 def check_prune_arguments(args: argparse.Namespace) -> None:
     """Refuse option combinations that would be ignored or fail late, before any data or model loads."""
+    check_shots(args)
     if args.layers is not None and args.schedule not in USES_LAYERS:
         raise ValueError(f"--layers applies only to --schedule {' or '.join(USES_LAYERS)}, not to '{args.schedule}'")
     if args.layers is None and args.schedule in USES_LAYERS:
@@ -105,18 +110,19 @@ def prune_command(args: argparse.Namespace) -> int:
 
     data = load_task(args.task, args.split)
     calibration, evaluation = split_calibration(data.items, args.n_calibration, args.limit, args.items_seed)
+    shots = shots_for(args, (*calibration, *evaluation), seed=args.items_seed)  # solved examples of neither set
     if args.criterion == "lm_loss":
         calibration = read_passages(args.passages) if args.passages else calibration_passages(calibration)
     model, tokenizer = load_model(args.model, dtype=args.dtype)
     store = Store(args.store)
     print(f"results store: {store.root}")
     print(f"{args.model} on {data.task}/{data.split}: {len(evaluation)} evaluation and {len(calibration)} "
-          f"calibration {'passages' if args.criterion == 'lm_loss' else 'items'}, {args.format} format, "
-          f"schedule {args.schedule}")
+          f"calibration {'passages' if args.criterion == 'lm_loss' else 'items'}, {args.format} format"
+          + (f", {len(shots)} shots" if shots else "") + f", schedule {args.schedule}")
     trace = prune(model, tokenizer, evaluation, args.schedule, calibration=calibration, criterion=args.criterion,
                   seed=args.seed, layers=args.layers,
                   n_remove=args.n_remove, format=args.format, task=args.task, split=data.split, store=store,
-                  cache=False if args.no_cache else "auto")
+                  shots=shots, cache=False if args.no_cache else "auto")
     print(format_trace(trace))
     print(f"trace stored in {store.directory(TRACE_KIND) / trace.key} (.json, .parquet, .arrays.parquet)")
     return 0

@@ -79,9 +79,10 @@ class FinetuneResult:
     losses: np.ndarray
 
 
-def training_requests(tokenizer, items: Sequence[Item], format: str, task: str | None) -> list[Request]:
-    """The scoring's requests for the gold answers: letter prompts, or each item's gold cloze option."""
-    requests = build_requests(tokenizer, items, format, task)
+def training_requests(tokenizer, items: Sequence[Item], format: str, task: str | None,
+                      shots: Sequence[Item] = ()) -> list[Request]:
+    """The scoring's requests for the gold answers: letter prompts (behind ``shots``), or each item's gold cloze option."""
+    requests = build_requests(tokenizer, items, format, task, shots)
     if format == "cloze":
         requests = [request for request in requests if request.option == items[request.item].gold]
     return requests
@@ -134,6 +135,7 @@ def finetune_pruned(
     batch_size: int = 8,
     lora_rank: int = 8,
     seed: int = 0,
+    shots: Sequence[Item] = (),
     progress: bool = False,
 ) -> FinetuneResult:
     """Fine-tune the pruned network ``kept_layers`` of ``model`` on multiple-choice training items.
@@ -149,6 +151,7 @@ def finetune_pruned(
         format: "letter" (loss on the gold letter at "Answer:") or "cloze" (loss on the gold option text).
         lr: learning rate; None: :data:`DEFAULT_LR` of ``method``.
         method: "lora" (adapters on q_proj/v_proj, merged at the end) or "full" (every weight).
+        shots: solved examples prepended to letter prompts (the prompts the network is evaluated with).
     Returns:
         :class:`FinetuneResult` with the trained pruned model (same class as ``model``, scorable
         with :func:`layercollapse.readout.scoring.score`) and the per-step training losses.
@@ -164,7 +167,7 @@ def finetune_pruned(
     trained = add_lora_(pruned, lora_rank, seed) if method == "lora" else pruned
     parameters = [p for p in trained.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(parameters, lr=lr, weight_decay=0.0)
-    requests = training_requests(tokenizer, train_items, format, task)
+    requests = training_requests(tokenizer, train_items, format, task, shots)
     order = epoch_order(len(requests), steps * batch_size, seed)
     device = model_device(pruned)
     losses = np.zeros(steps)
@@ -185,13 +188,13 @@ def finetune_pruned(
 
 def finetune_recovery(model: nn.Module, tokenizer, trace, steps: Sequence[int], train_items: Sequence[Item],
                       evaluation: Sequence[Item], format: str, task: str | None, *, train_steps: int, lr: float,
-                      method: str, seed: int) -> tuple[list[dict], dict[str, np.ndarray]]:
+                      method: str, seed: int, shots: Sequence[Item] = ()) -> tuple[list[dict], dict[str, np.ndarray]]:
     """Fine-tune the network after each of ``steps`` of a pruning trace and score it again (claim C7).
 
     Args:
         trace: a ``pruning.Trace`` whose evaluation items are ``evaluation`` (its scores are the "before").
         steps: trace steps to fine-tune after; train_items: disjoint from ``evaluation``.
-        train_steps, lr, method, seed: as in :func:`finetune_pruned`.
+        train_steps, lr, method, seed, shots: as in :func:`finetune_pruned` (``shots``: the trace's).
     Returns:
         (one row per step: step, n_removed, n_kept; arrays scores_before / scores_after float32
         [n_steps, n_items, n_options], gold int [n_items], losses float64 [n_steps, train_steps]).
@@ -200,9 +203,9 @@ def finetune_recovery(model: nn.Module, tokenizer, trace, steps: Sequence[int], 
     for step in steps:
         kept = trace.kept_layers(step)
         tuned = finetune_pruned(model, tokenizer, kept, train_items, format, task, steps=train_steps, lr=lr,
-                                method=method, seed=seed)
+                                method=method, seed=seed, shots=shots)
         before.append(trace.scores[step])
-        after.append(score(tuned.model, tokenizer, evaluation, format, task=task, progress=False))
+        after.append(score(tuned.model, tokenizer, evaluation, format, task=task, shots=shots, progress=False))
         losses.append(tuned.losses)
         rows.append({"step": step, "n_removed": trace.n_layers - len(kept), "n_kept": len(kept)})
         del tuned

@@ -80,6 +80,7 @@ def hidden_states_at_read_positions(
     layers: Sequence[int] | None = None,
     task: str | None = None,
     *,
+    shots: Sequence[Item] = (),
     token_budget: int | None = None,
     progress: bool | str = False,
 ) -> np.ndarray:
@@ -87,13 +88,14 @@ def hidden_states_at_read_positions(
 
     Args:
         layers: original indices of the layers to run (None: all).
+        shots: solved examples prepended in letter format, as in ``scoring.score``.
     Returns:
         float32 [n_kept + 1, n_positions, d_model]; index 0 = embeddings, index i = after the
         i-th kept layer. Positions in item order (letter: one per item, the last prompt token;
         cloze: per item, per option, each position predicting a continuation token).
     """
     kept = active_layers(model) if layers is None else sorted(layers)
-    requests = build_requests(tokenizer, items, format, task)
+    requests = build_requests(tokenizer, items, format, task, shots)
     offsets = _read_slots(requests)
     n_positions = sum(max(request.n_target, 1) for request in requests)
     out = np.zeros((len(kept) + 1, n_positions, unembedding(model).in_features), dtype=np.float32)  # [L+1, P, d]
@@ -124,16 +126,18 @@ def representation_similarity(intact_states: np.ndarray, pruned_states: np.ndarr
 
 
 def similarity_along(model: nn.Module, tokenizer, items: Sequence[Item], trace, format: str,
-                     task: str | None = None) -> pd.DataFrame:
+                     task: str | None = None, shots: Sequence[Item] = ()) -> pd.DataFrame:
     """Linear CKA and mean cosine between the intact and each pruned network's final states along ``trace``.
 
     Args:
-        items: the trace's evaluation items; trace: a ``pruning.Trace`` (its kept layers per step).
+        items: the trace's evaluation items; trace: a ``pruning.Trace`` (its kept layers per step);
+        shots: the trace's solved examples (letter format).
     Returns:
         one row per step: step, cka, cosine.
     """
     def final_states(kept: Sequence[int]) -> np.ndarray:  # [n_positions, d]
-        return hidden_states_at_read_positions(model, tokenizer, items, format, layers=kept, task=task)[-1]
+        return hidden_states_at_read_positions(model, tokenizer, items, format, layers=kept, task=task,
+                                               shots=shots)[-1]
 
     intact = final_states(trace.kept_layers(0))
     rows = [representation_similarity(intact, final_states(trace.kept_layers(step))) for step in range(trace.n_steps)]

@@ -49,6 +49,11 @@ def letter_block(item: Item, task: str | None = None) -> str:
     return f"{passage}{question}\n{options}Answer:"
 
 
+def shots_spec(shots: Sequence[Item]) -> dict[str, list[str]]:
+    """The spec entry of k-shot prompts: ``{"shot_ids": [...]}`` in prompt order; empty for zero shots."""
+    return {"shot_ids": [shot.id for shot in shots]} if shots else {}
+
+
 def letter_prompt(item: Item, task: str | None = None, shots: Sequence[Item] = ()) -> str:
     """The full letter-format context: optional MMLU header, k solved shots, then the item."""
     header = _mmlu_header(item) if _task_key(task) == "mmlu" and item.subject else ""

@@ -39,7 +39,7 @@ import numpy as np
 import pandas as pd
 import torch
 import torch.nn.functional as F
-from layercollapse.data.prompts import check_format
+from layercollapse.data.prompts import check_format, shots_spec
 from layercollapse.data.tasks import Item
 from layercollapse.measures import metrics
 from layercollapse.model.architectures import readout_of, readout_spec
@@ -132,12 +132,12 @@ def _encode(model: nn.Module, tokenizer, requests: Sequence[Request], row_option
 
 
 def encode_items(model: nn.Module, tokenizer, items: Sequence[Item], format: str = "letter", task: str | None = None,
-                 token_budget: int | None = None, shared_context: bool = True) -> EncodedSet:
-    """Tokenise and batch multiple-choice items (letter: one row per item; cloze: one per item, its options
-    packed behind its context, or with ``shared_context=False`` one per option)."""
+                 token_budget: int | None = None, shared_context: bool = True, shots: Sequence[Item] = ()) -> EncodedSet:
+    """Tokenise and batch multiple-choice items (letter: one row per item, behind the solved ``shots``; cloze: one
+    per item, its options packed behind its context, or with ``shared_context=False`` one per option)."""
     n_options = max(len(item.options) for item in items)
     letter_ids = letter_token_ids(tokenizer, n_options) if format == "letter" else None
-    return _encode(model, tokenizer, build_requests(tokenizer, items, format, task),
+    return _encode(model, tokenizer, build_requests(tokenizer, items, format, task, shots),
                    [len(item.options) for item in items], letter_ids, token_budget, shared_context)
 
 
@@ -488,18 +488,26 @@ def greedy_planner(calibration: PrefixRunner, criterion: Callable[[np.ndarray], 
     """Iterative Pruning: remove the kept layer whose removal hurts the calibration criterion least.
 
     ``first``: layers that are the only candidates while any of them is kept (``decisive_first``)."""
-    first = frozenset(first)
-
     def plan(step: int, kept: tuple[int, ...]) -> Removal:
         if step == 0:
             return Removal((), kept, criterion(calibration.run(kept, remember=True)))
-        calibration.remember(kept)  # the prefix every candidate starts from
-        candidates = [layer for layer in kept if layer in first] or list(kept)
-        values = [criterion(calibration.run(without(kept, layer))) for layer in candidates]  # [n_candidates]
+        candidates, values = candidate_values(calibration, criterion, kept, first)
         best = candidates[choose_removal(values, sign)]
         return Removal((best,), without(kept, best), values[candidates.index(best)])
 
     return plan
+
+
+def candidate_values(calibration: PrefixRunner, criterion: Callable[[np.ndarray], float], kept: Sequence[int],
+                     first: Sequence[int] = ()) -> tuple[list[int], list[float]]:
+    """One greedy step from the network ``kept``: (candidate layers, the criterion without each of them).
+
+    The candidates are the kept layers of ``first`` while any is kept, else every kept layer.
+    """
+    kept, first = tuple(kept), frozenset(first)
+    calibration.remember(kept)  # the prefix every candidate starts from
+    candidates = [layer for layer in kept if layer in first] or list(kept)
+    return candidates, [criterion(calibration.run(without(kept, layer))) for layer in candidates]  # [n_candidates]
 
 
 def order_planner(order: Sequence[int], values: Sequence[float] | None = None) -> Planner:
@@ -787,11 +795,14 @@ def _calibration_ids(calibration: Sequence[Item] | Sequence[str]) -> list[str]:
 
 def trace_spec(model: nn.Module, schedule: str, evaluation: Sequence[Item], calibration: Sequence[Item] | Sequence[str],
                *, criterion: str | None, seed: int | None, layers: Sequence[int] | None, n_remove: int,
-               format: str, task: str | None, split: str | None, readout: bool = False) -> dict[str, Any]:
+               format: str, task: str | None, split: str | None, readout: bool = False,
+               shots: Sequence[Item] = ()) -> dict[str, Any]:
     """The full spec of a trace, whose hash keys it in the store (with the trace compute version).
 
     ``readout``: the trace also holds the logit-lens readout of every pruned network; the field
     ``layer_readout: "logit"`` is then added (absent otherwise, so traces without it keep their keys).
+    ``shots``: the solved examples of k-shot letter prompts; their ids are recorded as ``shot_ids``
+    (absent for zero-shot traces, which keep their keys).
     """
     dtype = str(next(model.parameters()).dtype).removeprefix("torch.")
     return {
@@ -810,6 +821,7 @@ def trace_spec(model: nn.Module, schedule: str, evaluation: Sequence[Item], cali
         "layers": None if layers is None else list(layers),
         "n_remove": n_remove,
         **({"layer_readout": "logit"} if readout else {}),
+        **shots_spec(shots),
     }
 
 
@@ -819,7 +831,8 @@ def most_removable(schedule: str, n_total: int, layers: Sequence[int] | None) ->
 
 
 def _check_arguments(schedule: str, evaluation: Sequence[Item], calibration: Sequence[Item] | Sequence[str],
-                     criterion: str, layers: Sequence[int] | None, n_total: int) -> None:
+                     criterion: str, layers: Sequence[int] | None, n_total: int, format: str,
+                     shots: Sequence[Item]) -> None:
     if schedule not in SCHEDULES:
         raise ValueError(f"Unknown schedule '{schedule}'; use one of {', '.join(SCHEDULES)}")
     if not evaluation:
@@ -836,6 +849,12 @@ def _check_arguments(schedule: str, evaluation: Sequence[Item], calibration: Seq
     shared = {entry.id for entry in calibration if isinstance(entry, Item)} & {item.id for item in evaluation}
     if shared:
         raise ValueError(f"calibration and evaluation items overlap ({len(shared)} shared, e.g. '{min(shared)}')")
+    if shots and format != "letter":
+        raise ValueError(f"shots apply only to the letter format, not to '{format}' (cloze prompts are zero-shot)")
+    solved = {shot.id for shot in shots} & ({item.id for item in evaluation}
+                                            | {entry.id for entry in calibration if isinstance(entry, Item)})
+    if solved:
+        raise ValueError(f"{len(solved)} solved example(s) are also evaluation or calibration items, e.g. '{min(solved)}'")
     if schedule in USES_LAYERS:
         if not layers:
             what = "the index range to remove from" if schedule == "random_in_range" else "the layers to remove first"
@@ -869,6 +888,7 @@ def prune(
     cache: bool | str = "auto",
     token_budget: int | None = None,
     readout: bool = False,
+    shots: Sequence[Item] = (),
     progress: bool | str = True,
 ) -> Trace:
     """Prune ``model`` step by step with ``schedule`` and score the evaluation items after every step.
@@ -897,12 +917,14 @@ def prune(
         readout: also record the logit-lens readout of every pruned network (``Trace.readout_at``):
             the read positions of each layer run by the evaluation pass are unembedded, nothing else
             is run again (cost: ``benchmarks/readout_along_traces.py``).
+        shots: letter format: solved examples prepended to every evaluation and calibration prompt
+            (``tasks.fewshot_examples``; disjoint from both), recorded in the spec as ``shot_ids``.
     Returns:
         :class:`Trace`, with n_remove + 1 steps.
     """
     return prune_seeds(model, tokenizer, evaluation, schedule, (seed,), calibration=calibration, criterion=criterion,
                        layers=layers, n_remove=n_remove, format=format, task=task, split=split, store=store,
-                       cache=cache, token_budget=token_budget, readout=readout, progress=progress)[0]
+                       cache=cache, token_budget=token_budget, readout=readout, shots=shots, progress=progress)[0]
 
 
 def _plan(schedule: str, seed: int, n_steps: int, n_total: int, model: nn.Module, sets: Mapping[str, EncodedSet],
@@ -946,6 +968,7 @@ def prune_seeds(
     cache: bool | str = "auto",
     token_budget: int | None = None,
     readout: bool = False,
+    shots: Sequence[Item] = (),
     progress: bool | str = True,
 ) -> list[Trace]:
     """One :func:`prune` trace per seed (arguments as there), sharing the tokenised items and the prefix cache.
@@ -955,7 +978,7 @@ def prune_seeds(
     """
     check_format(format)
     n_total = count_layers(model)
-    _check_arguments(schedule, evaluation, calibration, criterion, layers, n_total)
+    _check_arguments(schedule, evaluation, calibration, criterion, layers, n_total, format, shots)
     if schedule not in USES_CALIBRATION:
         calibration = ()
     most = most_removable(schedule, n_total, layers)
@@ -966,7 +989,7 @@ def prune_seeds(
                         criterion=criterion if schedule in GREEDY else None,
                         seed=seed if schedule in USES_SEED else None,
                         layers=sorted(layers) if schedule in USES_LAYERS else None,
-                        n_remove=n_remove, format=format, task=task, split=split, readout=readout)
+                        n_remove=n_remove, format=format, task=task, split=split, readout=readout, shots=shots)
              for seed in seeds]
     traces = [Trace.load(store, spec) if store is not None else None for spec in specs]
     if all(trace is not None for trace in traces):
@@ -979,8 +1002,8 @@ def prune_seeds(
         sets["calibration"] = (encode_passages(model, tokenizer, calibration, token_budget=token_budget)
                                if isinstance(calibration[0], str)
                                else encode_items(model, tokenizer, calibration, format, task, token_budget,
-                                                 shared_context=not per_sequence))
-    sets["evaluation"] = encode_items(model, tokenizer, evaluation, format, task, token_budget)
+                                                 shared_context=not per_sequence, shots=shots))
+    sets["evaluation"] = encode_items(model, tokenizer, evaluation, format, task, token_budget, shots=shots)
     use_cache = _use_cache(model, cache, sets if schedule in GREEDY else {"evaluation": sets["evaluation"]})
     evaluation_runner = PrefixRunner(model, sets["evaluation"], use_cache["evaluation"])
     gold = np.array([item.gold for item in evaluation])

@@ -218,13 +218,15 @@ def train_tuned_lens(
 
 def tuned_readout(model: nn.Module, tokenizer, items: Sequence[Item], texts: Sequence[str], format: str,
                   task: str | None, *, steps: int, max_tokens: int, seed: int, train_share: float = 0.75,
-                  batch_size: int = 4, progress: bool = False) -> tuple[pd.DataFrame, np.ndarray]:
+                  batch_size: int = 4, shots: Sequence[Item] = (), progress: bool = False
+                  ) -> tuple[pd.DataFrame, np.ndarray]:
     """Train a tuned lens on plain text, read ``items`` through it, and compare both lenses' KL to the final layer.
 
     Args:
         texts: plain-text passages: the first ``train_share`` train the translators, the rest (or the first
             passage, when none is left) measure KL.
         steps, max_tokens, seed, batch_size: as in :func:`train_tuned_lens`.
+        shots: solved examples prepended to the items' letter prompts (``scoring.score``).
     Returns:
         (one row per readout row: layer (-1 = embeddings), kl_logit, kl_tuned in nats;
          scores float32 [n_layers + 1, n_items, n_options] read through the tuned lens).
@@ -232,7 +234,7 @@ def tuned_readout(model: nn.Module, tokenizer, items: Sequence[Item], texts: Seq
     n_train = max(1, int(train_share * len(texts)))
     lens = train_tuned_lens(model, tokenizer, texts[:n_train], steps=steps, max_tokens=max_tokens,
                             batch_size=batch_size, seed=seed, progress=progress)
-    scores = layerwise_scores(model, tokenizer, items, format, lens=lens, task=task,
+    scores = layerwise_scores(model, tokenizer, items, format, lens=lens, task=task, shots=shots,
                               progress=progress and "tuned readout")
     held_out = texts[n_train:] or texts[:1]
     kl = {name: kl_to_final(model, tokenizer, held_out, which, max_tokens=max_tokens, batch_size=batch_size)

@@ -571,6 +571,18 @@ def chance_rule(chance: float, y_title: str | None = None) -> alt.Chart:
     return reference_rules({"chance (best constant answer)": chance}, y_title)
 
 
+def step_points(points: pd.DataFrame, x: str, y: str, tooltip: Sequence[str], *, label: str,
+                y_title: str | None = None) -> alt.Chart:
+    """Hollow black points that mark single steps of a curve (e.g. near-tie greedy choices), with ``tooltip``
+    on hover and ``label`` as their legend-free meaning in the tooltip's first line."""
+    frame = points.assign(meaning=label)
+    return alt.Chart(frame).mark_point(shape="diamond", size=90, filled=False, color="black", strokeWidth=1.5).encode(
+        x=alt.X(x, type="quantitative"), y=alt.Y(y, type="quantitative", title=y_title),
+        tooltip=[alt.Tooltip("meaning", type="nominal", title="marks")]
+        + [alt.Tooltip(name, type="quantitative", format=".4g") if pd.api.types.is_float_dtype(frame[name])
+           else alt.Tooltip(name) for name in tooltip])
+
+
 def collapse_marker(markers: pd.DataFrame) -> alt.LayerChart:
     """Grey bar over the collapse point's interval and a rule at the point itself.
 

@@ -40,6 +40,7 @@ COMPUTE_VERSIONS: dict[str, int] = {
     "lm_loss": 1,     # next-token loss of plain-text passages along a trace
     "similarity": 1,  # CKA / cosine of final states along a trace
     "finetune": 1,    # fine-tuning recovery along the iterative trace
+    "margins": 1,     # every greedy candidate's criterion along a trace, and the criterion at several token budgets
 }
 
 #: The packages whose versions are recorded with every result (they can move its numbers).

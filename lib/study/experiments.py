@@ -20,6 +20,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 import pandas as pd
+from layercollapse.data.prompts import shots_spec
 from layercollapse.data.tasks import (
     Item,
     load_task,
@@ -185,6 +186,7 @@ class Experiments:
         self.progress = progress
         self._load_model = load_model
         self._loaded: tuple[str, Any, Any] | None = None
+        self._shots: dict[str, tuple[Item, ...]] = {}
 
     def on_store(self, store: Store, *, compute: bool) -> Experiments:
         """The same experiments (profile, model loader, progress) over another store."""
@@ -235,6 +237,28 @@ class Experiments:
         """Plain-text passages for the language-model loss control (no decision structure)."""
         return text_passages(self.profile.text_corpus, self.profile.n_text_passages)
 
+    def shots(self, task: str, format: str) -> tuple[Item, ...]:
+        """The solved examples of the profile's k-shot letter prompts for ``task`` (none for cloze or ``shots: 0``):
+        ``tasks.fewshot_examples`` drawn by the first seed, disjoint from every item the profile scores of ``task``."""
+        if format != "letter" or not self.profile.shots:
+            return ()
+        if task not in self._shots:
+            from layercollapse.data.tasks import fewshot_examples
+
+            used = [item for split in (self.items(task), self.items(task, self.profile.n_pruning_items,
+                                                                   self.profile.n_pruning_calibration))
+                    for part in split for item in part]
+            self._shots[task] = fewshot_examples(task, self.profile.shots, self.profile.seeds[0], exclude=used)
+        return self._shots[task]
+
+    def shots_of(self, spec: dict[str, Any]) -> tuple[Item, ...]:
+        """The solved examples a stored result's prompts were built with (its ``shot_ids``, from :meth:`shots`)."""
+        shots = self.shots(spec["task"], spec["format"])
+        if [shot.id for shot in shots] != spec.get("shot_ids", []):
+            raise ValueError(f"the result was scored with shots {spec.get('shot_ids', [])}, profile "
+                             f"'{self.profile.name}' draws {[shot.id for shot in shots]}")
+        return shots
+
     def readout_spec(self) -> dict[str, str]:
         """The readout precision's spec entry (``architectures.readout_spec``): empty for the model's dtype."""
         from layercollapse.model.architectures import readout_spec
@@ -243,7 +267,8 @@ class Experiments:
 
     def _base_spec(self, model: str, task: str, items: Sequence[Item], format: str) -> dict[str, Any]:
         return {"model": model, "dtype": self.dtype_name(), **self.readout_spec(), "task": task,
-                "split": self.split(task), "format": format, "item_ids": [item.id for item in items]}
+                "split": self.split(task), "format": format, "item_ids": [item.id for item in items],
+                **shots_spec(self.shots(task, format))}
 
     def _cached(self, kind: str, spec: dict[str, Any], compute) -> Result:
         version = compute_version(kind)
@@ -277,7 +302,7 @@ class Experiments:
             from layercollapse.readout.lens import layerwise_scores
 
             net, tokenizer = self.model(model)
-            scores = layerwise_scores(net, tokenizer, items, format, task=task,
+            scores = layerwise_scores(net, tokenizer, items, format, task=task, shots=self.shots(task, format),
                                       progress=self.progress and "readout")
             return {"scores": scores, "gold": np.array([item.gold for item in items])}
 
@@ -310,7 +335,8 @@ class Experiments:
             net, tokenizer = self.model(model)
             table, scores = tuned_readout(net, tokenizer, items, texts, format, task,
                                           steps=self.profile.tuned_lens_steps, max_tokens=self.profile.tuned_lens_tokens,
-                                          seed=self.profile.seeds[0], progress=self.progress)
+                                          seed=self.profile.seeds[0], shots=self.shots(task, format),
+                                          progress=self.progress)
             return table, {"scores": scores, "gold": np.array([item.gold for item in items])}
 
         result = self._cached("tuned_lens", spec, compute)
@@ -352,6 +378,7 @@ class Experiments:
 
         format = self.profile.run_of(model).format
         readout = format == "letter"
+        shots = self.shots(task, format)
         found = {}
         for seed in seeds:
             # every field of pruning.trace_spec but the model's depth, which find_trace takes from the stored trace
@@ -360,7 +387,8 @@ class Experiments:
                     "calibration_ids": [i.id for i in calibration], "schedule": schedule,
                     "criterion": criterion if schedule in GREEDY else None,
                     "seed": seed if schedule in USES_SEED else None,
-                    "layers": None if layers is None else sorted(layers), **({"layer_readout": "logit"} if readout else {})}
+                    "layers": None if layers is None else sorted(layers), **({"layer_readout": "logit"} if readout else {}),
+                    **shots_spec(shots)}
             found[seed] = find_trace(self.store, spec, n_remove=n_remove, damaged=self.damaged)
         missing = [seed for seed in seeds if found[seed] is None]
         if missing and not self.compute:
@@ -370,7 +398,7 @@ class Experiments:
             net, tokenizer = self.model(model)
             computed = prune_seeds(net, tokenizer, evaluation, schedule, missing, calibration=calibration,
                                    criterion=criterion, layers=layers, n_remove=n_remove, format=format, task=task,
-                                   split=self.split(task), readout=readout, store=self.store,
+                                   split=self.split(task), readout=readout, shots=shots, store=self.store,
                                    progress=self.progress and schedule)
             found.update(zip(missing, computed))
         return [found[seed] for seed in seeds]
@@ -425,6 +453,17 @@ class Experiments:
                     found[schedule] = trace
         return found
 
+    def iterative_trace(self, model: str | None = None):
+        """The Iterative Pruning trace (criterion: mean DM) of one of the profile's :attr:`~Profile.cliff_models`
+        (default the pruning model): the one :meth:`cliff_traces` holds under ``"iterative"``."""
+        model = model or self.profile.pruning_model
+        if model == self.profile.pruning_model:
+            return self.trace("iterative")
+        if model == self.profile.main_model:
+            return self.main_trace("iterative", model)
+        raise ValueError(f"model {model!r} has no pruning traces in profile '{self.profile.name}'; "
+                         f"use one of {self.profile.cliff_models}")
+
     def dynamics_trace(self, model: str | None = None, task: str | None = None):
         """Iterative Pruning (criterion: mean DM) of the main model with the readout of every pruned network:
         :meth:`main_trace` ("iterative"), the cliff-edge chapter's trace where the main model is the pruning
@@ -458,9 +497,37 @@ class Experiments:
 
             net, tokenizer = self.model(trace.spec["model"])
             items = items_by_id(trace.spec["task"], self.split(trace.spec["task"]), trace.spec["evaluation_ids"])
-            return similarity_along(net, tokenizer, items, trace, trace.spec["format"], trace.spec["task"])
+            return similarity_along(net, tokenizer, items, trace, trace.spec["format"], trace.spec["task"],
+                                    shots=self.shots_of(trace.spec))
 
         return self._cached("similarity", spec, compute).table
+
+    def greedy_margins(self, trace) -> tuple[pd.DataFrame, float]:
+        """How close each choice of a greedy ``trace`` was (``pruning.margins``): one row per step (chosen layer,
+        runner-up, margin, near tie), and the criterion's numerical noise (its largest spread over token budgets)."""
+        from layercollapse.pruning.margins import NOISE_BUDGETS, greedy_margins, noise_probe_steps
+
+        probes = noise_probe_steps(trace.n_steps)
+        spec = {"experiment": "margins", "trace_spec": trace.spec, "noise_budgets": list(NOISE_BUDGETS),
+                "noise_steps": probes}
+
+        def compute() -> tuple[pd.DataFrame, dict[str, np.ndarray]]:
+            from layercollapse.pruning.margins import criterion_noise, replay_candidates
+
+            net, tokenizer = self.model(trace.spec["model"])
+            task, shots = trace.spec["task"], self.shots_of(trace.spec)
+            calibration = items_by_id(task, self.split(task), trace.spec["calibration_ids"])
+            values = replay_candidates(net, tokenizer, trace, calibration, shots=shots,
+                                       progress=self.progress and f"candidates {trace.schedule}")
+            noise = criterion_noise(net, tokenizer, trace, calibration, probes, shots=shots)
+            table = pd.DataFrame({"step": np.repeat(probes, len(NOISE_BUDGETS)),
+                                  "token_budget": np.tile(NOISE_BUDGETS, len(probes)), "criterion": noise.ravel()})
+            return table, {"values": values}
+
+        result = self._cached("margins", spec, compute)
+        spread = result.table.groupby("step")["criterion"].agg(lambda column: column.max() - column.min())
+        noise = float(spread.max())
+        return greedy_margins(trace, result.arrays["values"], noise), noise
 
     # ------------------------------------------------------------ perturbations
 
@@ -487,7 +554,7 @@ class Experiments:
             from layercollapse.pruning.traces import PrefixRunner, encode_items
 
             net, tokenizer = self.model(model)
-            runner = PrefixRunner(net, encode_items(net, tokenizer, items, format, task))
+            runner = PrefixRunner(net, encode_items(net, tokenizer, items, format, task, shots=self.shots(task, format)))
             runner.remember(range(phases.n_layers))
             table, scores = noise_sweep(runner, chosen, noise.sigma2, noise.n_draws)
             return table, {"scores": scores, "gold": np.array([i.gold for i in items])}
@@ -522,7 +589,8 @@ class Experiments:
             net, tokenizer = self.model(model)
             rows, arrays = finetune_recovery(net, tokenizer, trace, steps, training, evaluation, format, task,
                                              train_steps=spec_ft.steps, lr=spec_ft.learning_rate,
-                                             method=spec_ft.method, seed=self.profile.seeds[0])
+                                             method=spec_ft.method, seed=self.profile.seeds[0],
+                                             shots=self.shots_of(trace.spec))
             return pd.DataFrame(rows), arrays
 
         result = self._cached("finetune", spec, compute)
@@ -562,7 +630,11 @@ class Experiments:
                 steps.append(PlanStep("random baseline", lambda: [self.lm_loss_along(t) for t in self.random_traces()]))
             else:
                 steps.append(PlanStep(f"trace {schedule}", lambda s=schedule: self.lm_loss_along(self.trace(s))))
-        readers = [PlanStep("similarity along iterative", lambda: self.similarity_along(self.trace("iterative")))]
+        if p.main_model != p.pruning_model:
+            steps.append(PlanStep(f"greedy margins along iterative {p.main_model}",
+                                  lambda: self.greedy_margins(self.main_trace("iterative")), needs=(main_iterative,)))
+        readers = [PlanStep("similarity along iterative", lambda: self.similarity_along(self.trace("iterative"))),
+                   PlanStep("greedy margins along iterative", lambda: self.greedy_margins(self.trace("iterative")))]
         if p.finetune is not None:
             readers.append(PlanStep("fine-tuning recovery", lambda: self.finetune_recovery()))
         if "iterative" in p.schedules:  # they read the pruning model's iterative trace, which "trace iterative" stores

@@ -134,6 +134,9 @@ class Profile:
         tuned_lens_tokens: tokens per calibration text when training the tuned lens.
         noise: noise-injection sweep (C6).
         finetune: fine-tuning recovery (C7); None skips the chapter's computation.
+        shots: solved examples prepended to every letter-format prompt (k-shot; drawn once per task by the first
+            seed from its few-shot split, disjoint from the profile's items, and recorded in every spec as
+            ``shot_ids``); 0 = zero-shot, as the harness scores letter format by default. Cloze runs are zero-shot.
         dtype: weights dtype (``auto``: bf16 on GPU or bf16-capable CPU, else fp32).
         readout: precision after the last hidden state (final norm, unembedding): ``float32``
             (default) or ``model`` (the weights dtype; see ``architectures.set_readout``).
@@ -163,6 +166,7 @@ class Profile:
     tuned_lens_tokens: int = 128
     noise: NoiseSpec = field(default_factory=NoiseSpec)
     finetune: FinetuneSpec | None = field(default_factory=FinetuneSpec)
+    shots: int = 0
     dtype: Literal["auto", "bf16", "fp16", "fp32"] = "auto"
     readout: Literal["float32", "model"] = "float32"
 
@@ -192,6 +196,8 @@ class Profile:
                     "n_phase_seeds", "tuned_lens_steps", "tuned_lens_tokens"):
             if getattr(self, key) < 1:
                 raise ProfileError(f"profile '{self.name}': '{key}' must be >= 1, got {getattr(self, key)}")
+        if self.shots < 0:
+            raise ProfileError(f"profile '{self.name}': 'shots' must be >= 0 (0 = zero-shot), got {self.shots}")
         if self.n_items is not None and self.n_items < 1:
             raise ProfileError(f"profile '{self.name}': 'n_items' must be >= 1 or null, got {self.n_items}")
         if not self.seeds or len(set(self.seeds)) != len(self.seeds):
