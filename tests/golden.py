@@ -38,6 +38,7 @@ GOLDEN_PROFILE = Profile(
     phase_k_max=2, n_phase_seeds=2, text_corpus="sciq_support", n_text_passages=2, tuned_lens_steps=2,
     tuned_lens_tokens=24, noise=NoiseSpec(sigma2=(0.0, 0.1), n_draws=1, layers_per_phase=1),
     finetune=FinetuneSpec(prune_fractions=(0.5,), steps=2, learning_rate=1e-3, method="full", n_train_items=4),
+    finetune_main=FinetuneSpec(prune_fractions=(0.4,), steps=2, learning_rate=1e-3, method="lora", n_train_items=4),
     dtype="fp32")
 
 

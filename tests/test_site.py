@@ -383,6 +383,9 @@ def test_a_minimal_profile_gets_defaults(spec_dir):
     ({"models": [{"name": "smollm2-135m", "format": "letter"}, {"name": "./no/such", "format": "letter"}]}, r"model folder './no/such' does not exist"),
     ({"models": [{"name": "smollm2-135m", "format": "letter"}, {"name": "smolm", "format": "letter"}]}, r"unknown model 'smolm'; short names: smollm2-135m, "),
     ({"tasks": ["arc_eesy"]}, r"unknown task 'arc_eesy'; known tasks: .*arc_easy"),
+    ({"shots": -1}, r"'shots' must be >= 0 \(0 = zero-shot\), got -1"),
+    ({"shots": "3"}, r"key 'shots': expected int, got str '3'"),
+    ({"finetune_main": {"method": "lora"}}, r"'finetune_main' applies only where main_model is not the pruning_model"),
 ])
 def test_invalid_profiles_raise_errors_naming_file_key_and_allowed_values(spec_dir, change, expected):
     path = spec_dir({**VALID_SPEC, **change})
@@ -519,3 +522,33 @@ def test_other_profiles_render_in_a_copy_and_never_touch_the_default_freeze(tmp_
     assert (root / "_render" / "test" / "chapters" / "01-cliff-edge.qmd").is_file()
     assert (root / "_render" / "test" / "scripts" / "site_assets.py").is_file()
     assert (root / "_freeze" / "chapters" / "frozen.json").read_text() == "default results"
+
+
+@pytest.mark.parametrize("ci, supported, status", [
+    ((0.85, 0.95), "above", "supported"), ((0.8, 0.9), "above", "supported"),  # at the threshold counts
+    ((0.5, 0.79), "above", "not supported"), ((0.7, 0.9), "above", "inconclusive"),
+    ((0.01, 0.05), "below", "supported"), ((0.02, 0.05), "below", "supported"),
+    ((0.06, 0.2), "below", "not supported"), ((0.0, 0.1), "below", "inconclusive"),
+])
+def test_interval_status_is_the_three_way_ladder_against_a_threshold(ci, supported, status):
+    threshold = 0.8 if supported == "above" else 0.05
+    assert verdicts.interval_status(ci, threshold, supported=supported) == status
+
+
+def test_a_verdict_that_needs_every_condition():
+    assert verdicts.all_of("supported", "supported") == "supported"
+    assert verdicts.all_of("supported", "inconclusive") == "inconclusive"
+    assert verdicts.all_of("inconclusive", "not supported") == "not supported"
+    with pytest.raises(ValueError, match="supported='sideways'"):
+        verdicts.interval_status((0, 1), 0.5, supported="sideways")
+
+
+def test_each_cliff_model_has_the_fine_tuning_spec_the_profile_gives_it():
+    from golden import GOLDEN_PROFILE
+
+    main, pruning = GOLDEN_PROFILE.main_model, GOLDEN_PROFILE.pruning_model
+    assert GOLDEN_PROFILE.finetune_models == (main, pruning)
+    assert GOLDEN_PROFILE.finetune_of(main).method == "lora" and GOLDEN_PROFILE.finetune_of(pruning).method == "full"
+    assert GOLDEN_PROFILE.finetune_of("other") is None
+    only_pruning = dataclasses.replace(GOLDEN_PROFILE, finetune_main=None)
+    assert only_pruning.finetune_models == (pruning,)

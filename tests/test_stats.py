@@ -14,7 +14,7 @@ def test_bootstrap_ci_covers_true_mean_about_95_percent():
     p, n, repetitions = 0.7, 200, 200
     covered = 0
     for repetition in range(repetitions):
-        interval = st.accuracy_ci(rng.random(n) < p, n_resamples=500, seed=repetition)
+        interval = st.bootstrap_ci(rng.random(n) < p, n_resamples=500, seed=repetition)
         assert interval.low <= interval.estimate <= interval.high
         covered += interval.low <= p <= interval.high
     assert 0.90 <= covered / repetitions <= 0.99
@@ -36,7 +36,7 @@ def test_bootstrap_ci_degenerate_inputs():
     assert (one.low, one.high, one.n) == (2.0, 2.0, 1)
     empty = st.bootstrap_ci([])
     assert empty.n == 0 and math.isnan(empty.estimate) and empty.method == "empty"
-    all_correct = st.accuracy_ci(np.ones(50, dtype=bool))
+    all_correct = st.bootstrap_ci(np.ones(50, dtype=bool))
     assert (all_correct.low, all_correct.high) == (1.0, 1.0)
     # Statistic constant over resamples although values differ: BCa gives NaN, we give a point.
     mostly_tied = st.bootstrap_ci(np.r_[np.zeros(99), 1.0], statistic=np.median)

@@ -32,7 +32,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from layercollapse.claims.verdicts import Verdict, verdict_rule
+from layercollapse.claims.verdicts import Verdict, interval_status, verdict_rule
 from layercollapse.measures import metrics, stats
 
 __all__ = [
@@ -425,14 +425,12 @@ def verdict_c2(trace, similarity: pd.DataFrame, chance: float, threshold: float 
     ci = (float(window.min()), float(window.max()))
     detail = (f"{collapse.describe()} There, linear CKA to the intact network is {cka:.3f} (range {ci[0]:.3f}-"
               f"{ci[1]:.3f} over the collapse step's interval) and mean cosine {cosine:.3f}.")
-    if ci[0] >= threshold:
-        status, verdict = "supported", (f" CKA stays at or above {threshold:g} while accuracy is at chance: "
-                                        "similarity does not see the collapse.")
-    elif ci[1] < threshold:
-        status, verdict = "not supported", (f" CKA has fallen below {threshold:g} with accuracy: here similarity "
-                                            "does register the collapse.")
-    else:
-        status, verdict = "inconclusive", f" CKA crosses {threshold:g} within the collapse step's interval."
+    status = interval_status(ci, threshold, supported="above")
+    verdict = {"supported": f" CKA stays at or above {threshold:g} while accuracy is at chance: similarity does not "
+                            "see the collapse.",
+               "not supported": f" CKA has fallen below {threshold:g} with accuracy: here similarity does register "
+                                "the collapse.",
+               "inconclusive": f" CKA crosses {threshold:g} within the collapse step's interval."}[status]
     return Verdict("C2", status, statistic, cka, detail + verdict, ci=ci, n=n_items, model=model)
 
 

@@ -431,7 +431,7 @@ def recovery_table(table: pd.DataFrame, arrays: Mapping[str, np.ndarray], n_resa
         recovered = stats.paired_bootstrap_ci(dm["after"], dm["before"], n_resamples=n_resamples, seed=seed)
         for when in ("before", "after"):
             correct = metrics.correct(arrays[f"scores_{when}"][index], gold)
-            acc = stats.accuracy_ci(correct, n_resamples=n_resamples, seed=seed)
+            acc = stats.bootstrap_ci(correct, n_resamples=n_resamples, seed=seed)  # fraction correct
             mdm = stats.bootstrap_ci(dm[when], n_resamples=n_resamples, seed=seed)
             rows.append({"fraction_removed": float(fraction), "n_removed": int(table["n_removed"].iloc[index]),
                          "n_kept": int(table["n_kept"].iloc[index]), "when": when, "accuracy": acc.estimate,
@@ -473,7 +473,7 @@ def recovery_gain(table: pd.DataFrame, arrays: Mapping[str, np.ndarray], thresho
 
 @verdict_rule
 def verdict_c7(table: pd.DataFrame, arrays: Mapping[str, np.ndarray], threshold: float = PLATEAU_FRACTION,
-               n_resamples: int = 2000, seed: int = 0) -> Verdict:
+               n_resamples: int = 2000, seed: int = 0, model: str | None = None) -> Verdict:
     """C7: the DM recovered by fine-tuning stops growing beyond ~40% of layers pruned.
 
     Rule (fixed in advance). Recovered DM at a fraction = mean over items of DM after minus
@@ -489,7 +489,8 @@ def verdict_c7(table: pd.DataFrame, arrays: Mapping[str, np.ndarray], threshold:
     plateau to see), or the gain's interval is too wide to tell a plateau from growth.
 
     Args:
-        table, arrays: ``Experiments.finetune_recovery()``.
+        table, arrays: ``Experiments.finetune_recovery(model)``; model: the model they fine-tuned (the verdict is
+            recorded per model).
 
     Returns:
         Verdict; statistic = the gain beyond the threshold, with its interval; n = items.
@@ -499,7 +500,7 @@ def verdict_c7(table: pd.DataFrame, arrays: Mapping[str, np.ndarray], threshold:
     gain = recovery_gain(table, arrays, threshold, n_resamples, seed)
     if gain is None:
         fractions = ", ".join(f"{f:.0%}" for f in table["fraction_removed"])
-        return Verdict("C7", "inconclusive", statistic, None, n=n_items,
+        return Verdict("C7", "inconclusive", statistic, None, n=n_items, model=model,
                        text=f"Fine-tuned fractions ({fractions}) do not lie on both sides of {threshold:.0%}, so "
                             f"no plateau can be tested.")
     g, ref = gain["gain"], gain["reference_recovery"]
@@ -507,18 +508,18 @@ def verdict_c7(table: pd.DataFrame, arrays: Mapping[str, np.ndarray], threshold:
                f"gain at {gain['beyond']:.0%} over it: {g.estimate:.3f} [{g.low:.3f}, {g.high:.3f}] "
                f"(95% item bootstrap, {n_items} items).")
     if g.low > 0:
-        return Verdict("C7", "not supported", statistic, g.estimate, ci=(g.low, g.high), n=n_items,
+        return Verdict("C7", "not supported", statistic, g.estimate, ci=(g.low, g.high), n=n_items, model=model,
                        text=f"{numbers} Recovery keeps growing beyond {threshold:.0%}: no plateau.")
     if ref.low <= 0:
-        return Verdict("C7", "inconclusive", statistic, g.estimate, ci=(g.low, g.high), n=n_items,
+        return Verdict("C7", "inconclusive", statistic, g.estimate, ci=(g.low, g.high), n=n_items, model=model,
                        text=f"{numbers} Fine-tuning recovers no significant DM at {gain['reference']:.0%}, so a "
                             f"plateau cannot be told from no recovery at all.")
     margin = PLATEAU_MARGIN * ref.estimate
     if g.high >= margin:
-        return Verdict("C7", "inconclusive", statistic, g.estimate, ci=(g.low, g.high), n=n_items,
+        return Verdict("C7", "inconclusive", statistic, g.estimate, ci=(g.low, g.high), n=n_items, model=model,
                        text=f"{numbers} The gain is not significant, but its interval reaches {g.high:.3f}, not "
                             f"below {PLATEAU_MARGIN:.0%} of the recovery at {gain['reference']:.0%} ({margin:.3f}): "
                             f"too few items to tell a plateau from further growth.")
-    return Verdict("C7", "supported", statistic, g.estimate, ci=(g.low, g.high), n=n_items,
+    return Verdict("C7", "supported", statistic, g.estimate, ci=(g.low, g.high), n=n_items, model=model,
                    text=f"{numbers} Recovery at {threshold:.0%} is significant and grows by less than "
                         f"{PLATEAU_MARGIN:.0%} of it ({margin:.3f}) beyond: it plateaus.")

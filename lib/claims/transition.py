@@ -50,7 +50,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from layercollapse.claims.verdicts import Verdict, verdict_rule
+from layercollapse.claims.verdicts import Verdict, all_of, interval_status, verdict_rule
 from layercollapse.measures import metrics, stats
 
 __all__ = [
@@ -402,12 +402,8 @@ def verdict_c3b(readout, phases, n_resamples: int = 1000, seed: int = 0, confide
     table = phase_option_frequency(readout, phases, n_resamples, seed, confidence).set_index(["phase", "statistic"])
     silent = table.loc[("Silent Phase", "max_of"), ["estimate", "low", "high"]].to_numpy(dtype=float)
     tv = table.loc[("Decisive Phase", "tv_gold"), ["estimate", "low", "high"]].to_numpy(dtype=float)
-    if silent[1] >= MAX_OF_THRESHOLD and tv[2] <= TV_THRESHOLD:
-        status = "supported"
-    elif silent[2] < MAX_OF_THRESHOLD or tv[1] > TV_THRESHOLD:
-        status = "not supported"
-    else:
-        status = "inconclusive"
+    status = all_of(interval_status(silent[1:], MAX_OF_THRESHOLD, supported="above"),
+                    interval_status(tv[1:], TV_THRESHOLD, supported="below"))
     text = (f"{where}, transition at layer {phases.layer}: Silent-Phase max OF {_fmt_ci(silent)} "
             f"(collapsed if >= {MAX_OF_THRESHOLD}), Decisive-Phase TV to the gold distribution {_fmt_ci(tv)} "
             f"(close if <= {TV_THRESHOLD}); 95% percentile item-bootstrap intervals.")
@@ -508,12 +504,7 @@ def verdict_c4(decisive: Sequence, phases, tolerance: float = DROP_TOLERANCE, n_
         return Verdict("C4", "inconclusive", statistic, None, n=0,
                        text="The main model has no Decisive Phase (no transition), so Decisive pruning cannot be tested.")
     drop = _drop_at_k1(decisive, n_resamples, seed, confidence)
-    if drop[2] <= tolerance:
-        status = "supported"
-    elif drop[1] > tolerance:
-        status = "not supported"
-    else:
-        status = "inconclusive"
+    status = interval_status(drop[1:], tolerance, supported="below")
     n_items = len(decisive[0].gold)
     intact = metrics.accuracy(decisive[0].scores[0], decisive[0].gold)
     text = (f"Removing one random layer of the Decisive Phase (layers {phases.decisive[0]}–{phases.decisive[-1]}) "

@@ -14,10 +14,10 @@ import json
 import math
 import os
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from layercollapse.paths import project_root
 from layercollapse.storage.store import (
@@ -192,6 +192,29 @@ class Verdict:
 
         self.record(profile)
         display(self, metadata={METADATA_KEY: self.to_dict()})
+
+
+def interval_status(ci: Sequence[float], threshold: float, supported: Literal["above", "below"]) -> str:
+    """The three-way verdict of an interval ``(low, high)`` against a threshold fixed before the run.
+
+    ``supported="above"``: "supported" when the whole interval lies at or above ``threshold``, "not supported"
+    when it lies wholly below, "inconclusive" when it straddles it; ``"below"`` mirrors it (at or below /
+    wholly above).
+    """
+    low, high = float(ci[0]), float(ci[1])
+    if supported == "above":
+        return "supported" if low >= threshold else "not supported" if high < threshold else "inconclusive"
+    if supported == "below":
+        return "supported" if high <= threshold else "not supported" if low > threshold else "inconclusive"
+    raise ValueError(f"supported={supported!r}: use 'above' or 'below'")
+
+
+def all_of(*statuses: str) -> str:
+    """A verdict that needs every condition: "supported" when all are, "not supported" when any is not,
+    else "inconclusive"."""
+    if "not supported" in statuses:
+        return "not supported"
+    return "supported" if all(status == "supported" for status in statuses) else "inconclusive"
 
 
 def agreement_text(verdicts: Iterable[Verdict]) -> str:

@@ -30,7 +30,6 @@ __all__ = [
     "CollapseResult",
     "bootstrap_ci",
     "paired_bootstrap_ci",
-    "accuracy_ci",
     "accuracy_band",
     "seed_summary",
     "mcnemar_test",
@@ -201,25 +200,6 @@ def paired_bootstrap_ci(
     if np.isnan(a).any() or np.isnan(b).any():
         raise ValueError("paired samples contain NaN")
     return _bootstrap((a, b), statistic, True, confidence, n_resamples, method, seed)
-
-
-def accuracy_ci(
-    correct: Sequence[bool] | np.ndarray,
-    confidence: float = 0.95,
-    n_resamples: int = 2000,
-    method: str = "BCa",
-    seed: int = 0,
-) -> Interval:
-    """Item-bootstrap interval of accuracy.
-
-    Args:
-        correct: bool [n_items], whether each item was answered correctly.
-        confidence, n_resamples, method, seed: as in ``bootstrap_ci``.
-
-    Returns:
-        Interval of the fraction correct, in [0, 1].
-    """
-    return bootstrap_ci(np.asarray(correct, dtype=bool), np.mean, confidence, n_resamples, method, seed)
 
 
 def seed_summary(

@@ -505,7 +505,11 @@ class Experiments:
     def greedy_margins(self, trace) -> tuple[pd.DataFrame, float]:
         """How close each choice of a greedy ``trace`` was (``pruning.margins``): one row per step (chosen layer,
         runner-up, margin, near tie), and the criterion's numerical noise (its largest spread over token budgets)."""
-        from layercollapse.pruning.margins import NOISE_BUDGETS, greedy_margins, noise_probe_steps
+        from layercollapse.pruning.margins import (
+            NOISE_BUDGETS,
+            greedy_margins,
+            noise_probe_steps,
+        )
 
         probes = noise_probe_steps(trace.n_steps)
         spec = {"experiment": "margins", "trace_spec": trace.spec, "noise_budgets": list(NOISE_BUDGETS),
@@ -565,16 +569,23 @@ class Experiments:
         table["mean_dm"] = metrics.mean_decision_margin(scores, gold)
         return table, scores, gold
 
-    def finetune_recovery(self) -> tuple[pd.DataFrame, dict[str, np.ndarray]]:
-        """Prune to each fraction along the Iterative Pruning trace, fine-tune briefly, re-evaluate (C7).
+    def finetune_recovery(self, model: str | None = None) -> tuple[pd.DataFrame, dict[str, np.ndarray]]:
+        """Prune to each fraction along a model's Iterative Pruning trace, fine-tune briefly, re-evaluate (C7).
+
+        ``model``: one of the profile's ``finetune_models`` (default the pruning model), fine-tuned as
+        ``Profile.finetune_of`` says.
 
         Returns:
             (one row per fraction: n_removed, n_kept, accuracy / mean DM before and after, final training loss;
              arrays: scores_before / scores_after float32 [n_fractions, n_items, n_options], gold, losses).
         """
-        spec_ft = self.profile.finetune
-        model, task = self.profile.pruning_model, self.profile.pruning_task
-        trace = self.trace("iterative")
+        model = model or self.profile.pruning_model
+        spec_ft = self.profile.finetune_of(model)
+        if spec_ft is None:
+            raise ValueError(f"model {model!r} has no fine-tuning spec in profile '{self.profile.name}'; "
+                             f"use one of {self.profile.finetune_models}")
+        trace = self.iterative_trace(model)
+        task = trace.spec["task"]
         _, evaluation, training = self.items(task, self.profile.n_pruning_items, self.profile.n_pruning_calibration)
         training = subsample(training, spec_ft.n_train_items, self.profile.seeds[0])
         format = self.profile.run_of(model).format
@@ -620,19 +631,21 @@ class Experiments:
         for schedule in MAIN_SCHEDULES[1:]:
             steps.append(PlanStep(f"{schedule} {p.main_model}", lambda s=schedule: self.main_trace(s),
                                   needs=(main_readout,) if schedule in PHASE_AWARE else ()))
-        if p.main_model != p.pruning_model:  # the LM-loss (R3) and similarity (C2) controls on the main model too
+        if p.main_model != p.pruning_model:  # LM loss (R3), similarity (C2), greedy margins, fine-tuning (C7) there too
             steps.append(PlanStep(f"LM loss along iterative {p.main_model}",
                                   lambda: self.lm_loss_along(self.main_trace("iterative")), needs=(main_iterative,)))
             steps.append(PlanStep(f"similarity along iterative {p.main_model}",
                                   lambda: self.similarity_along(self.main_trace("iterative")), needs=(main_iterative,)))
+            steps.append(PlanStep(f"greedy margins along iterative {p.main_model}",
+                                  lambda: self.greedy_margins(self.main_trace("iterative")), needs=(main_iterative,)))
+            if p.finetune_main is not None:
+                steps.append(PlanStep(f"fine-tuning recovery {p.main_model}",
+                                      lambda: self.finetune_recovery(p.main_model), needs=(main_iterative,)))
         for schedule in p.schedules:
             if schedule == "random":
                 steps.append(PlanStep("random baseline", lambda: [self.lm_loss_along(t) for t in self.random_traces()]))
             else:
                 steps.append(PlanStep(f"trace {schedule}", lambda s=schedule: self.lm_loss_along(self.trace(s))))
-        if p.main_model != p.pruning_model:
-            steps.append(PlanStep(f"greedy margins along iterative {p.main_model}",
-                                  lambda: self.greedy_margins(self.main_trace("iterative")), needs=(main_iterative,)))
         readers = [PlanStep("similarity along iterative", lambda: self.similarity_along(self.trace("iterative"))),
                    PlanStep("greedy margins along iterative", lambda: self.greedy_margins(self.trace("iterative")))]
         if p.finetune is not None:

@@ -133,7 +133,9 @@ class Profile:
         tuned_lens_steps: training steps of the tuned lens.
         tuned_lens_tokens: tokens per calibration text when training the tuned lens.
         noise: noise-injection sweep (C6).
-        finetune: fine-tuning recovery (C7); None skips the chapter's computation.
+        finetune: fine-tuning recovery (C7) along the pruning model's iterative trace; None skips it.
+        finetune_main: fine-tuning recovery along the main model's iterative trace, where the main model is not
+            the pruning model (its own spec: a 1.5B model on a CPU is fine-tuned with LoRA); None skips it.
         shots: solved examples prepended to every letter-format prompt (k-shot; drawn once per task by the first
             seed from its few-shot split, disjoint from the profile's items, and recorded in every spec as
             ``shot_ids``); 0 = zero-shot, as the harness scores letter format by default. Cloze runs are zero-shot.
@@ -166,6 +168,7 @@ class Profile:
     tuned_lens_tokens: int = 128
     noise: NoiseSpec = field(default_factory=NoiseSpec)
     finetune: FinetuneSpec | None = field(default_factory=FinetuneSpec)
+    finetune_main: FinetuneSpec | None = None
     shots: int = 0
     dtype: Literal["auto", "bf16", "fp16", "fp32"] = "auto"
     readout: Literal["float32", "model"] = "float32"
@@ -196,6 +199,9 @@ class Profile:
                     "n_phase_seeds", "tuned_lens_steps", "tuned_lens_tokens"):
             if getattr(self, key) < 1:
                 raise ProfileError(f"profile '{self.name}': '{key}' must be >= 1, got {getattr(self, key)}")
+        if self.finetune_main is not None and self.main_model == self.pruning_model:
+            raise ProfileError(f"profile '{self.name}': 'finetune_main' applies only where main_model is not the "
+                               f"pruning_model (here both are '{self.main_model}'); use 'finetune'")
         if self.shots < 0:
             raise ProfileError(f"profile '{self.name}': 'shots' must be >= 0 (0 = zero-shot), got {self.shots}")
         if self.n_items is not None and self.n_items < 1:
@@ -238,6 +244,18 @@ class Profile:
         """The models whose pruning traces decide the cliff-edge claims (C1, C2, R3): the main model first, then
         the pruning model where it is another one."""
         return tuple(dict.fromkeys((self.main_model, self.pruning_model)))
+
+    @property
+    def finetune_models(self) -> tuple[str, ...]:
+        """The :attr:`cliff_models` with a fine-tuning spec (:meth:`finetune_of`), main model first."""
+        return tuple(model for model in self.cliff_models if self.finetune_of(model) is not None)
+
+    def finetune_of(self, model: str) -> FinetuneSpec | None:
+        """The fine-tuning spec (C7) of one of the :attr:`cliff_models`: ``finetune`` for the pruning model,
+        ``finetune_main`` for the main model where it is another one."""
+        if model == self.pruning_model:
+            return self.finetune
+        return self.finetune_main if model == self.main_model else None
 
     def run_of(self, model: str) -> ModelRun:
         """The (first) run of a model of this profile."""
