@@ -577,7 +577,8 @@ def step_points(points: pd.DataFrame, x: str, y: str, tooltip: Sequence[str], *,
     on hover and ``label`` as their legend-free meaning in the tooltip's first line."""
     frame = points.assign(meaning=label)
     return alt.Chart(frame).mark_point(shape="diamond", size=90, filled=False, color="black", strokeWidth=1.5).encode(
-        x=alt.X(x, type="quantitative"), y=alt.Y(y, type="quantitative", title=y_title),
+        x=alt.X(x, type="quantitative"),
+        y=alt.Y(y, type="quantitative", title=alt.Undefined if y_title is None else y_title),  # None would hide it
         tooltip=[alt.Tooltip("meaning", type="nominal", title="marks")]
         + [alt.Tooltip(name, type="quantitative", format=".4g") if pd.api.types.is_float_dtype(frame[name])
            else alt.Tooltip(name) for name in tooltip])
