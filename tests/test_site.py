@@ -488,7 +488,9 @@ def test_ledger_of_the_committed_default_verdicts_names_the_models_each_rests_on
     other = recorded["C1@smollm2-135m"]  # the pruning model's verdict, counted in the agreement
     assert rows["C1"].others == (("smollm2-135m", other.status),)
     assert rows["C1"].agreement().startswith("2 of 2" if other.status == rows["C1"].status else "1 of 2")
-    assert rows["C2"].models == ["smollm2-135m"] and rows["C2"].others == ()  # decided on the pruning model only
+    for claim in ("C2", "C7"):  # decided on both cliff models too: the main model's verdict shown, the other's counted
+        assert rows[claim].models == [main] and rows[claim].status == recorded[f"{claim}@{main}"].status
+        assert rows[claim].others == (("smollm2-135m", recorded[f"{claim}@smollm2-135m"].status),)
     assert len(rows["R1"].models) == 3  # across the three embedded models
     assert all(shown[claim].statistic.startswith(row.number.split(":")[0]) for claim, row in rows.items()
                if claim in shown)
