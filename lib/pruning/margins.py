@@ -11,7 +11,7 @@ of a stored trace through the planner's own code path (:func:`traces.candidate_v
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import pandas as pd
@@ -20,12 +20,12 @@ from layercollapse.progress import progress_bar
 from layercollapse.pruning.traces import (
     CRITERIA,
     GREEDY,
+    EncodedSet,
     PrefixRunner,
     Trace,
+    calibration_criterion,
     candidate_values,
-    criterion_function,
-    encode_items,
-    encode_passages,
+    encode_calibration,
 )
 from torch import nn
 
@@ -35,20 +35,14 @@ NOISE_BUDGETS = (128, 1024, 8192)
 
 
 def _criterion(model: nn.Module, tokenizer, trace: Trace, calibration: Sequence[Item] | Sequence[str],
-               shots: Sequence[Item], token_budget: int | None):
-    """(the trace's criterion function, its sign, a prefix runner over ``calibration``) encoded as the trace's were."""
+               shots: Sequence[Item], token_budget: int | None) -> tuple[Callable[[np.ndarray], float], EncodedSet]:
+    """(the greedy ``trace``'s criterion function, the calibration set it reads), encoded as the pruner encodes them."""
     if trace.schedule not in GREEDY:
         raise ValueError(f"trace schedule '{trace.schedule}' is not greedy: only {', '.join(GREEDY)} choose among "
                          "candidates")
-    name = trace.spec["criterion"]
-    if name == "lm_loss":
-        encoded = encode_passages(model, tokenizer, calibration, token_budget=token_budget)
-        gold = None
-    else:
-        encoded = encode_items(model, tokenizer, calibration, trace.spec["format"], trace.spec["task"], token_budget,
-                               shots=shots)
-        gold = np.array([item.gold for item in calibration])
-    return criterion_function(name, encoded, gold), CRITERIA[name], encoded
+    encoded = encode_calibration(model, tokenizer, calibration, trace.spec["format"], trace.spec["task"],
+                                 token_budget, shots=shots)
+    return calibration_criterion(trace.spec["criterion"], encoded, calibration), encoded
 
 
 def replay_candidates(model: nn.Module, tokenizer, trace: Trace, calibration: Sequence[Item] | Sequence[str], *,
@@ -60,7 +54,7 @@ def replay_candidates(model: nn.Module, tokenizer, trace: Trace, calibration: Se
     (NaN: not a candidate; row 0 is NaN). ``calibration`` and ``shots`` are the trace's (its spec's
     ``calibration_ids`` and ``shot_ids``); the prefix of each step's network is remembered as the pruner does.
     """
-    criterion, _, encoded = _criterion(model, tokenizer, trace, calibration, shots, token_budget)
+    criterion, encoded = _criterion(model, tokenizer, trace, calibration, shots, token_budget)
     first = trace.spec.get("layers") or () if trace.schedule == "decisive_first" else ()
     runner = PrefixRunner(model, encoded)
     runner.run(trace.kept_layers(0), remember=True)
@@ -82,7 +76,7 @@ def criterion_noise(model: nn.Module, tokenizer, trace: Trace, calibration: Sequ
     """
     out = np.zeros((len(steps), len(budgets)))
     for column, budget in enumerate(budgets):
-        criterion, _, encoded = _criterion(model, tokenizer, trace, calibration, shots, budget)
+        criterion, encoded = _criterion(model, tokenizer, trace, calibration, shots, budget)
         runner = PrefixRunner(model, encoded, use_cache=False)
         for row, step in enumerate(steps):
             out[row, column] = criterion(runner.run(trace.kept_layers(step)))

@@ -153,6 +153,17 @@ def encode_passages(model: nn.Module, tokenizer, passages: Sequence[str], max_to
     return _encode(model, tokenizer, requests, [1] * len(passages), None, token_budget)
 
 
+def encode_calibration(model: nn.Module, tokenizer, calibration: Sequence[Item] | Sequence[str], format: str = "letter",
+                       task: str | None = None, token_budget: int | None = None, shared_context: bool = True,
+                       shots: Sequence[Item] = ()) -> EncodedSet:
+    """A schedule's calibration set: passages (criterion ``lm_loss``; :func:`encode_passages`) or items
+    (:func:`encode_items`, with ``shared_context`` and ``shots``)."""
+    if isinstance(calibration[0], str):
+        return encode_passages(model, tokenizer, calibration, token_budget=token_budget)
+    return encode_items(model, tokenizer, calibration, format, task, token_budget, shared_context=shared_context,
+                        shots=shots)
+
+
 def lm_loss_along(model: nn.Module, tokenizer, passages: Sequence[str], trace: Trace) -> np.ndarray:
     """Mean next-token loss of ``passages`` at every step of ``trace``: float64 [n_steps], nats per scored token.
 
@@ -536,6 +547,14 @@ def block_planner(distances: np.ndarray) -> Planner:
         return Removal(block, tuple(layer for layer in everything if layer not in block), float(joins[start]))
 
     return plan
+
+
+def calibration_criterion(criterion: str, encoded: EncodedSet, calibration: Sequence[Item] | Sequence[str]
+                          ) -> Callable[[np.ndarray], float]:
+    """:func:`criterion_function` of ``criterion`` on the encoded ``calibration`` set, with its items' gold answers
+    (passages have none)."""
+    gold = np.array([item.gold for item in calibration]) if criterion != "lm_loss" else None
+    return criterion_function(criterion, encoded, gold)
 
 
 def criterion_function(criterion: str, calibration: EncodedSet, gold: np.ndarray | None) -> Callable[[np.ndarray], float]:
@@ -932,9 +951,8 @@ def _plan(schedule: str, seed: int, n_steps: int, n_total: int, model: nn.Module
           layers: Sequence[int] | None) -> Plan:
     """The :class:`Plan` of one trace (the planners above, fed by the encoded sets)."""
     if schedule in GREEDY:
-        gold = np.array([item.gold for item in calibration]) if criterion != "lm_loss" else None
         runner = PrefixRunner(model, sets["calibration"], use_cache["calibration"])
-        return Plan(greedy_planner(runner, criterion_function(criterion, sets["calibration"], gold),
+        return Plan(greedy_planner(runner, calibration_criterion(criterion, sets["calibration"], calibration),
                                    CRITERIA[criterion], first=layers if schedule == "decisive_first" else ()), n_steps)
     if schedule == "block_influence":
         influence = block_influence(model, sets["calibration"])  # [n_layers]
@@ -999,10 +1017,8 @@ def prune_seeds(
     if calibration:
         # BI and angular distance average over sequences' tokens / last tokens: one sequence per option
         per_sequence = schedule in ("block_influence", "angular_distance")
-        sets["calibration"] = (encode_passages(model, tokenizer, calibration, token_budget=token_budget)
-                               if isinstance(calibration[0], str)
-                               else encode_items(model, tokenizer, calibration, format, task, token_budget,
-                                                 shared_context=not per_sequence, shots=shots))
+        sets["calibration"] = encode_calibration(model, tokenizer, calibration, format, task, token_budget,
+                                                 shared_context=not per_sequence, shots=shots)
     sets["evaluation"] = encode_items(model, tokenizer, evaluation, format, task, token_budget, shots=shots)
     use_cache = _use_cache(model, cache, sets if schedule in GREEDY else {"evaluation": sets["evaluation"]})
     evaluation_runner = PrefixRunner(model, sets["evaluation"], use_cache["evaluation"])
