@@ -117,9 +117,9 @@ def evenly_spaced(layers: Sequence[int], n: int) -> list[int]:
     return [layers[int(i)] for i in np.linspace(0, len(layers) - 1, n).round()]
 
 
-#: Schedules run on the main model too (the pruning model runs the profile's ``schedules``): the deterministic
-#: cliff-edge schedules and the phase-aware ``decisive_first``; one trace each, on the pruning items. Random
-#: orders stay on the pruning model (each costs about a greedy sweep's evaluation on the main model).
+#: Single-trace schedules run on the main model too (the pruning model runs the profile's ``schedules``): the
+#: deterministic cliff-edge schedules and the phase-aware ``decisive_first``; one trace each, on the pruning items.
+#: Random orders (one trace per seed) run on both models where the profile's ``schedules`` has ``random``.
 MAIN_SCHEDULES = ("iterative", "block_influence", "angular_distance", "reverse", "decisive_first")
 
 
@@ -403,9 +403,12 @@ class Experiments:
             found.update(zip(missing, computed))
         return [found[seed] for seed in seeds]
 
-    def random_traces(self) -> list:
-        """The random-layer baseline: one trace per seed (``n_random_orders`` seeds)."""
-        return self.traces("random", range(self.profile.n_random_orders))
+    def random_traces(self, model: str | None = None) -> list:
+        """The random-layer baseline of one of the profile's :attr:`~Profile.cliff_models` (default the pruning
+        model): one trace per seed (``n_random_orders`` seeds), on that model's pruning task and items."""
+        model = model or self.profile.pruning_model
+        task = self.profile.pruning_task if model == self.profile.pruning_model else self.profile.tasks[0]
+        return self.traces("random", range(self.profile.n_random_orders), model=model, task=task)
 
     def phase_traces(self, phase: str, model: str | None = None, task: str | None = None) -> list:
         """Phase-targeted pruning: k = 1..phase_k_max random layers removed from inside one phase, per seed."""
@@ -437,8 +440,9 @@ class Experiments:
 
     def cliff_traces(self, model: str | None = None) -> dict[str, Any]:
         """The pruning traces of one of the profile's :attr:`~Profile.cliff_models`, by schedule: the profile's
-        schedules on the pruning model (``random``: a list, one trace per seed), :data:`MAIN_SCHEDULES` on the main
-        model (``decisive_first`` only where the readout has a Decisive Phase); both where they are one model."""
+        schedules on the pruning model (``random``: a list, one trace per seed), :data:`MAIN_SCHEDULES` and the random
+        orders on the main model (``decisive_first`` only where the readout has a Decisive Phase); both where they are
+        one model."""
         model = model or self.profile.pruning_model
         if model not in self.profile.cliff_models:
             raise ValueError(f"model {model!r} has no pruning traces in profile '{self.profile.name}'; "
@@ -451,6 +455,8 @@ class Experiments:
             for schedule in MAIN_SCHEDULES:
                 if schedule not in found and (trace := self.main_trace(schedule, model)) is not None:
                     found[schedule] = trace
+            if "random" in self.profile.schedules and "random" not in found:
+                found["random"] = self.random_traces(model)
         return found
 
     def iterative_trace(self, model: str | None = None):
@@ -641,6 +647,9 @@ class Experiments:
             if p.finetune_main is not None:
                 steps.append(PlanStep(f"fine-tuning recovery {p.main_model}",
                                       lambda: self.finetune_recovery(p.main_model), needs=(main_iterative,)))
+            if "random" in p.schedules:
+                steps.append(PlanStep(f"random baseline {p.main_model}",
+                                      lambda: [self.lm_loss_along(t) for t in self.random_traces(p.main_model)]))
         for schedule in p.schedules:
             if schedule == "random":
                 steps.append(PlanStep("random baseline", lambda: [self.lm_loss_along(t) for t in self.random_traces()]))
