@@ -441,7 +441,8 @@ def test_verdicts_validate_render_with_a_marker_and_round_trip_through_the_store
     assert rows[2].status == "supported" and rows[0].status == "not computed"
     assert rows[2].number == "accuracy gap: 0.250 [0.100, 0.400]" and rows[2].models == []
     assert rows[2].chapter == ("Option frequency", "chapters/03-option-frequency.qmd")
-    assert rows[1].chapter == ("Representation similarity", "chapters/05-representation-similarity.qmd")
+    # the link text is the chapter's own title (its front matter), not a second copy of it
+    assert rows[1].chapter == ("Representation similarity and the collapse", "chapters/05-representation-similarity.qmd")
     markdown = ledger.ledger_table("unit", link_prefix="../").to_markdown().splitlines()
     assert markdown[0] == ("| Claim | In short | Verdict | Deciding number (95% CI) | Models | Models agreeing | "
                            "Chapter |")
@@ -535,6 +536,25 @@ def test_other_profiles_render_in_a_copy_and_never_touch_the_default_freeze(tmp_
 def test_interval_status_is_the_three_way_ladder_against_a_threshold(ci, supported, status):
     threshold = 0.8 if supported == "above" else 0.05
     assert verdicts.interval_status(ci, threshold, supported=supported) == status
+
+
+@pytest.mark.parametrize("ci, above, above_or_at, below, below_or_at", [
+    ((0.1, 0.3), True, True, False, False), ((0.0, 0.3), False, True, False, False),
+    ((-0.2, 0.0), False, False, False, True), ((-0.2, -0.1), False, False, True, True),
+    ((-0.1, 0.1), False, False, False, False),
+])
+def test_the_one_sided_interval_tests_every_verdict_rule_makes_against_zero(ci, above, above_or_at, below, below_or_at):
+    assert verdicts.lies_above(ci, 0) is above and verdicts.lies_above(ci, 0, strict=False) is above_or_at
+    assert verdicts.lies_below(ci, 0) is below and verdicts.lies_below(ci, 0, strict=False) is below_or_at
+
+
+def test_one_interval_format_for_verdict_texts():
+    from layercollapse.measures.stats import Interval, interval_text
+
+    assert interval_text((0.1234, -0.05, 0.3)) == "0.12 [-0.05, 0.30]"
+    assert interval_text((float("nan"), 0, 0)) == interval_text((None, 0, 0)) == "–"
+    assert Interval(0.08, 0.028, 0.128, 0.95, "BCa", 200).text() == "0.080 [0.028, 0.128]"
+    assert Interval(0.08, 0.028, 0.128, 0.95, "BCa", 200).ci == (0.028, 0.128)
 
 
 def test_a_verdict_that_needs_every_condition():

@@ -32,7 +32,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from layercollapse.claims.verdicts import Verdict, interval_status, verdict_rule
+from layercollapse.claims.verdicts import Verdict, interval_status, lies_above, verdict_rule
 from layercollapse.measures import metrics, stats
 
 __all__ = [
@@ -387,7 +387,7 @@ def verdict_c1(trace, chance: float, factor: float = CLIFF_FACTOR, n_resamples: 
               f"({trace.fraction_removed[cliff]:.0%} removed); a linear decline over the same {s} step(s) "
               f"would drop {mean_drop:.3f} per step, so a cliff needs more than {factor:g} x {mean_drop:.3f} = "
               f"{factor * mean_drop:.3f}.")
-    if excess.low > 0:
+    if lies_above(excess.ci, 0):
         status, verdict = "supported", " The excess is above 0 with its 95% item-bootstrap interval: a cliff."
     elif excess.estimate <= 0:
         status, verdict = "not supported", " The largest step is not larger than that: the decline is a slope."

@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 from layercollapse.claims.collapse import collapse_margin
 from layercollapse.claims.transition import DROP_TOLERANCE
-from layercollapse.claims.verdicts import Verdict, verdict_rule
+from layercollapse.claims.verdicts import Verdict, lies_above, lies_below, verdict_rule
 from layercollapse.measures import metrics, stats
 from layercollapse.study.experiments import Phases
 
@@ -377,27 +377,25 @@ def verdict_c6(table: pd.DataFrame, scores: np.ndarray, gold: np.ndarray, n_resa
     silent = phase_drop(table, scores, gold, "silent", s, n_resamples, seed)
     decisive = phase_drop(table, scores, gold, "decisive", d, n_resamples, seed)
     statistic = f"Silent-Phase accuracy drop at sigma^2={s:g}"
-    numbers = (f"Silent-Phase drop at sigma^2={s:g}: {silent.estimate:.3f} [{silent.low:.3f}, {silent.high:.3f}]; "
-               f"Decisive-Phase drop at sigma^2={d:g}: {decisive.estimate:.3f} [{decisive.low:.3f}, "
-               f"{decisive.high:.3f}] (95% paired item bootstrap, {n_items} items).")
-    if clean_acc.low <= chance:
-        return Verdict("C6", "inconclusive", statistic, silent.estimate, ci=(silent.low, silent.high), n=n_items,
-                       text=f"The intact model's accuracy {clean_acc.estimate:.3f} [{clean_acc.low:.3f}, "
-                            f"{clean_acc.high:.3f}] is not above the best constant answer ({chance:.3f}), so noise "
-                            f"has nothing to degrade. {numbers}")
-    silent_degrades, decisive_degrades = silent.low > 0, decisive.low > 0
+    numbers = (f"Silent-Phase drop at sigma^2={s:g}: {silent.text()}; "
+               f"Decisive-Phase drop at sigma^2={d:g}: {decisive.text()} (95% paired item bootstrap, {n_items} items).")
+    if not lies_above(clean_acc.ci, chance):
+        return Verdict("C6", "inconclusive", statistic, silent.estimate, ci=silent.ci, n=n_items,
+                       text=f"The intact model's accuracy {clean_acc.text()} is not above the best constant answer "
+                            f"({chance:.3f}), so noise has nothing to degrade. {numbers}")
+    silent_degrades, decisive_degrades = lies_above(silent.ci, 0), lies_above(decisive.ci, 0)
     if decisive_degrades:
         status, why = "not supported", "the Decisive Phase also degrades significantly at the largest variance."
     elif silent_degrades:
         status, why = "supported", "the Silent Phase degrades significantly at the small variance while the " \
                                    "Decisive Phase holds at the largest."
-    elif silent.high <= DROP_TOLERANCE:
+    elif lies_below(silent.ci, DROP_TOLERANCE, strict=False):
         status, why = "not supported", (f"the Silent Phase holds at the small variance: its drop's interval lies at "
                                         f"or below {DROP_TOLERANCE:g}, the margin within which C4 calls a loss little.")
     else:
         status, why = "inconclusive", (f"the Silent drop is not significant, but its interval reaches above "
                                        f"{DROP_TOLERANCE:g}: a loss larger than C4's margin is not ruled out.")
-    return Verdict("C6", status, statistic, silent.estimate, ci=(silent.low, silent.high), n=n_items,
+    return Verdict("C6", status, statistic, silent.estimate, ci=silent.ci, n=n_items,
                    text=f"{numbers} {status.capitalize()}: {why}")
 
 
@@ -504,22 +502,21 @@ def verdict_c7(table: pd.DataFrame, arrays: Mapping[str, np.ndarray], threshold:
                        text=f"Fine-tuned fractions ({fractions}) do not lie on both sides of {threshold:.0%}, so "
                             f"no plateau can be tested.")
     g, ref = gain["gain"], gain["reference_recovery"]
-    numbers = (f"Recovered DM at {gain['reference']:.0%} pruned: {ref.estimate:.3f} [{ref.low:.3f}, {ref.high:.3f}]; "
-               f"gain at {gain['beyond']:.0%} over it: {g.estimate:.3f} [{g.low:.3f}, {g.high:.3f}] "
-               f"(95% item bootstrap, {n_items} items).")
-    if g.low > 0:
-        return Verdict("C7", "not supported", statistic, g.estimate, ci=(g.low, g.high), n=n_items, model=model,
+    numbers = (f"Recovered DM at {gain['reference']:.0%} pruned: {ref.text()}; "
+               f"gain at {gain['beyond']:.0%} over it: {g.text()} (95% item bootstrap, {n_items} items).")
+    if lies_above(g.ci, 0):
+        return Verdict("C7", "not supported", statistic, g.estimate, ci=g.ci, n=n_items, model=model,
                        text=f"{numbers} Recovery keeps growing beyond {threshold:.0%}: no plateau.")
-    if ref.low <= 0:
-        return Verdict("C7", "inconclusive", statistic, g.estimate, ci=(g.low, g.high), n=n_items, model=model,
+    if not lies_above(ref.ci, 0):
+        return Verdict("C7", "inconclusive", statistic, g.estimate, ci=g.ci, n=n_items, model=model,
                        text=f"{numbers} Fine-tuning recovers no significant DM at {gain['reference']:.0%}, so a "
                             f"plateau cannot be told from no recovery at all.")
     margin = PLATEAU_MARGIN * ref.estimate
-    if g.high >= margin:
-        return Verdict("C7", "inconclusive", statistic, g.estimate, ci=(g.low, g.high), n=n_items, model=model,
+    if not lies_below(g.ci, margin):
+        return Verdict("C7", "inconclusive", statistic, g.estimate, ci=g.ci, n=n_items, model=model,
                        text=f"{numbers} The gain is not significant, but its interval reaches {g.high:.3f}, not "
                             f"below {PLATEAU_MARGIN:.0%} of the recovery at {gain['reference']:.0%} ({margin:.3f}): "
                             f"too few items to tell a plateau from further growth.")
-    return Verdict("C7", "supported", statistic, g.estimate, ci=(g.low, g.high), n=n_items, model=model,
+    return Verdict("C7", "supported", statistic, g.estimate, ci=g.ci, n=n_items, model=model,
                    text=f"{numbers} Recovery at {threshold:.0%} is significant and grows by less than "
                         f"{PLATEAU_MARGIN:.0%} of it ({margin:.3f}) beyond: it plateaus.")

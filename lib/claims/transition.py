@@ -50,8 +50,9 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from layercollapse.claims.verdicts import Verdict, all_of, interval_status, verdict_rule
+from layercollapse.claims.verdicts import Verdict, all_of, interval_status, lies_above, lies_below, verdict_rule
 from layercollapse.measures import metrics, stats
+from layercollapse.measures.stats import interval_text
 
 __all__ = [
     "WINDOW_FRACTION",
@@ -315,11 +316,11 @@ def assess_transition(readout, phases, n_resamples: int = 1000, seed: int = 0,
     window = (before, after - 1)
     if not phases.silent or phases.transition.index == 0:
         status, reason = "not supported", "the answer is readable from the first layer on: there is no Silent Phase"
-    elif dm_rise[2] <= 0:
+    elif lies_below(dm_rise[1:], 0, strict=False):
         status, reason = "not supported", "mean DM does not rise across the transition window"
-    elif sharpness[2] < SHARPNESS_THRESHOLD:
+    elif lies_below(sharpness[1:], SHARPNESS_THRESHOLD):
         status, reason = "not supported", f"the window makes less than {SHARPNESS_THRESHOLD:.0%} of the accuracy gain"
-    elif dm_rise[1] > 0 and sharpness[1] >= SHARPNESS_THRESHOLD:
+    elif lies_above(dm_rise[1:], 0) and lies_above(sharpness[1:], SHARPNESS_THRESHOLD, strict=False):
         status, reason = "supported", "DM rises across a window that makes most of the accuracy gain"
     else:
         status, reason = "inconclusive", "the intervals of the DM rise or of sharpness straddle the thresholds"
@@ -330,13 +331,6 @@ def assess_transition(readout, phases, n_resamples: int = 1000, seed: int = 0,
 def transition_table(assessments: Sequence[TransitionAssessment]) -> pd.DataFrame:
     """One row per model x task: transition layer and interval, DM rise, sharpness, C3a status."""
     return pd.DataFrame([assessment.row() for assessment in assessments])
-
-
-def _fmt_ci(values: Sequence[float], digits: int = 2) -> str:
-    estimate, low, high = values
-    if estimate is None or (isinstance(estimate, float) and math.isnan(estimate)):
-        return "–"
-    return f"{estimate:.{digits}f} [{low:.{digits}f}, {high:.{digits}f}]"
 
 
 @verdict_rule
@@ -350,7 +344,7 @@ def verdict_c3a(readout, phases, n_resamples: int = 1000, seed: int = 0, confide
         return Verdict("C3a", a.status, "sharpness (window gain / total gain)", None, text, n=a.n_items)
     text = (f"{where}: transition at layer {a.layer} (95% item-bootstrap CI {a.layer_ci}, found in "
             f"{a.found_fraction:.0%} of resamples); window layers {a.window[0]}–{a.window[1]} gain "
-            f"{a.jump:+.2f} of a total {a.gain:+.2f} accuracy; mean DM rises by {_fmt_ci(a.dm_rise)}. "
+            f"{a.jump:+.2f} of a total {a.gain:+.2f} accuracy; mean DM rises by {interval_text(a.dm_rise)}. "
             f"Verdict {a.status}: {a.reason} (threshold {SHARPNESS_THRESHOLD}).")
     return Verdict("C3a", a.status, "sharpness (window gain / total gain)", a.sharpness[0], text,
                    ci=a.sharpness[1:], n=a.n_items)
@@ -404,8 +398,8 @@ def verdict_c3b(readout, phases, n_resamples: int = 1000, seed: int = 0, confide
     tv = table.loc[("Decisive Phase", "tv_gold"), ["estimate", "low", "high"]].to_numpy(dtype=float)
     status = all_of(interval_status(silent[1:], MAX_OF_THRESHOLD, supported="above"),
                     interval_status(tv[1:], TV_THRESHOLD, supported="below"))
-    text = (f"{where}, transition at layer {phases.layer}: Silent-Phase max OF {_fmt_ci(silent)} "
-            f"(collapsed if >= {MAX_OF_THRESHOLD}), Decisive-Phase TV to the gold distribution {_fmt_ci(tv)} "
+    text = (f"{where}, transition at layer {phases.layer}: Silent-Phase max OF {interval_text(silent)} "
+            f"(collapsed if >= {MAX_OF_THRESHOLD}), Decisive-Phase TV to the gold distribution {interval_text(tv)} "
             f"(close if <= {TV_THRESHOLD}); 95% percentile item-bootstrap intervals.")
     return Verdict("C3b", status, statistic, silent[0], text, ci=(silent[1], silent[2]), n=n_items)
 
@@ -508,7 +502,7 @@ def verdict_c4(decisive: Sequence, phases, tolerance: float = DROP_TOLERANCE, n_
     n_items = len(decisive[0].gold)
     intact = metrics.accuracy(decisive[0].scores[0], decisive[0].gold)
     text = (f"Removing one random layer of the Decisive Phase (layers {phases.decisive[0]}–{phases.decisive[-1]}) "
-            f"of {decisive[0].spec.get('model')} changes accuracy from {intact:.2f} by a drop of {_fmt_ci(drop)} "
+            f"of {decisive[0].spec.get('model')} changes accuracy from {intact:.2f} by a drop of {interval_text(drop)} "
             f"(mean over {len(decisive)} seeds; 95% BCa item bootstrap, {n_items} items); "
             f"'costs little' means the interval lies at or below {tolerance}.")
     return Verdict("C4", status, statistic, drop[0], text, ci=drop[1:], n=n_items)
@@ -538,17 +532,17 @@ def verdict_c5(silent: Sequence, decisive: Sequence, phases, tests: pd.DataFrame
     worse = bool(len(first) and first["difference"].iloc[0] > 0)  # decisive - silent > 0
     significant_worse = bool(worse and p is not None and p < ALPHA)
     to_chance = accuracy[1] <= phases.chance
-    if drop[1] > 0 and (to_chance or significant_worse):
+    if lies_above(drop[1:], 0) and (to_chance or significant_worse):
         status = "supported"
-    elif drop[2] <= tolerance or (accuracy[1] > phases.chance and not worse):
+    elif lies_below(drop[1:], tolerance, strict=False) or (accuracy[1] > phases.chance and not worse):
         status = "not supported"
     else:
         status = "inconclusive"
     versus = ("no Decisive Phase to compare with" if p is None else
               f"Silent vs Decisive removal at k = 1: McNemar on pooled item x seed pairs, Holm-adjusted p = {p:.3g}")
     text = (f"Removing one random Silent-Phase layer (layers {phases.silent[0]}–{phases.silent[-1]}) of "
-            f"{silent[0].spec.get('model')}: accuracy {_fmt_ci(accuracy)} against chance {phases.chance:.2f}, "
-            f"drop from intact {_fmt_ci(drop)} (mean over {len(silent)} seeds; 95% BCa item bootstrap, "
+            f"{silent[0].spec.get('model')}: accuracy {interval_text(accuracy)} against chance {phases.chance:.2f}, "
+            f"drop from intact {interval_text(drop)} (mean over {len(silent)} seeds; 95% BCa item bootstrap, "
             f"{n_items} items); {versus}.")
     return Verdict("C5", status, statistic, accuracy[0], text, ci=accuracy[1:], n=n_items, p=p)
 

@@ -194,6 +194,17 @@ class Verdict:
         display(self, metadata={METADATA_KEY: self.to_dict()})
 
 
+def lies_above(ci: Sequence[float], threshold: float, strict: bool = True) -> bool:
+    """Whether the whole interval ``(low, high)`` lies above ``threshold`` (``strict=False``: at or above): the
+    one-sided test every verdict rule makes of an interval ("significantly above 0": ``lies_above(ci, 0)``)."""
+    return float(ci[0]) > threshold if strict else float(ci[0]) >= threshold
+
+
+def lies_below(ci: Sequence[float], threshold: float, strict: bool = True) -> bool:
+    """Whether the whole interval ``(low, high)`` lies below ``threshold`` (``strict=False``: at or below)."""
+    return float(ci[1]) < threshold if strict else float(ci[1]) <= threshold
+
+
 def interval_status(ci: Sequence[float], threshold: float, supported: Literal["above", "below"]) -> str:
     """The three-way verdict of an interval ``(low, high)`` against a threshold fixed before the run.
 
@@ -201,12 +212,12 @@ def interval_status(ci: Sequence[float], threshold: float, supported: Literal["a
     when it lies wholly below, "inconclusive" when it straddles it; ``"below"`` mirrors it (at or below /
     wholly above).
     """
-    low, high = float(ci[0]), float(ci[1])
-    if supported == "above":
-        return "supported" if low >= threshold else "not supported" if high < threshold else "inconclusive"
-    if supported == "below":
-        return "supported" if high <= threshold else "not supported" if low > threshold else "inconclusive"
-    raise ValueError(f"supported={supported!r}: use 'above' or 'below'")
+    if supported not in ("above", "below"):
+        raise ValueError(f"supported={supported!r}: use 'above' or 'below'")
+    on_side, off_side = (lies_above, lies_below) if supported == "above" else (lies_below, lies_above)
+    if on_side(ci, threshold, strict=False):
+        return "supported"
+    return "not supported" if off_side(ci, threshold) else "inconclusive"
 
 
 def all_of(*statuses: str) -> str:

@@ -72,18 +72,10 @@ def _batch_slots(batch: Batch, offsets: dict[tuple[int, int], int]) -> torch.Ten
     return torch.tensor(slots, dtype=torch.long)
 
 
-def hidden_states_at_read_positions(
-    model: nn.Module,
-    tokenizer,
-    items: Sequence[Item],
-    format: str = "letter",
-    layers: Sequence[int] | None = None,
-    task: str | None = None,
-    *,
-    shots: Sequence[Item] = (),
-    token_budget: int | None = None,
-    progress: bool | str = False,
-) -> np.ndarray:
+def hidden_states_at_read_positions(model: nn.Module, tokenizer, items: Sequence[Item], format: str = "letter",
+                                    layers: Sequence[int] | None = None, task: str | None = None, *,
+                                    shots: Sequence[Item] = (), token_budget: int | None = None,
+                                    progress: bool | str = False) -> np.ndarray:
     """Residual states (before the final norm) at the scoring's read positions, after every kept layer.
 
     Args:

@@ -12,6 +12,7 @@ thousands of times in well under a second.
 
 from __future__ import annotations
 
+import math
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -24,6 +25,7 @@ from statsmodels.stats.multitest import multipletests
 
 __all__ = [
     "Interval",
+    "interval_text",
     "McNemarResult",
     "Crossing",
     "TransitionResult",
@@ -65,6 +67,23 @@ class Interval:
     def half_width(self) -> float:
         """Half the interval width, in the units of ``estimate``."""
         return (self.high - self.low) / 2
+
+    @property
+    def ci(self) -> tuple[float, float]:
+        """The bounds ``(low, high)``."""
+        return self.low, self.high
+
+    def text(self, digits: int = 3) -> str:
+        """``estimate [low, high]`` for a verdict's text (:func:`interval_text`)."""
+        return interval_text((self.estimate, self.low, self.high), digits)
+
+
+def interval_text(values: Sequence[float], digits: int = 2) -> str:
+    """An estimate and its interval ``(estimate, low, high)`` as ``0.12 [0.05, 0.20]``; "–" when undefined."""
+    estimate, low, high = values
+    if estimate is None or (isinstance(estimate, float) and math.isnan(estimate)):
+        return "–"
+    return f"{estimate:.{digits}f} [{low:.{digits}f}, {high:.{digits}f}]"
 
 
 def _bootstrap(

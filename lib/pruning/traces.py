@@ -889,61 +889,19 @@ def _use_cache(model: nn.Module, cache: bool | str, sets: Mapping[str, EncodedSe
                              model.config.hidden_size, parameter.element_size(), memory_budget(parameter.device))
 
 
-def prune(
-    model: nn.Module,
-    tokenizer,
-    evaluation: Sequence[Item],
-    schedule: str = "iterative",
-    *,
-    calibration: Sequence[Item] | Sequence[str] = (),
-    criterion: str = "dm",
-    seed: int = 0,
-    layers: Sequence[int] | None = None,
-    n_remove: int | None = None,
-    format: str = "letter",
-    task: str | None = None,
-    split: str | None = None,
-    store: Store | None = None,
-    cache: bool | str = "auto",
-    token_budget: int | None = None,
-    readout: bool = False,
-    shots: Sequence[Item] = (),
-    progress: bool | str = True,
-) -> Trace:
-    """Prune ``model`` step by step with ``schedule`` and score the evaluation items after every step.
+def prune(model: nn.Module, tokenizer, evaluation: Sequence[Item], schedule: str = "iterative", *, seed: int = 0,
+          **options: Any) -> Trace:
+    """Prune ``model`` step by step with ``schedule`` and score the evaluation items after every step: one
+    :func:`prune_seeds` trace, whose keyword arguments (``calibration``, ``criterion``, ``layers``, ``n_remove``,
+    ``format``, ``task``, ``split``, ``store``, ``cache``, ``token_budget``, ``readout``, ``shots``, ``progress``)
+    ``options`` are.
 
     Args:
-        evaluation: items scored at every step (step 0 = the intact model).
-        schedule: one of :data:`SCHEDULES`.
-        calibration: items (``dm``, ``acc``; BI and angular distance read their prompts) or
-            passages (``lm_loss``; BI and angular distance then read the passages), disjoint
-            from ``evaluation``. Unused by reverse / random schedules.
-        criterion: greedy criterion of ``iterative`` and ``decisive_first``: "dm" (mean Decision Margin, default),
-            "acc" (accuracy), "lm_loss" (mean next-token NLL of the passages, nats/token).
-        seed: seed of ``random`` / ``random_in_range`` (numpy ``default_rng``); several seeds
-            at once: :func:`prune_seeds`.
-        layers: ``random_in_range``: original indices to remove from; ``decisive_first``: the layers
-            removed first (greedily among themselves), before all others.
-        n_remove: removal steps to run; default: until one layer is left
-            (``random_in_range``: until the range is exhausted or one layer is left).
-        format, task: prompt format and task template, as in ``scoring.score``.
-        split: name of the items' split, recorded in the spec.
-        store: when given, a stored trace with the same spec is returned as is; otherwise the run
-            checkpoints every step there (a killed run resumes) and stores the trace.
-        cache: prefix caching: True, False (recompute every subnetwork from the embeddings),
-            or "auto" (cache what fits :func:`memory_budget`, see :func:`plan_prefix_cache`).
-        token_budget: rows x padded length per batch (None: the device's default).
-        readout: also record the logit-lens readout of every pruned network (``Trace.readout_at``):
-            the read positions of each layer run by the evaluation pass are unembedded, nothing else
-            is run again (cost: ``benchmarks/readout_along_traces.py``).
-        shots: letter format: solved examples prepended to every evaluation and calibration prompt
-            (``tasks.fewshot_examples``; disjoint from both), recorded in the spec as ``shot_ids``.
+        seed: seed of ``random`` / ``random_in_range`` (numpy ``default_rng``).
     Returns:
         :class:`Trace`, with n_remove + 1 steps.
     """
-    return prune_seeds(model, tokenizer, evaluation, schedule, (seed,), calibration=calibration, criterion=criterion,
-                       layers=layers, n_remove=n_remove, format=format, task=task, split=split, store=store,
-                       cache=cache, token_budget=token_budget, readout=readout, shots=shots, progress=progress)[0]
+    return prune_seeds(model, tokenizer, evaluation, schedule, (seed,), **options)[0]
 
 
 def _plan(schedule: str, seed: int, n_steps: int, n_total: int, model: nn.Module, sets: Mapping[str, EncodedSet],
@@ -989,10 +947,39 @@ def prune_seeds(
     shots: Sequence[Item] = (),
     progress: bool | str = True,
 ) -> list[Trace]:
-    """One :func:`prune` trace per seed (arguments as there), sharing the tokenised items and the prefix cache.
+    """Prune ``model`` step by step with ``schedule`` and score the evaluation items after every step, once per seed,
+    sharing the tokenised items and the prefix cache (:func:`prune`: one seed).
 
     ``random_in_range`` runs every step from the intact network's cached prefix, so the intact
     network runs once for all seeds instead of once per seed. Stored traces are returned as they are.
+
+    Args:
+        evaluation: items scored at every step (step 0 = the intact model).
+        schedule: one of :data:`SCHEDULES`.
+        calibration: items (``dm``, ``acc``; BI and angular distance read their prompts) or
+            passages (``lm_loss``; BI and angular distance then read the passages), disjoint
+            from ``evaluation``. Unused by reverse / random schedules.
+        criterion: greedy criterion of ``iterative`` and ``decisive_first``: "dm" (mean Decision Margin, default),
+            "acc" (accuracy), "lm_loss" (mean next-token NLL of the passages, nats/token).
+        seeds: seeds of ``random`` / ``random_in_range`` (numpy ``default_rng``), one trace each.
+        layers: ``random_in_range``: original indices to remove from; ``decisive_first``: the layers
+            removed first (greedily among themselves), before all others.
+        n_remove: removal steps to run; default: until one layer is left
+            (``random_in_range``: until the range is exhausted or one layer is left).
+        format, task: prompt format and task template, as in ``scoring.score``.
+        split: name of the items' split, recorded in the spec.
+        store: when given, a stored trace with the same spec is returned as is; otherwise the run
+            checkpoints every step there (a killed run resumes) and stores the trace.
+        cache: prefix caching: True, False (recompute every subnetwork from the embeddings),
+            or "auto" (cache what fits :func:`memory_budget`, see :func:`plan_prefix_cache`).
+        token_budget: rows x padded length per batch (None: the device's default).
+        readout: also record the logit-lens readout of every pruned network (``Trace.readout_at``):
+            the read positions of each layer run by the evaluation pass are unembedded, nothing else
+            is run again (cost: ``benchmarks/readout_along_traces.py``).
+        shots: letter format: solved examples prepended to every evaluation and calibration prompt
+            (``tasks.fewshot_examples``; disjoint from both), recorded in the spec as ``shot_ids``.
+    Returns:
+        one :class:`Trace` per seed, each with n_remove + 1 steps.
     """
     check_format(format)
     n_total = count_layers(model)

@@ -51,20 +51,10 @@ def capture_read_states(model: nn.Module, batch_ref: list[Batch], store: list[to
         yield
 
 
-def layerwise_scores(
-    model: nn.Module,
-    tokenizer,
-    items: Sequence[Item],
-    format: str = "letter",
-    layers: Sequence[int] | None = None,
-    *,
-    lens: nn.Module | None = None,
-    task: str | None = None,
-    shots: Sequence[Item] = (),
-    token_budget: int | None = None,
-    progress: bool | str = True,
-    shared_context: bool = True,
-) -> np.ndarray:
+def layerwise_scores(model: nn.Module, tokenizer, items: Sequence[Item], format: str = "letter",
+                     layers: Sequence[int] | None = None, *, lens: nn.Module | None = None, task: str | None = None,
+                     shots: Sequence[Item] = (), token_budget: int | None = None, progress: bool | str = True,
+                     shared_context: bool = True) -> np.ndarray:
     """Option scores read out after every layer, in one forward pass per batch.
 
     Args:

@@ -178,19 +178,9 @@ def for_each_batch(model: nn.Module, tokenizer, requests: Sequence[Request], lay
     _run_with_oom_retry(run, token_budget or default_token_budget(model_device(model)))
 
 
-def score(
-    model: nn.Module,
-    tokenizer,
-    items: Sequence[Item],
-    format: str = "letter",
-    layers: Sequence[int] | None = None,
-    *,
-    task: str | None = None,
-    shots: Sequence[Item] = (),
-    token_budget: int | None = None,
-    progress: bool | str = True,
-    shared_context: bool = True,
-) -> np.ndarray:
+def score(model: nn.Module, tokenizer, items: Sequence[Item], format: str = "letter",
+          layers: Sequence[int] | None = None, *, task: str | None = None, shots: Sequence[Item] = (),
+          token_budget: int | None = None, progress: bool | str = True, shared_context: bool = True) -> np.ndarray:
     """Score every option of every item.
 
     Args:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass
+from functools import cache
 
 import pandas as pd
 from layercollapse.claims.verdicts import (
@@ -21,6 +22,8 @@ from layercollapse.claims.verdicts import (
     claim_base,
     load_verdict_records,
 )
+from layercollapse.paths import project_root
+from layercollapse.site.chapters import parse_qmd
 from layercollapse.site.tables import Table, format_number
 from layercollapse.storage.store import SIDECAR_SUFFIX, Store
 from layercollapse.study.profiles import load_profile
@@ -48,27 +51,34 @@ CLAIM_SHORT: dict[str, str] = {
     "P1": "The intact readout predicts the collapse",
 }
 
-#: Chapter (title, path from the project root) that records each claim's verdict; a part (``C3b``) may differ.
-CHAPTER_OF: dict[str, tuple[str, str]] = {
-    "C1": ("The cliff edge", "chapters/01-cliff-edge.qmd"),
-    "C2": ("Representation similarity", "chapters/05-representation-similarity.qmd"),
-    "C3": ("Decision dynamics", "chapters/02-decision-dynamics.qmd"),
-    "C3b": ("Option frequency", "chapters/03-option-frequency.qmd"),
-    "C4": ("Phase-targeted pruning", "chapters/04-phase-pruning.qmd"),
-    "C5": ("Phase-targeted pruning", "chapters/04-phase-pruning.qmd"),
-    "C6": ("Noise sensitivity", "chapters/09-noise-sensitivity.qmd"),
-    "C7": ("Fine-tuning recovery", "chapters/10-finetune-recovery.qmd"),
-    "R1": ("Statistics and scale", "chapters/06-statistics-and-scale.qmd"),
-    "R2": ("Probes", "chapters/07-probes.qmd"),
-    "R3": ("Random controls", "chapters/08-random-controls.qmd"),
-    "C5b": ("Decision dynamics under pruning", "chapters/11-pruned-dynamics.qmd"),
-    "P1": ("Decision dynamics under pruning", "chapters/11-pruned-dynamics.qmd"),
+#: Chapter (path from the project root) that records each claim's verdict; a part (``C3b``) may differ.
+CHAPTER_OF: dict[str, str] = {
+    "C1": "chapters/01-cliff-edge.qmd",
+    "C2": "chapters/05-representation-similarity.qmd",
+    "C3": "chapters/02-decision-dynamics.qmd",
+    "C3b": "chapters/03-option-frequency.qmd",
+    "C4": "chapters/04-phase-pruning.qmd",
+    "C5": "chapters/04-phase-pruning.qmd",
+    "C6": "chapters/09-noise-sensitivity.qmd",
+    "C7": "chapters/10-finetune-recovery.qmd",
+    "R1": "chapters/06-statistics-and-scale.qmd",
+    "R2": "chapters/07-probes.qmd",
+    "R3": "chapters/08-random-controls.qmd",
+    "C5b": "chapters/11-pruned-dynamics.qmd",
+    "P1": "chapters/11-pruned-dynamics.qmd",
 }
+
+
+@cache
+def chapter_title(path: str) -> str:
+    """The ``title`` of a chapter's front matter (``path`` from the project root)."""
+    return parse_qmd(project_root() / path).front_matter["title"]
 
 
 def chapter_of(claim: str) -> tuple[str, str]:
     """(title, path) of the chapter of ``claim`` (``"C3a"`` falls back to ``"C3"``)."""
-    return CHAPTER_OF.get(claim) or CHAPTER_OF[claim_base(claim)]
+    path = CHAPTER_OF.get(claim) or CHAPTER_OF[claim_base(claim)]
+    return chapter_title(path), path
 
 
 def badge(status: str, claim: str) -> str:
