@@ -204,6 +204,21 @@ def test_iterative_trace_of_each_cliff_model_is_the_stored_one_of_that_model():
         experiments.iterative_trace("gemma")
 
 
+def test_both_cliff_models_have_the_random_orders_on_the_items_of_their_iterative_trace():
+    from golden import GOLDEN_PROFILE, GOLDEN_STORE
+
+    experiments = Experiments(GOLDEN_PROFILE, store=Store(GOLDEN_STORE), compute=False, progress=False)
+    for model in GOLDEN_PROFILE.cliff_models:
+        found = experiments.cliff_traces(model)
+        randoms, iterative = found["random"], found["iterative"]
+        assert [t.seed for t in randoms] == list(range(GOLDEN_PROFILE.n_random_orders))
+        assert {t.spec["model"] for t in randoms} == {model}
+        assert all(t.spec["evaluation_ids"] == iterative.spec["evaluation_ids"] for t in randoms)
+        assert all(t.n_steps == iterative.n_steps for t in randoms)
+        assert len({tuple(t.removal_order()) for t in randoms}) == len(randoms)  # the seeds give different orders
+    assert any(step.name == f"random baseline {GOLDEN_PROFILE.main_model}" for step in experiments.plan)
+
+
 def test_a_profile_with_shots_scores_its_letter_runs_k_shot_and_records_the_shots(tmp_path):
     import dataclasses
 
