@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 import torch
 from layercollapse.controls.similarity import (
+    FinalStates,
     hidden_states_at_read_positions,
     linear_cka,
     mean_cosine,
@@ -83,3 +84,23 @@ def test_similarity_of_intact_with_itself_is_one_and_lower_after_pruning(tiny_mo
     similarity = representation_similarity(intact, pruned)
     assert similarity["cka"] < 1.0 and similarity["cosine"] < 1.0
     assert representation_similarity(intact[-1], pruned[-1]) == similarity
+
+
+@pytest.mark.parametrize("format", ["letter", "cloze"])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_final_states_along_nested_networks_equal_a_run_from_scratch_bit_for_bit(tiny_model, tokenizer, items, format,
+                                                                                dtype):
+    import copy
+
+    model = copy.deepcopy(tiny_model("llama")).to(dtype)
+    last = n_layers(model) - 1
+    # nested as along a trace: the last layer first (no layer recomputed), then a middle one, then the first;
+    # the intact network twice (served, not run again)
+    networks = [list(range(last + 1)), list(range(last + 1)), list(range(last)), [0, 1, 3], [1, 3], [3]]
+    states = FinalStates(model, tokenizer, items[:5], format, task="arc_easy")
+    for kept in networks:
+        expected = hidden_states_at_read_positions(model, tokenizer, items[:5], format, layers=kept, task="arc_easy")[-1]
+        np.testing.assert_array_equal(states.along(kept), expected)
+    # only the layers after each step's dropped layer ran: 5 (intact), 0 (served), 0 (dropped the last), 1, 2, 1;
+    # from scratch it would be 5 + 5 + 4 + 3 + 2 + 1
+    assert states.runner.n_layer_runs == 9

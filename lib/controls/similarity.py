@@ -14,10 +14,11 @@ import pandas as pd
 import torch
 from layercollapse.data.tasks import Item
 from layercollapse.model.architectures import unembedding
+from layercollapse.model.hooks import hook_final_norm
 from layercollapse.model.layers import active_layers
 from layercollapse.readout.batching import Batch, Request
 from layercollapse.readout.lens import capture_read_states
-from layercollapse.readout.scoring import build_requests, for_each_batch, run_backbone
+from layercollapse.readout.scoring import build_requests, for_each_batch, read_positions, run_backbone
 from torch import nn
 
 
@@ -127,10 +128,44 @@ def similarity_along(model: nn.Module, tokenizer, items: Sequence[Item], trace, 
     Returns:
         one row per step: step, cka, cosine.
     """
-    def final_states(kept: Sequence[int]) -> np.ndarray:  # [n_positions, d]
-        return hidden_states_at_read_positions(model, tokenizer, items, format, layers=kept, task=task,
-                                               shots=shots)[-1]
-
-    intact = final_states(trace.kept_layers(0))
-    rows = [representation_similarity(intact, final_states(trace.kept_layers(step))) for step in range(trace.n_steps)]
+    states = FinalStates(model, tokenizer, items, format, task, shots)
+    intact = states.along(trace.kept_layers(0))
+    rows = [representation_similarity(intact, states.along(trace.kept_layers(step))) for step in range(trace.n_steps)]
     return pd.DataFrame({"step": np.arange(trace.n_steps), **pd.DataFrame(rows).to_dict("list")})
+
+
+class FinalStates:
+    """Final states (before the final norm) at the read positions of ``items``, of a sequence of nested networks.
+
+    ``along(kept)`` equals ``hidden_states_at_read_positions(..., layers=kept)[-1]`` (same batches, same layers), but
+    runs only the layers after the first one it drops from the previous network (``PrefixRunner``), as a pruning
+    trace does; a network asked again is not run again.
+    """
+
+    def __init__(self, model: nn.Module, tokenizer, items: Sequence[Item], format: str, task: str | None = None,
+                 shots: Sequence[Item] = ()) -> None:
+        from layercollapse.pruning.traces import PrefixRunner, encode_items
+
+        requests = build_requests(tokenizer, items, format, task, shots)
+        self.model, self.offsets = model, _read_slots(requests)
+        self.n_positions = sum(max(request.n_target, 1) for request in requests)
+        self.runner = PrefixRunner(model, encode_items(model, tokenizer, items, format, task, shots=shots))
+        self.last: tuple[tuple[int, ...], np.ndarray] | None = None
+
+    def along(self, kept: Sequence[int]) -> np.ndarray:
+        """float32 [n_positions, d_model] of the network with layers ``kept`` (original indices), positions in item
+        order as :func:`hidden_states_at_read_positions`."""
+        kept = tuple(sorted(kept))
+        if self.last is not None and self.last[0] == kept:
+            return self.last[1]
+        captured: list[torch.Tensor] = []  # per batch [B, T, d]
+        with hook_final_norm(self.model, captured.append):
+            self.runner.run(kept, remember=True)
+        batches = self.runner.encoded.batches
+        if len(captured) != len(batches):
+            raise RuntimeError(f"captured {len(captured)} final states for {len(batches)} batches")
+        out = np.zeros((self.n_positions, unembedding(self.model).in_features), dtype=np.float32)  # [P, d]
+        for batch, hidden in zip(batches, captured):
+            out[_batch_slots(batch, self.offsets).numpy()] = read_positions(hidden, batch).float().cpu().numpy()
+        self.last = (kept, out)
+        return out

@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 
 import torch
+from layercollapse.model.architectures import final_norm
 from layercollapse.model.layers import active_layers, intact_layers
 from torch import nn
 
@@ -73,3 +74,15 @@ def hook_layers(model: nn.Module, on_output: OnOutput | None = None, layers: Seq
     finally:
         for handle in handles:
             handle.remove()
+
+
+@contextmanager
+def hook_final_norm(model: nn.Module, on_input: Callable[[torch.Tensor], None]) -> Iterator[nn.Module]:
+    """Inside the block, call ``on_input`` with the residual stream [B, T, d] entering the final norm: the output of
+    the network's last running layer (or, when a prefix run recomputes no layer, the remembered state it starts
+    from), before the norm."""
+    handle = final_norm(model).register_forward_pre_hook(lambda module, args: on_input(args[0]))
+    try:
+        yield model
+    finally:
+        handle.remove()
