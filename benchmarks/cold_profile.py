@@ -91,23 +91,29 @@ def seed_cold_store(experiments: Experiments, cold: Path, names: list[str]) -> N
             store.remove(kind, key)
 
 
+def _sidecars(store: Store) -> dict[tuple[str, str], dict]:
+    """(kind, key) -> sidecar of every result in ``store``."""
+    return {(kind, sidecar["key"]): sidecar for kind in store.kinds() for sidecar in store.sidecars(kind)}
+
+
 def summary(profile: str, cold: Store, committed: Store, log: Path) -> dict:
     """Step times, the committed results not yet computed in ``cold``, and the comparison of those that are."""
     steps = [json.loads(line) for line in log.read_text().splitlines()] if log.exists() else []
     current, _ = split_results(list_results(committed))
-    comparisons, not_committed, pending, copied = [], [], [], 0
+    theirs, mine = _sidecars(committed), _sidecars(cold)
+    comparisons, pending, copied = [], [], 0
     for kind, key in zip(current["kind"], current["key"]):
-        fresh = cold.load_key(kind, key, damaged="raise")
-        stored = committed.load_key(kind, key, damaged="raise")
+        stored, fresh = theirs[kind, key], mine.get((kind, key))
         if fresh is None:
-            pending.append({"kind": kind, "key": key, "recorded_wall_s": stored.meta["provenance"].get("wall_s")})
-        elif fresh.meta.get("created") == stored.meta.get("created"):
+            pending.append({"kind": kind, "key": key,
+                            "recorded_wall_s": (stored.get("provenance") or {}).get("wall_s")})
+        elif fresh.get("created") == stored.get("created"):
             copied += 1  # a copy of the committed result (``--steps``), not computed here
         else:
-            comparisons.append(compare_results(stored, fresh, tolerance=0.0))
-    for kind in cold.kinds():
-        known = set(current["key"][current["kind"] == kind])
-        not_committed += [f"{kind}/{s['key']}" for s in cold.sidecars(kind) if s["key"] not in known]
+            comparisons.append(compare_results(committed.load_key(kind, key, damaged="raise"),
+                                               cold.load_key(kind, key, damaged="raise"), tolerance=0.0))
+    known = set(zip(current["kind"], current["key"]))
+    not_committed = [f"{kind}/{key}" for kind, key in mine if (kind, key) not in known]
     recorded = [row["recorded_wall_s"] for row in pending if row["recorded_wall_s"] is not None]
     return {
         "profile": profile, "store": str(cold.root), "environment": environment("cpu"),

@@ -7,30 +7,21 @@ committed golden result with the one computed cold, under the same key.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import shutil
-from pathlib import Path
 
 import pytest
+from benchmark_scripts import load_benchmark
 from golden import GOLDEN_PROFILE, GOLDEN_STORE, golden_loader
 from layercollapse.storage.provenance import split_results
 from layercollapse.storage.store import Store, list_results
 from layercollapse.study.experiments import Experiments
 
-BENCHMARK = Path(__file__).resolve().parent.parent / "benchmarks" / "cold_profile.py"
 pytestmark = pytest.mark.slow
 
 
-def load_benchmark():
-    spec = importlib.util.spec_from_file_location("cold_profile", BENCHMARK)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def test_a_cold_run_is_timed_per_step_resumes_and_is_compared_with_the_committed_store(tmp_path):
-    bench = load_benchmark()
+    bench = load_benchmark("cold_profile")
     cold, log = Store(tmp_path / "cold"), tmp_path / "cold" / "steps.jsonl"
     experiments = Experiments(GOLDEN_PROFILE, store=cold, compute=True, progress=False, load_model=golden_loader())
     bench.run_cold(experiments, log)
@@ -61,7 +52,7 @@ def test_a_cold_run_is_timed_per_step_resumes_and_is_compared_with_the_committed
 
 
 def test_steps_start_from_the_committed_store_and_compute_exactly_their_own_results(tmp_path):
-    bench = load_benchmark()
+    bench = load_benchmark("cold_profile")
     committed = Store(tmp_path / "committed")
     shutil.copytree(GOLDEN_STORE, committed.root)
     reading = Experiments(GOLDEN_PROFILE, store=committed, compute=False, progress=False, load_model=golden_loader())

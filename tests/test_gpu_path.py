@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from benchmark_scripts import load_benchmark
 from layercollapse.model.layers import drop_layers
 from layercollapse.pruning import traces as pruning
 from layercollapse.pruning.traces import PrefixRunner, cache_bytes, encode_items, prune
@@ -119,11 +120,7 @@ def test_gpu_bench_tiny_runs_and_writes_its_json(tmp_path):
 
 
 def test_sweep_cost_model_counts_layer_runs():
-    from importlib import util
-
-    spec = util.spec_from_file_location("gpu_bench", GPU_BENCH)
-    bench = util.module_from_spec(spec)
-    spec.loader.exec_module(bench)
+    bench = load_benchmark("gpu_bench")
     n = 32
     # naive calibration: step 0 = 32 layers, then sum_n n(n-1) layer runs; no per-run cost
     assert bench.sweep_seconds(0.0, 1.0, n, cache=False, evaluation=False) == n + sum(k * (k - 1) for k in range(2, n + 1))

