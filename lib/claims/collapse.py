@@ -7,7 +7,11 @@ and applies a rule fixed here, before any data is seen:
   accuracy of the best constant answer and margin = ``collapse_margin`` (at least 2.5
   standard errors of accuracy at chance, as ``collapse_point`` recommends). A trace whose
   intact accuracy is not above chance + margin has nothing to collapse: every verdict is
-  then "inconclusive".
+  then "inconclusive". The interval of s* is a percentile item bootstrap whose ends are
+  stable: the resamples are doubled (from the profile's count, up to ``MAX_COLLAPSE_RESAMPLES``)
+  until the interval of ``STABILITY_SEEDS`` further bootstrap seeds lies within
+  ``STEP_TOLERANCE`` steps of it at both ends (the ends of a step interval jump when a few
+  resamples cross late; 1,000 resamples put the main model's upper end anywhere from 11 to 16).
 - **C1, cliff vs slope.** A linear decline from intact accuracy to the collapse level over
   s* steps drops D / s* per step (D = acc[0] - acc[s*]). A cliff is a single step that drops
   more than ``CLIFF_FACTOR`` (k = 3) times that. Statistic: excess = largest one-step drop
@@ -55,6 +59,9 @@ __all__ = [
 CLIFF_FACTOR = 3.0  # a cliff step drops > 3x the per-step drop of a linear decline over the same range
 CKA_THRESHOLD = 0.8  # "similarity stays high": linear CKA at or above this at the collapse step
 MIN_MARGIN = 0.05  # accuracy units: the smallest margin above chance that counts as collapsed
+STEP_TOLERANCE = 1  # steps: how far either end of a collapse interval may move with the bootstrap seed
+STABILITY_SEEDS = 3  # further bootstrap seeds the interval is checked against
+MAX_COLLAPSE_RESAMPLES = 128_000  # the doubling stops here (the interval is then reported as it is)
 
 
 def collapse_margin(chance: float, n_items: int) -> float:
@@ -71,12 +78,16 @@ class Collapse:
         chance: accuracy of the best constant answer.
         margin: accuracy units above chance still counted as collapsed.
         intact_above: intact accuracy (step 0) exceeds chance + margin: there is something to collapse.
+        n_resamples: item resamples behind the step's interval (enough for its ends to be stable).
+        stable: whether its ends agreed within ``STEP_TOLERANCE`` over ``STABILITY_SEEDS`` more seeds.
     """
 
     result: stats.CollapseResult
     chance: float
     margin: float
     intact_above: bool
+    n_resamples: int = 0
+    stable: bool = True
 
     @property
     def step(self) -> int | None:
@@ -101,7 +112,8 @@ class Collapse:
         low, high = self.step_ci
         return (f"Accuracy falls from {accuracy[0]:.3f} to {accuracy[self.step]:.3f} and stays at or below "
                 f"chance + margin ({self.chance + self.margin:.3f}) from step {self.step} "
-                f"({self.result.fraction_removed:.0%} of layers removed; 95% CI steps {low}-{high}).")
+                f"({self.result.fraction_removed:.0%} of layers removed; 95% CI steps {low}-{high}, "
+                f"{self.n_resamples:,} item resamples).")
 
 
 def locate_collapse(trace, chance: float, n_resamples: int = 1000, seed: int = 0) -> Collapse:
@@ -114,9 +126,26 @@ def locate_collapse(trace, chance: float, n_resamples: int = 1000, seed: int = 0
     """
     correct = metrics.correct(trace.scores, trace.gold)  # [n_steps, n_items]
     margin = collapse_margin(chance, correct.shape[1])
-    result = stats.collapse_point(trace.fraction_removed, correct, chance, margin=margin,
-                                  n_resamples=n_resamples, seed=seed)
-    return Collapse(result, float(chance), margin, bool(result.accuracy[0] > chance + margin))
+
+    def point(n: int, bootstrap_seed: int) -> stats.CollapseResult:
+        return stats.collapse_point(trace.fraction_removed, correct, chance, margin=margin, n_resamples=n,
+                                    seed=bootstrap_seed)
+
+    n = n_resamples
+    while True:
+        result = point(n, seed)
+        stable = all(_within(point(n, seed + 1 + i).index_ci, result.index_ci) for i in range(STABILITY_SEEDS))
+        if stable or n >= MAX_COLLAPSE_RESAMPLES:
+            break
+        n = min(2 * n, MAX_COLLAPSE_RESAMPLES)
+    return Collapse(result, float(chance), margin, bool(result.accuracy[0] > chance + margin), n, stable)
+
+
+def _within(interval: tuple[int, int] | None, reference: tuple[int, int] | None) -> bool:
+    """Both ends of ``interval`` within ``STEP_TOLERANCE`` of ``reference`` (or both missing)."""
+    if interval is None or reference is None:
+        return interval is reference
+    return all(abs(end - ref) <= STEP_TOLERANCE for end, ref in zip(interval, reference))
 
 
 def trace_chance(trace) -> float:

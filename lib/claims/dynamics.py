@@ -1,5 +1,5 @@
 """Decision dynamics under pruning: the readout of every pruned network, its transition, and the
-verdicts on the mechanism (C5b) and on the prediction it makes (P1).
+verdicts on the mechanism (C5b) and on the predictions it makes (P1, P1b).
 
 Inputs are ``pruning.Trace`` objects run with ``readout=True`` (``Trace.readout_at``) and the intact
 network's ``experiments.Phases``. The transition of a pruned network is located by the rule used for
@@ -7,51 +7,90 @@ the intact one (``experiments.phases_from_readout`` on its own readout rows: cha
 best constant answer) and reported as the *original* index of its layer.
 Rules, fixed before any data is seen (intervals: 95%):
 
-- **A pruned network keeps the transition** when its readout has a transition layer and its final
-  accuracy is not significantly below the intact network's (paired BCa item bootstrap of intact -
-  pruned final accuracy: the interval's lower bound is at or below 0). It *loses* it otherwise.
-- **C5b, the mechanism.** Phase-targeted traces (k = 1 .. K random layers removed inside one phase,
-  one trace per seed): at each k, the share of seeds whose pruned network keeps the transition, per
-  phase; one-sided Fisher exact test (Silent keeps it less often than Decisive), Holm over k.
-  Supported: at some k the test rejects (Holm-adjusted p < ``ALPHA``) and at least half of the
-  Decisive-pruned networks keep the transition at that k. Not supported: no k rejects and, at every
-  k, the Silent share is at least 1/2 or at least the Decisive share. Otherwise inconclusive, and
-  when the intact network has no transition (no Silent Phase to prune).
-- **P1, the intact readout predicts the collapse.** Along Iterative Pruning the predicted collapse
-  step is the first step that removes a layer of the intact network's Silent Phase; the observed one
-  is the trace's collapse point (``claims.collapse.locate_collapse``, with its item-bootstrap step
-  interval). Statistic: observed - predicted (steps). Supported: both exist and the predicted step
-  lies inside the observed step's interval. Not supported: both exist and it lies outside.
-  Inconclusive: no transition in the intact network, no collapse, or the pruner never removes a
-  Silent-Phase layer.
+- **What happens to the transition** of a pruned network (registered 2026-12-06). Its *location* is the
+  original index of its transition layer, with the item-bootstrap interval; the intact network's transition
+  layer t, or the first kept layer after t when t was removed, is where it is *expected* (none when every
+  layer from t on was removed); the *shift* is located - expected (original layers). Its *height* is how much
+  the readout gains across it: accuracy at the last layer minus accuracy at the layer before the transition
+  (per item, so its interval is the BCa item bootstrap of a mean), and the same for the Decision Margin; the
+  height drop is intact - pruned height, paired over the items. Each pruned network is then **prevented** (its
+  readout has no transition), **earlier** (the whole location interval lies before the expected layer, or
+  nothing is expected), **delayed** (it lies after it), **weakened** (in place, and the accuracy height drop's
+  interval lies above 0) or **kept** (in place, height not significantly lower).
+- **C5b, the mechanism** (amended rule, 2026-12-06). Phase-targeted traces (k = 1 .. K random layers removed
+  inside one phase, one trace per seed), per (model, task): at each k, the share of seeds whose pruned network
+  *has a transition of its own*, per phase; one-sided Fisher exact test (Silent has one less often than
+  Decisive), Holm over k. Supported: at some k the test rejects (Holm-adjusted p < ``ALPHA``) and at least half
+  of the Decisive-pruned networks have a transition at that k. Not supported: no k rejects and, at every k, the
+  Silent share is at least 1/2 or at least the Decisive share. Otherwise inconclusive, and when the intact
+  network has no transition (no Silent Phase to prune).
+- **C5b as first registered** (:func:`verdict_c5b_registered`, kept beside the amended rule and shown with it).
+  The same test, but a network counted as keeping the transition only when its readout has one *and* its final
+  accuracy is not significantly below the intact network's (paired BCa item bootstrap of intact - pruned final
+  accuracy: the interval's lower bound at or below 0). Amended because that accuracy clause re-tests C5 (the
+  accuracy cost of Silent pruning) and lets the verdict on the transition pass or fail for a reason that is not
+  the transition: the share of networks that keep their accuracy is reported beside it, labelled as C5's cost.
+- **P1, the intact readout predicts the collapse** (registered; it cannot discriminate when most layers are
+  Silent, since almost any pruner removes a Silent layer within a step or two: P1b is its discriminative form).
+  Along Iterative Pruning the predicted collapse step is the first step that removes a layer of the intact
+  network's Silent Phase; the observed one is the trace's collapse point (``claims.collapse.locate_collapse``,
+  with its item-bootstrap step interval). Statistic: observed - predicted (steps). Supported: both exist and the
+  predicted step lies inside the observed step's interval. Not supported: both exist and it lies outside.
+  Inconclusive: no transition in the intact network, no collapse, or the pruner never removes a Silent layer.
+- **P1b, a Silent removal raises the odds of collapse more than a Decisive one** (registered 2026-12-06, before
+  it was run). One observation per (trace, step) of the traces whose layers are chosen at random (random orders
+  and phase-targeted traces of the main model on its main task, so that which layers go is not chosen by their
+  effect): *collapsed* when the pruned network's accuracy is at or below chance + ``collapse_margin`` (C1's
+  threshold); predictors: the numbers of intact-Silent and intact-Decisive layers removed. Model: logistic
+  regression, logit P(collapsed) = b0 + b_S n_Silent + b_D n_Decisive, fitted with Firth's penalty
+  (``stats.firth_logit``: finite where the outcomes are separated, as a bootstrap resample can be). Statistic:
+  b_S - b_D (log odds per layer), its interval the percentile bootstrap over traces, resampled within each
+  design (random orders, Silent-targeted, Decisive-targeted). Supported: the interval lies at or above 0
+  (``interval_status``); not supported: it lies below 0; inconclusive otherwise, and when the intact network has
+  no transition or the traces show only one outcome. The greedy schedules (layers chosen by their effect) are a
+  secondary fit, shown beside it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import dataclasses
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from layercollapse.claims.collapse import locate_collapse
+from layercollapse.claims.collapse import collapse_margin, locate_collapse
 from layercollapse.claims.transition import ALPHA, depth_table
-from layercollapse.claims.verdicts import Verdict, verdict_rule
+from layercollapse.claims.verdicts import Verdict, interval_status, lies_above, verdict_rule
 from layercollapse.measures import metrics, stats
 from layercollapse.study.experiments import Readout, phases_from_readout
 from scipy.stats import binomtest, fisher_exact
 
 __all__ = [
+    "OUTCOMES",
     "PrunedTransition",
     "pruned_transition",
     "transitions_along",
     "dynamics_table",
     "seed_mean_dynamics",
     "seed_transitions",
+    "phase_networks",
+    "task_transitions",
+    "clearest_transition_task",
     "retention_table",
-    "predicted_collapse_step",
     "verdict_c5b",
+    "verdict_c5b_registered",
+    "predicted_collapse_step",
+    "first_silent_removals",
     "verdict_p1",
+    "collapse_table",
+    "CollapseOdds",
+    "collapse_odds",
+    "verdict_p1b",
 ]
+
+#: What pruning did to a network's transition (module docstring), in the order the site lists them.
+OUTCOMES = ("kept", "weakened", "delayed", "earlier", "prevented")
 
 
 def _phase_name(layer: int, phases) -> str:
@@ -62,7 +101,7 @@ def _phase_name(layer: int, phases) -> str:
 
 @dataclass(frozen=True)
 class PrunedTransition:
-    """The transition of one pruned network (one step of a trace).
+    """The transition of one pruned network (one step of a trace), and what pruning did to it.
 
     Attributes:
         step: trace step; removed: every layer removed up to it (original indices).
@@ -71,7 +110,13 @@ class PrunedTransition:
         layer, layer_ci: original index of the transition layer and its bootstrap interval, or None.
         dm_rising: mean DM after the transition exceeds mean DM before it (as ``experiments.Phases``).
         final_accuracy: accuracy of the pruned network's output (fraction).
-        drop: intact - pruned final accuracy, paired item bootstrap (``stats.Interval``).
+        drop: intact - pruned final accuracy, paired item bootstrap (``stats.Interval``): C5's accuracy cost.
+        expected: where the intact transition is expected among the kept layers (the intact transition layer, or the
+            first kept layer after it), or None (the intact network has none, or every layer from it on is removed).
+        height, dm_height: accuracy (fraction) and mean Decision Margin gained across the transition (last readout
+            row minus the row before the transition), item bootstrap; None without a transition.
+        height_drop: intact - pruned accuracy height, paired item bootstrap; None where either has no transition.
+        outcome: one of :data:`OUTCOMES` (rule: module docstring).
     """
 
     step: int
@@ -83,55 +128,174 @@ class PrunedTransition:
     dm_rising: bool
     final_accuracy: float
     drop: stats.Interval
+    expected: int | None = None
+    height: stats.Interval | None = None
+    dm_height: stats.Interval | None = None
+    height_drop: stats.Interval | None = None
+    outcome: str = "kept"
 
     @property
-    def keeps_transition(self) -> bool:
-        """A transition exists and the final accuracy is not significantly below the intact network's."""
-        return self.layer is not None and self.drop.low <= 0
+    def has_transition(self) -> bool:
+        """Its own readout has a transition (the amended C5b counts these)."""
+        return self.layer is not None
+
+    @property
+    def retains_accuracy(self) -> bool:
+        """Its final accuracy is not significantly below the intact network's (C5's business, not C5b's)."""
+        return self.drop.low <= 0
+
+    @property
+    def keeps_transition_registered(self) -> bool:
+        """The first registered rule's "keeps the transition": a transition *and* the accuracy retained."""
+        return self.has_transition and self.retains_accuracy
+
+    @property
+    def shift(self) -> tuple[int, int, int] | None:
+        """(located - expected, and the same for both ends of the location interval), original layers; or None."""
+        if self.layer is None or self.expected is None:
+            return None
+        low, high = self.layer_ci or (self.layer, self.layer)
+        return self.layer - self.expected, low - self.expected, high - self.expected
+
+
+def _height_items(scores: np.ndarray, gold: np.ndarray, row: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per item, what the readout gains from row ``row - 1`` to the last row: (correct, Decision Margin), each
+    float64 [n_items]. ``scores``: float32 [n_rows, n_items, n_options]."""
+    correct = metrics.correct(scores[[row - 1, -1]], gold).astype(np.float64)  # [2, n_items]
+    margin = metrics.decision_margin(scores[[row - 1, -1]], gold)  # [2, n_items]
+    return correct[1] - correct[0], margin[1] - margin[0]
+
+
+def task_transitions(readouts: Mapping[str, Readout], confidence: float = 0.95, n_resamples: int = 1000,
+                     seed: int = 0) -> pd.DataFrame:
+    """The intact network's transition on each task, to choose the dose-response's second task by: one row per task
+    with layer, layer_low / layer_high (item bootstrap), found (share of resamples with a transition), height and
+    dm_height (accuracy and mean DM gained across it, with _low / _high; NaN without a transition), final_accuracy.
+    Sorted by height, largest first."""
+    rows = []
+    for task, readout in readouts.items():
+        phases = phases_from_readout(readout, confidence, n_resamples, seed)
+        row = {"task": task, "layer": phases.layer, "layer_low": (phases.layer_ci or (None, None))[0],
+               "layer_high": (phases.layer_ci or (None, None))[1], "found": phases.transition.found_fraction,
+               "final_accuracy": float(metrics.accuracy(readout.scores[-1], readout.gold))}
+        heights = (None, None)
+        if phases.layer is not None:
+            gains = _height_items(readout.scores, readout.gold, phases.transition.row)
+            heights = tuple(stats.bootstrap_ci(values, confidence=confidence, n_resamples=n_resamples, seed=seed)
+                            for values in gains)
+        rows.append(row | _interval_columns("height", heights[0]) | _interval_columns("dm_height", heights[1]))
+    table = pd.DataFrame(rows).sort_values("height", ascending=False, na_position="last", kind="stable")
+    for name in ("layer", "layer_low", "layer_high"):
+        table[name] = table[name].astype("Int64")
+    return table.reset_index(drop=True)
+
+
+def clearest_transition_task(table: pd.DataFrame, exclude: Sequence[str] = ()) -> str | None:
+    """The task of :func:`task_transitions` with the largest transition height, among those not in ``exclude``
+    (the main task) that have a transition; None when none has one."""
+    candidates = table[~table["task"].isin(list(exclude)) & table["layer"].notna()]
+    return None if candidates.empty else str(candidates.iloc[0]["task"])
+
+
+def _outcome(layer: int | None, layer_ci: tuple[int, int] | None, expected: int | None,
+             height_drop: stats.Interval | None) -> str:
+    if layer is None:
+        return "prevented"
+    low, high = layer_ci or (layer, layer)
+    if expected is None or high < expected:
+        return "earlier"
+    if low > expected:
+        return "delayed"
+    return "weakened" if height_drop is not None and lies_above(height_drop.ci, 0) else "kept"
 
 
 def pruned_transition(trace, step: int, confidence: float = 0.95, n_resamples: int = 1000,
-                      seed: int = 0) -> PrunedTransition:
+                      seed: int = 0, intact: PrunedTransition | None = None) -> PrunedTransition:
     """Transition of the network pruned at ``step`` (``trace`` run with ``readout=True``), located by the
-    intact network's rule (``experiments.phases_from_readout`` on the pruned network's own readout)."""
+    intact network's rule (``experiments.phases_from_readout`` on the pruned network's own readout), and what
+    pruning did to it against the intact network (``intact``: step 0's, computed here when None).
+
+    The readout's rows and the items are those of the trace: step 0 is the intact network on the same items, so
+    the drop and the height drop are paired."""
     layers, scores = trace.readout_at(step)  # [n_kept + 1, n_items, n_options]
     kept = layers[1:]
     phases = phases_from_readout(Readout(scores, trace.gold, trace.spec), confidence, n_resamples, seed)
     layer = None if phases.layer is None else kept[phases.layer]  # position among kept -> original index
     layer_ci = None if phases.layer_ci is None else (kept[phases.layer_ci[0]], kept[phases.layer_ci[1]])
-    intact = metrics.correct(trace.scores[0], trace.gold)
+    intact_correct = metrics.correct(trace.scores[0], trace.gold)
     final = metrics.correct(scores[-1], trace.gold)
-    drop = stats.paired_bootstrap_ci(intact, final, confidence=confidence, n_resamples=n_resamples, seed=seed)
+    drop = stats.paired_bootstrap_ci(intact_correct, final, confidence=confidence, n_resamples=n_resamples, seed=seed)
     removed = tuple(int(i) for i in np.flatnonzero(~trace.kept[step]))
+    height = dm_height = None
+    gains = None
+    if layer is not None:
+        gains = _height_items(scores, trace.gold, phases.transition.row)
+        height, dm_height = (stats.bootstrap_ci(values, confidence=confidence, n_resamples=n_resamples, seed=seed)
+                             for values in gains)
+    if step == 0:
+        expected = layer
+        height_drop = None if layer is None else stats.Interval(0.0, 0.0, 0.0, confidence, "degenerate", len(final))
+    else:
+        intact = intact or pruned_transition(trace, 0, confidence, n_resamples, seed)
+        expected = (None if intact.layer is None else
+                    next((kept_layer for kept_layer in kept if kept_layer >= intact.layer), None))
+        height_drop = None
+        if gains is not None and intact.layer is not None:
+            _, intact_scores = trace.readout_at(0)
+            intact_gain, _ = _height_items(intact_scores, trace.gold, intact.result.row)
+            height_drop = stats.paired_bootstrap_ci(intact_gain, gains[0], confidence=confidence,
+                                                    n_resamples=n_resamples, seed=seed)
     return PrunedTransition(step, removed, layers, phases.transition, layer, layer_ci, phases.dm_rising,
-                            float(final.mean()), drop)
+                            float(final.mean()), drop, expected, height, dm_height, height_drop,
+                            _outcome(layer, layer_ci, expected, height_drop))
+
+
+def _interval_columns(name: str, interval: stats.Interval | None) -> dict[str, float | None]:
+    if interval is None:
+        return {name: None, f"{name}_low": None, f"{name}_high": None}
+    return {name: interval.estimate, f"{name}_low": interval.low, f"{name}_high": interval.high}
 
 
 def transitions_along(trace, phases=None, confidence: float = 0.95, n_resamples: int = 1000,
                       seed: int = 0) -> pd.DataFrame:
     """One row per step: step, n_removed, removed_now (layers removed at the step), removed_phase (their phase
-    in the intact network), transition_layer (original index; NaN: none), transition_depth (its readout row:
-    depth among the remaining layers, as in :func:`dynamics_table`), layer_low/high, transition_share
-    (share of resamples with one), dm_rising, final_accuracy, drop (intact - final) with drop_low/high, keeps_transition,
-    schedule, seed, model, task."""
+    in the intact network), n_silent / n_decisive (intact-Silent / -Decisive layers removed up to the step, with
+    ``phases``), transition_layer (original index; NaN: none), transition_depth (its readout row: depth among the
+    remaining layers, as in :func:`dynamics_table`), layer_low/high, transition_share (share of resamples with
+    one), dm_rising, has_transition, expected_layer, shift (+ shift_low/high), height / dm_height / height_drop
+    (each with _low/_high), outcome, final_accuracy, drop (intact - final, C5's cost) with drop_low/high,
+    retains_accuracy, keeps_transition_registered, schedule, seed, model, task."""
     rows = []
+    intact = pruned_transition(trace, 0, confidence, n_resamples, seed)
     for step in range(trace.n_steps):
-        found = pruned_transition(trace, step, confidence, n_resamples, seed)
+        found = intact if step == 0 else pruned_transition(trace, step, confidence, n_resamples, seed, intact)
         now = trace.removed[step]
+        shift = found.shift or (None, None, None)
+        phase_of_removed = [_phase_name(layer, phases) for layer in found.removed] if phases is not None else []
         rows.append({"step": step, "n_removed": len(found.removed), "removed_now": " ".join(map(str, now)),
                      "removed_phase": ", ".join(sorted({_phase_name(layer, phases) for layer in now}))
                      if phases is not None and now else "",
+                     "n_silent": phase_of_removed.count("Silent"), "n_decisive": phase_of_removed.count("Decisive"),
                      "transition_layer": found.layer,
                      "transition_depth": None if found.layer is None else found.layers.index(found.layer),
                      "layer_low": found.layer_ci[0] if found.layer_ci else None,
                      "layer_high": found.layer_ci[1] if found.layer_ci else None,
                      "transition_share": found.result.found_fraction, "dm_rising": found.dm_rising,
+                     "has_transition": found.has_transition, "expected_layer": found.expected,
+                     "shift": shift[0], "shift_low": shift[1], "shift_high": shift[2],
+                     **_interval_columns("height", found.height), **_interval_columns("dm_height", found.dm_height),
+                     **_interval_columns("height_drop", found.height_drop), "outcome": found.outcome,
                      "final_accuracy": found.final_accuracy,
                      "drop": found.drop.estimate, "drop_low": found.drop.low, "drop_high": found.drop.high,
-                     "keeps_transition": found.keeps_transition})
+                     "retains_accuracy": found.retains_accuracy,
+                     "keeps_transition_registered": found.keeps_transition_registered})
     table = pd.DataFrame(rows)
-    for name in ("transition_layer", "transition_depth", "layer_low", "layer_high"):
+    for name in ("transition_layer", "transition_depth", "layer_low", "layer_high", "expected_layer", "shift",
+                 "shift_low", "shift_high"):
         table[name] = table[name].astype("Int64")
+    for name in ("height", "dm_height", "height_drop"):
+        for column in (name, f"{name}_low", f"{name}_high"):
+            table[column] = table[column].astype("float64")
     table["schedule"], table["seed"] = trace.schedule, trace.seed
     table["model"], table["task"] = trace.spec.get("model"), trace.spec.get("task")
     return table
@@ -188,94 +352,176 @@ def seed_mean_dynamics(traces: Sequence) -> pd.DataFrame:
     return table
 
 
-def seed_transitions(traces: Sequence, phases=None, confidence: float = 0.95, n_resamples: int = 1000,
-                     seed: int = 0) -> pd.DataFrame:
-    """Per k (step) of phase-targeted traces: n_seeds, share_found (seeds whose pruned network has a transition),
-    share_kept (that keep it, :attr:`PrunedTransition.keeps_transition`), depth_mean / depth_min / depth_max
-    (transition depth among the remaining layers, over seeds that have one; NaN: none), transition_depth
-    (depth_mean rounded: the row a plot marks), model, task."""
-    table = pd.concat([transitions_along(trace, phases, confidence, n_resamples, seed) for trace in traces])
-    depth = table["transition_depth"].astype("float64")
-    grouped = table.assign(found=depth.notna(), depth=depth).groupby("step")
-    summary = pd.DataFrame({"n_seeds": grouped.size(), "share_found": grouped["found"].mean(),
-                            "share_kept": grouped["keeps_transition"].mean(), "depth_mean": grouped["depth"].mean(),
-                            "depth_min": grouped["depth"].min(), "depth_max": grouped["depth"].max()})
+def phase_networks(traces_by_phase: Mapping[str, Sequence], phases=None, confidence: float = 0.95,
+                   n_resamples: int = 1000, seed: int = 0) -> pd.DataFrame:
+    """Every network of phase-targeted traces: :func:`transitions_along` of each trace, with ``phase`` (the key of
+    ``traces_by_phase``, e.g. "Silent") and ``k`` (layers removed inside it = the step)."""
+    frames = [transitions_along(trace, phases, confidence, n_resamples, seed).assign(phase=phase)
+              for phase, traces in traces_by_phase.items() for trace in traces]
+    if not frames:
+        return pd.DataFrame(columns=["phase", "k", "seed", "has_transition", "outcome"])
+    return pd.concat(frames, ignore_index=True).rename(columns={"step": "k"})
+
+
+def seed_transitions(networks: pd.DataFrame) -> pd.DataFrame:
+    """Per k of one phase's networks (:func:`phase_networks` rows of one phase): n_seeds, share_found (seeds whose
+    pruned network has a transition), depth_mean / depth_min / depth_max (transition depth among the remaining
+    layers, over seeds that have one; NaN: none), transition_depth (depth_mean rounded: the row a plot marks),
+    model, task."""
+    depth = networks["transition_depth"].astype("float64")
+    grouped = networks.assign(depth=depth).groupby("k")
+    summary = pd.DataFrame({"n_seeds": grouped.size(), "share_found": grouped["has_transition"].mean(),
+                            "depth_mean": grouped["depth"].mean(), "depth_min": grouped["depth"].min(),
+                            "depth_max": grouped["depth"].max()})
     summary = summary.rename_axis("k").reset_index()
     summary["transition_depth"] = summary["depth_mean"].round().astype("Int64")
-    summary["model"], summary["task"] = traces[0].spec.get("model"), traces[0].spec.get("task")
+    summary["model"], summary["task"] = networks["model"].iloc[0], networks["task"].iloc[0]
     return summary
 
 
-def retention_table(silent: Sequence, decisive: Sequence, confidence: float = 0.95, n_resamples: int = 1000,
-                    seed: int = 0, alpha: float = ALPHA) -> pd.DataFrame:
-    """Per k >= 1: how many Silent- and Decisive-pruned networks keep the transition, and the test of C5b.
+#: The columns of :func:`retention_table` each count is taken from, by rule.
+COUNTED = {"transition": "has_transition", "registered": "keeps_transition_registered", "accuracy": "retains_accuracy"}
 
+
+def _share_columns(count: int, n: int, name: str, confidence: float) -> dict[str, float]:
+    interval = binomtest(count, n).proportion_ci(confidence, method="exact")
+    return {f"{name}": count, f"n_{name.split('_', 1)[1]}": n, f"share_{name}": count / n,
+            f"share_{name}_low": interval.low, f"share_{name}_high": interval.high}
+
+
+def retention_table(networks: pd.DataFrame, confidence: float = 0.95, alpha: float = ALPHA) -> pd.DataFrame:
+    """Per k >= 1: how many Silent- and Decisive-pruned networks have a transition, and the tests of C5b.
+
+    Args:
+        networks: :func:`phase_networks` of ``{"Silent": ..., "Decisive": ...}`` (one model and task).
     Returns:
-        k, kept_silent, n_silent, share_silent (+ share_silent_low/high, Clopper-Pearson), the same for
-        decisive, p (one-sided Fisher exact: Silent keeps it less often), p_holm, reject.
+        k; for each count c of :data:`COUNTED` ("transition": a transition of its own, the amended C5b;
+        "registered": a transition and the accuracy retained, the first registered C5b; "accuracy": the accuracy
+        retained, C5's cost) and phase: ``{c}_{phase}`` (networks), ``n_{phase}``, ``share_{c}_{phase}`` with
+        Clopper-Pearson ``_low`` / ``_high``; for the two C5b counts, ``p_{c}`` (one-sided Fisher exact: Silent
+        less often than Decisive), ``p_holm_{c}`` and ``reject_{c}`` (Holm over k); and ``outcomes_{phase}``,
+        the networks per outcome (:data:`OUTCOMES`), as text.
     """
-    columns = ["k"] + [column for name in ("silent", "decisive")
-                       for column in (f"kept_{name}", f"n_{name}", f"share_{name}", f"share_{name}_low",
-                                      f"share_{name}_high")]
-    if not silent or not decisive:  # a phase without layers: nothing to compare
-        return pd.DataFrame({column: pd.Series(dtype=float) for column in (*columns, "p", "reject", "p_holm")})
-    n_steps = min(trace.n_steps for trace in (*silent, *decisive))
+    phases = ("silent", "decisive")
+    present = set(networks["phase"].str.lower()) if len(networks) else set()
+    if not set(phases) <= present:  # a phase without layers: nothing to compare
+        return pd.DataFrame(columns=["k"])
     rows = []
-    for k in range(1, n_steps):
-        row = {"k": k}
-        for name, traces in (("silent", silent), ("decisive", decisive)):
-            kept = sum(pruned_transition(trace, k, confidence, n_resamples, seed).keeps_transition for trace in traces)
-            interval = binomtest(kept, len(traces)).proportion_ci(confidence, method="exact")
-            row |= {f"kept_{name}": kept, f"n_{name}": len(traces), f"share_{name}": kept / len(traces),
-                    f"share_{name}_low": interval.low, f"share_{name}_high": interval.high}
-        table = [[row["kept_silent"], row["n_silent"] - row["kept_silent"]],
-                 [row["kept_decisive"], row["n_decisive"] - row["kept_decisive"]]]
-        row["p"] = float(fisher_exact(table, alternative="less").pvalue)
+    pruned = networks[networks["k"] >= 1]
+    for k in sorted(pruned["k"].unique()):
+        at_k = pruned[pruned["k"] == k]
+        if set(at_k["phase"].str.lower()) != set(phases):
+            break  # the shorter phase's traces end here
+        row = {"k": int(k)}
+        for phase in phases:
+            group = at_k[at_k["phase"].str.lower() == phase]
+            for count, column in COUNTED.items():
+                row |= _share_columns(int(group[column].sum()), len(group), f"{count}_{phase}", confidence)
+            counts = group["outcome"].value_counts()
+            row[f"outcomes_{phase}"] = ", ".join(f"{int(counts[o])} {o}" for o in OUTCOMES if o in counts)
+        for count in ("transition", "registered"):
+            table = [[row[f"{count}_silent"], row["n_silent"] - row[f"{count}_silent"]],
+                     [row[f"{count}_decisive"], row["n_decisive"] - row[f"{count}_decisive"]]]
+            row[f"p_{count}"] = float(fisher_exact(table, alternative="less").pvalue)
         rows.append(row)
     frame = pd.DataFrame(rows)
-    if len(frame):
-        frame["reject"], frame["p_holm"] = stats.holm(frame["p"].to_numpy(), alpha)
+    for count in ("transition", "registered"):
+        if len(frame):
+            frame[f"reject_{count}"], frame[f"p_holm_{count}"] = stats.holm(frame[f"p_{count}"].to_numpy(), alpha)
     return frame
 
 
+def _decide_c5b(table: pd.DataFrame, count: str) -> tuple[str, pd.Series]:
+    """(status, deciding row) of the C5b test on ``count`` ("transition" or "registered"): module docstring."""
+    deciding = table[table[f"reject_{count}"] & (table[f"share_{count}_decisive"] >= 0.5)]
+    if len(deciding):
+        return "supported", deciding.iloc[0]
+    holds = ((table[f"share_{count}_silent"] >= 0.5)
+             | (table[f"share_{count}_silent"] >= table[f"share_{count}_decisive"])).all()
+    return ("not supported" if holds else "inconclusive"), table.iloc[-1]
+
+
+def _c5b_verdict(table: pd.DataFrame | None, phases, networks: pd.DataFrame, count: str, statistic: str,
+                 what: str) -> Verdict:
+    model, task = (networks["model"].iloc[0], networks["task"].iloc[0]) if len(networks) else (None, None)
+    where = f"{model} on {task}" if model else "The main model"
+    if phases.layer is None or table is None or not len(table):
+        return Verdict("C5b", "inconclusive", statistic, None, n=0, model=model, task=task,
+                       text=f"{where} has no transition (or no layers in one phase), so there is no phase to prune "
+                            "and C5b cannot be tested.")
+    status, row = _decide_c5b(table, count)
+    k_max = int(table["k"].max())
+    per_k = "; ".join(f"k = {int(r['k'])}: {int(r[f'{count}_silent'])}/{int(r['n_silent'])} Silent, "
+                      f"{int(r[f'{count}_decisive'])}/{int(r['n_decisive'])} Decisive" for _, r in table.iterrows())
+    text = (f"{where}, k = 1..{k_max} random layers removed inside one phase ({int(row['n_silent'])} seeds per "
+            f"phase): {what} in {per_k}. At k = {int(row['k'])} the one-sided Fisher exact test gives Holm-adjusted "
+            f"p = {row[f'p_holm_{count}']:.3g}.")
+    return Verdict("C5b", status, statistic, float(row[f"share_{count}_silent"]), text,
+                   ci=(float(row[f"share_{count}_silent_low"]), float(row[f"share_{count}_silent_high"])),
+                   n=int(row["n_silent"]), p=float(row[f"p_holm_{count}"]), model=model, task=task)
+
+
 @verdict_rule
-def verdict_c5b(silent: Sequence, decisive: Sequence, phases, confidence: float = 0.95, n_resamples: int = 1000,
-                seed: int = 0, alpha: float = ALPHA, table: pd.DataFrame | None = None) -> Verdict:
-    """C5b: Silent-pruned networks lose the transition, Decisive-pruned ones keep it (rule: module docstring).
+def verdict_c5b(networks: pd.DataFrame, phases, table: pd.DataFrame | None = None,
+                alpha: float = ALPHA) -> Verdict:
+    """C5b (amended rule): Silent-pruned networks lose their own transition, Decisive-pruned ones keep it (module
+    docstring); one verdict per (model, task).
 
     Args:
-        table: ``retention_table(silent, decisive)``; computed here when None.
+        networks: :func:`phase_networks` of the Silent and Decisive traces of one model and task.
+        table: ``retention_table(networks)``; computed here when None.
     """
-    statistic = "share of Silent-pruned networks that keep the transition"
-    if phases.layer is None or not silent or not decisive:
-        return Verdict("C5b", "inconclusive", statistic, None, n=0,
-                       text="The main model has no transition (or no layers in one phase), so there is no phase "
-                            "to prune and C5b cannot be tested.")
-    table = retention_table(silent, decisive, confidence, n_resamples, seed, alpha) if table is None else table
-    if not len(table):
-        return Verdict("C5b", "inconclusive", statistic, None, n=0, text="The traces remove no layer.")
-    deciding = table[table["reject"] & (table["share_decisive"] >= 0.5)]
-    if len(deciding):
-        status, row = "supported", deciding.iloc[0]
-    else:
-        holds = ((table["share_silent"] >= 0.5) | (table["share_silent"] >= table["share_decisive"])).all()
-        status, row = ("not supported" if holds else "inconclusive"), table.iloc[-1]
-    model = silent[0].spec.get("model")
-    text = (f"{model}, k = {int(row['k'])} random layers removed inside a phase: the pruned network keeps a "
-            f"transition in {int(row['kept_silent'])} of {int(row['n_silent'])} Silent-Phase seeds and "
-            f"{int(row['kept_decisive'])} of {int(row['n_decisive'])} Decisive-Phase seeds (one-sided Fisher "
-            f"exact test, Holm over k = 1..{int(table['k'].max())}: p = {row['p_holm']:.3g}). A network keeps the "
-            f"transition when its own readout has one and its final accuracy is not significantly below the "
-            f"intact network's.")
-    return Verdict("C5b", status, statistic, float(row["share_silent"]), text,
-                   ci=(float(row["share_silent_low"]), float(row["share_silent_high"])), n=int(row["n_silent"]),
-                   p=float(row["p_holm"]))
+    table = retention_table(networks, alpha=alpha) if table is None and len(networks) else table
+    outcomes = ""
+    if table is not None and len(table):
+        status, row = _decide_c5b(table, "transition")
+        outcomes = (f" What pruning did to the transition at k = {int(row['k'])}: Silent {row['outcomes_silent']}; "
+                    f"Decisive {row['outcomes_decisive']}.")
+    verdict = _c5b_verdict(table, phases, networks, "transition",
+                           "share of Silent-pruned networks with a transition of their own",
+                           "the pruned network's own readout has a transition")
+    return dataclasses.replace(verdict, text=verdict.text + outcomes)
+
+
+@verdict_rule
+def verdict_c5b_registered(networks: pd.DataFrame, phases, table: pd.DataFrame | None = None,
+                           alpha: float = ALPHA) -> Verdict:
+    """C5b as first registered (amended, module docstring): "keeps the transition" also required the final accuracy
+    not to drop significantly. Kept to be shown beside the amended rule, never recorded in the ledger."""
+    table = retention_table(networks, alpha=alpha) if table is None and len(networks) else table
+    return _c5b_verdict(table, phases, networks, "registered",
+                        "share of Silent-pruned networks that keep the transition (first registered rule)",
+                        "the pruned network keeps a transition and its accuracy")
+
+
+# ------------------------------------------------------------------------------------------ P1, P1b
 
 
 def predicted_collapse_step(trace, phases) -> int | None:
     """First step of ``trace`` that removes a layer of the intact network's Silent Phase, or None."""
     silent = set(phases.silent) if phases.layer is not None else set()
     return next((step for step, removed in enumerate(trace.removed) if silent & set(removed)), None)
+
+
+def first_silent_removals(traces: Mapping[str, object], phases) -> pd.DataFrame:
+    """Why P1 cannot discriminate: the step at which each schedule first removes an intact-Silent layer.
+
+    Args:
+        traces: schedule -> one trace or a list of traces (seeds).
+    Returns:
+        schedule, seed, step (None: never), layer (the Silent layer(s) removed then), n_silent / n_layers (the
+        intact network's Silent layers and all its layers).
+    """
+    rows = []
+    for schedule, found in traces.items():
+        for trace in found if isinstance(found, Sequence) else [found]:
+            step = predicted_collapse_step(trace, phases)
+            layers = [] if step is None else sorted(set(trace.removed[step]) & set(phases.silent))
+            rows.append({"schedule": schedule, "seed": trace.seed, "step": step, "layer": " ".join(map(str, layers)),
+                         "n_silent": len(phases.silent), "n_layers": phases.n_layers})
+    table = pd.DataFrame(rows)
+    table["step"] = table["step"].astype("Int64")
+    return table
 
 
 @verdict_rule
@@ -296,6 +542,124 @@ def verdict_p1(trace, phases, n_resamples: int = 1000, seed: int = 0) -> Verdict
     first = sorted(set(trace.removed[predicted]) & set(phases.silent))
     text = (f"{model}, Iterative Pruning: the first Silent-Phase layer of the intact network (layer "
             f"{', '.join(map(str, first))}; Silent Phase = layers 0–{phases.layer - 1}) goes at step {predicted}; "
-            f"accuracy collapses at step {collapse.step} (95% item-bootstrap interval {low}–{high}, {n_items} items).")
+            f"accuracy collapses at step {collapse.step} (95% item-bootstrap interval {low}–{high}, {n_items} items, "
+            f"{collapse.n_resamples:,} resamples).")
     return Verdict("P1", status, statistic, float(collapse.step - predicted), text,
                    ci=(float(low - predicted), float(high - predicted)), n=n_items)
+
+
+#: How P1b names the design of each kind of trace (the bootstrap resamples traces within a design).
+DESIGN_OF_SCHEDULE = {"random": "random order"}
+
+
+def _design(trace, phases) -> str:
+    if trace.schedule == "random_in_range":
+        layers = set(trace.spec.get("layers") or ())
+        return "Silent-targeted" if layers <= set(phases.silent) else "Decisive-targeted"
+    return DESIGN_OF_SCHEDULE.get(trace.schedule, trace.schedule)
+
+
+def collapse_table(traces: Sequence, phases) -> pd.DataFrame:
+    """One row per (trace, step) for P1b: trace (an id), design, schedule, seed, step, n_silent / n_decisive
+    (intact-Silent / -Decisive layers removed), accuracy, threshold (chance + C1's margin for the trace's items),
+    collapsed (accuracy <= threshold), model, task. ``phases``: the intact network's, on the traces' task."""
+    frames = []
+    for index, trace in enumerate(traces):
+        chance = metrics.chance_accuracy(trace.gold, trace.scores.shape[-1])
+        threshold = chance + collapse_margin(chance, len(trace.gold))
+        removed = ~trace.kept  # [n_steps, n_layers]
+        silent = np.isin(np.arange(trace.n_layers), phases.silent)  # [n_layers]
+        accuracy = trace.accuracy()
+        frames.append(pd.DataFrame({
+            "trace": f"{trace.schedule}:{trace.seed}:{index}", "design": _design(trace, phases),
+            "schedule": trace.schedule, "seed": trace.seed, "step": np.arange(trace.n_steps),
+            "n_silent": (removed & silent).sum(axis=1), "n_decisive": (removed & ~silent).sum(axis=1),
+            "accuracy": accuracy, "threshold": threshold, "collapsed": accuracy <= threshold,
+            "model": trace.spec.get("model"), "task": trace.spec.get("task")}))
+    return pd.concat(frames, ignore_index=True)
+
+
+@dataclass(frozen=True)
+class CollapseOdds:
+    """P1b's logistic fit of one set of traces.
+
+    Attributes:
+        params: (b0, b_S, b_D): intercept and log odds of collapse per Silent / Decisive layer removed (Firth fit).
+        difference: b_S - b_D with its percentile bootstrap interval over traces (``stats.Interval``).
+        beta_silent, beta_decisive: the two slopes with their bootstrap intervals.
+        n_traces, n_networks, n_collapsed: traces, (trace, step) rows and collapsed rows behind it.
+        designs: the designs resampled within (e.g. "random order", "Silent-targeted").
+    """
+
+    params: tuple[float, float, float]
+    difference: stats.Interval
+    beta_silent: stats.Interval
+    beta_decisive: stats.Interval
+    n_traces: int
+    n_networks: int
+    n_collapsed: int
+    designs: tuple[str, ...]
+
+    @property
+    def both_outcomes(self) -> bool:
+        """The traces show collapsed and intact networks both (else the slopes say nothing)."""
+        return 0 < self.n_collapsed < self.n_networks
+
+
+def collapse_odds(table: pd.DataFrame, n_resamples: int = 1000, seed: int = 0,
+                  confidence: float = 0.95) -> CollapseOdds:
+    """Fit P1b's model to :func:`collapse_table` rows and bootstrap it over traces within designs (module docstring)."""
+    traces = list(dict.fromkeys(table["trace"]))
+    design = table.groupby("trace", sort=False)["design"].first().loc[traces].to_numpy()
+    rows_of = {trace: np.flatnonzero(table["trace"].to_numpy() == trace) for trace in traces}
+    exog = np.column_stack([np.ones(len(table)), table["n_silent"], table["n_decisive"]]).astype(np.float64)
+    endog = table["collapsed"].to_numpy(dtype=np.float64)
+
+    def fit(rows: np.ndarray) -> np.ndarray:
+        try:
+            return stats.firth_logit(exog[rows], endog[rows])
+        except ValueError:  # a resample where a count never varies: that slope is not identified
+            return np.full(3, np.nan)
+
+    params = fit(np.arange(len(table)))
+    draws = np.array([fit(np.concatenate([rows_of[traces[i]] for i in resample]))
+                      for resample in stats.stratified_resamples(design, n_resamples, seed)])  # [n_resamples, 3]
+    alpha = 1 - confidence
+
+    def interval(estimate: float, values: np.ndarray) -> stats.Interval:
+        low, high = np.nanquantile(values, [alpha / 2, 1 - alpha / 2]) if np.isfinite(values).any() else (np.nan,) * 2
+        return stats.Interval(float(estimate), float(low), float(high), confidence, "percentile (traces)", len(traces))
+
+    return CollapseOdds(tuple(float(p) for p in params), interval(params[1] - params[2], draws[:, 1] - draws[:, 2]),
+                        interval(params[1], draws[:, 1]), interval(params[2], draws[:, 2]), len(traces), len(table),
+                        int(endog.sum()), tuple(dict.fromkeys(design.tolist())))
+
+
+@verdict_rule
+def verdict_p1b(random_odds: CollapseOdds | None, phases, model: str | None = None,
+                greedy_odds: CollapseOdds | None = None) -> Verdict:
+    """P1b: a Silent removal raises the odds of collapse more than a Decisive one (rule: module docstring).
+
+    Args:
+        random_odds: :func:`collapse_odds` of the traces whose layers are chosen at random (None: none ran).
+        model: the model the traces prune (named in the text).
+        greedy_odds: the same for the greedy schedules, quoted in the text (secondary).
+    """
+    statistic = "b_Silent - b_Decisive (log odds of collapse per layer removed)"
+    if phases.layer is None or random_odds is None or not random_odds.both_outcomes:
+        why = ("the intact network has no transition, so no layer is Silent or Decisive" if phases.layer is None else
+               "no trace with randomly chosen layers was run" if random_odds is None else
+               f"the {random_odds.n_networks} pruned networks are all {'collapsed' if random_odds.n_collapsed else 'intact'}")
+        return Verdict("P1b", "inconclusive", statistic, None, n=0 if random_odds is None else random_odds.n_traces,
+                       text=f"{model}: P1b cannot be tested, because {why}.")
+    difference = random_odds.difference
+    status = interval_status(difference.ci, 0, "above")
+    text = (f"{model}: over {random_odds.n_networks} pruned networks of {random_odds.n_traces} traces whose layers are "
+            f"chosen at random ({', '.join(random_odds.designs)}; {random_odds.n_collapsed} collapsed), each Silent "
+            f"layer removed multiplies the odds of collapse by {np.exp(random_odds.params[1]):.2f} and each Decisive "
+            f"layer by {np.exp(random_odds.params[2]):.2f}: b_S - b_D = {difference.text(2)} (percentile bootstrap "
+            f"over traces).")
+    if greedy_odds is not None and np.isfinite(greedy_odds.difference.estimate):
+        text += (f" The greedy schedules ({greedy_odds.n_traces} traces, layers chosen by their effect) give "
+                 f"{greedy_odds.difference.text(2)}.")
+    return Verdict("P1b", status, statistic, difference.estimate, text, ci=difference.ci, n=random_odds.n_traces)

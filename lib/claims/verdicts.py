@@ -52,7 +52,15 @@ CLAIMS: dict[str, str] = {
     "R3": "Random pruning inside each phase, a random-layer baseline and an LM-loss task separate "
           "Silent-Phase disruption from generic early-layer features.",
     "P1": "Along Iterative Pruning, accuracy collapses when the pruner first removes a layer of the intact "
-          "network's Silent Phase: the intact readout predicts the collapse point.",
+          "network's Silent Phase: the intact readout predicts the collapse point (P1b: removing a Silent-Phase layer "
+          "raises the odds of collapse more than removing a Decisive-Phase layer).",
+}
+#: Claim parts whose rule was amended after it was registered: part -> why. The chapter shows the first rule and its
+#: result beside the amended one; a registered rule is never replaced silently.
+AMENDED: dict[str, str] = {
+    "C5b": "Amended on 2026-12-06: a pruned network keeps the transition when its own readout has one. The first "
+           "rule also required its final accuracy not to drop significantly, which re-tests C5 (the accuracy cost "
+           "of Silent pruning) and let the verdict on the transition pass or fail for another reason.",
 }
 _CLAIM_ID = re.compile(r"^(?P<base>[CRP][0-9]+)(?P<part>[a-z]?)$")  # "C3", or a part of it: "C3a"
 
@@ -95,6 +103,7 @@ class Verdict:
         rule: the function that decided it (``module.function``; set by :func:`verdict_rule`).
         model: the model the verdict is decided on, where a chapter decides a claim once per model (C1 on the
             main model and on the pruning model); None where one verdict covers the chapter's models.
+        task: the task the verdict is decided on, where a claim is decided once per (model, task) (C5b); else None.
     """
 
     claim: str
@@ -107,6 +116,7 @@ class Verdict:
     p: float | None = None
     rule: str = ""
     model: str | None = None
+    task: str | None = None
 
     def __post_init__(self) -> None:
         claim_base(self.claim)
@@ -124,8 +134,14 @@ class Verdict:
 
     @property
     def key(self) -> str:
-        """Name of the verdict's file and marker: the claim, ``@model`` for a verdict decided on one model."""
-        return self.claim if self.model is None else f"{self.claim}@{self.model}"
+        """Name of the verdict's file and marker: the claim, ``@model`` for a verdict decided on one model, and
+        ``@task`` after it for one decided on one (model, task)."""
+        return self.claim + "".join(f"@{part}" for part in (self.model, self.task) if part is not None)
+
+    @property
+    def setting(self) -> str:
+        """The model (and task) a verdict is decided on, e.g. ``qwen2.5-coder-1.5b, arc_easy``; "" for none."""
+        return ", ".join(part for part in (self.model, self.task) if part is not None)
 
     @property
     def marker(self) -> str:
@@ -144,7 +160,7 @@ class Verdict:
 
     def _repr_markdown_(self) -> str:
         """A Quarto callout coloured by status (Markdown only: Quarto would prefer an HTML version over it)."""
-        on = self.claim if self.model is None else f"{self.claim} ({self.model})"
+        on = f"{self.claim} ({self.setting})" if self.setting else self.claim
         title = f"Verdict on {on}: {self.status}".replace('"', "'")
         return (
             f"{self.marker}\n\n::: {{.callout-{CALLOUT_OF_STATUS[self.status]} title=\"{title}\"}}\n"
@@ -177,8 +193,10 @@ class Verdict:
         folder = verdicts_dir(profile)
         folder.mkdir(parents=True, exist_ok=True)
         path = folder / f"{self.key}.json"
-        # a claim is decided either once or once per model: the other form's files are superseded
-        superseded = folder.glob(f"{self.claim}@*.json") if self.model is None else [folder / f"{self.claim}.json"]
+        # a claim is decided either once, once per model or once per (model, task): the other forms' files are superseded
+        parts = self.key.count("@")
+        superseded = [path for path in (*folder.glob(f"{self.claim}@*.json"), folder / f"{self.claim}.json")
+                      if path.stem.count("@") != parts]
         for old in superseded:
             old.unlink(missing_ok=True)
         record = {**self.to_dict(), "profile": profile, "evidence": results_read(Store(profile=profile))}
@@ -230,13 +248,15 @@ def all_of(*statuses: str) -> str:
 
 def agreement_text(verdicts: Iterable[Verdict]) -> str:
     """A sentence on one claim decided on several models, the main model's verdict first, e.g. "Across models: supported
-    on qwen2.5-coder-1.5b, inconclusive on smollm2-135m (1 of 2 agree with the main model)."; "" for one verdict."""
+    on qwen2.5-coder-1.5b, inconclusive on smollm2-135m (1 of 2 agree with the main model)."; per (model, task):
+    "Across settings: ..."; "" for one verdict."""
     first, *others = verdicts
     if not others:
         return ""
     n_agree = 1 + sum(other.status == first.status for other in others)
-    listed = ", ".join(f"{verdict.status} on {verdict.model}" for verdict in (first, *others))
-    return f"Across models: {listed} ({n_agree} of {1 + len(others)} agree with the main model)."
+    listed = ", ".join(f"{verdict.status} on {verdict.setting}" for verdict in (first, *others))
+    what = "setting" if any(verdict.task for verdict in (first, *others)) else "model"
+    return f"Across {what}s: {listed} ({n_agree} of {1 + len(others)} agree with the main {what})."
 
 
 def _stable(x: float) -> float:

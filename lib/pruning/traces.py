@@ -275,6 +275,64 @@ def memory_budget(device: torch.device | str, fraction: float = CACHE_MEMORY_FRA
     return int(available * fraction)
 
 
+@dataclass(frozen=True, eq=False)
+class RunnerState:
+    """What a :class:`PrefixRunner` remembers of one network (:meth:`PrefixRunner.snapshot`).
+
+    Attributes:
+        network: its kept layers (original indices), or None.
+        states: layer -> per batch [B, T, d], the residual stream entering that layer.
+        scores: float32 [n_rows, n_options], its output scores.
+        readout: layer (-1: embeddings) -> float32 [n_rows, n_options], its logit-lens readout, or None.
+    """
+
+    network: tuple[int, ...] | None
+    states: dict[int, list[torch.Tensor]]
+    scores: np.ndarray | None
+    readout: dict[int, np.ndarray] | None
+
+
+class IntactPrefixes:
+    """The intact network's pass over an encoded item set, kept between traces that start from it.
+
+    Every trace's step 0 is the intact network on its evaluation items; traces of one model on the same
+    items (a profile's schedules, random orders, the seeds of one phase) share it: the first trace runs it
+    (with its logit-lens readout) and the others restore it, prefix cache included, so their step 0 costs
+    nothing and their step 1 starts from the remembered prefix, with scores identical to a fresh run.
+    Holds the ``capacity`` most recent item sets (each one is a full prefix cache: layers x padded tokens x
+    d values); the owner drops it when the model changes (``Experiments`` keeps one per loaded model).
+    """
+
+    def __init__(self, capacity: int = 1) -> None:
+        self.capacity = capacity
+        self.entries: dict[tuple, RunnerState] = {}
+
+    def runner(self, model: nn.Module, encoded: EncodedSet, key: tuple, layerwise: bool) -> PrefixRunner:
+        """A cached :class:`PrefixRunner` on ``encoded`` that remembers the intact network (``layerwise``: with its
+        readout): restored when ``key`` (the model and the item set, :func:`intact_key`) was run before, else run now."""
+        runner = PrefixRunner(model, encoded)
+        if key in self.entries:
+            self.entries[key] = self.entries.pop(key)  # most recent last
+            runner.restore(self.entries[key])
+            return runner
+        runner.remember(range(count_layers(model)), layerwise=layerwise)
+        self.entries[key] = runner.snapshot()
+        while len(self.entries) > self.capacity:
+            self.entries.pop(next(iter(self.entries)))
+        return runner
+
+    def clear(self) -> None:
+        self.entries.clear()
+
+
+def intact_key(model: nn.Module, spec: Mapping[str, Any], token_budget: int) -> tuple:
+    """What makes two traces' intact passes the same: the model object and every field of a trace's spec that
+    builds its evaluation set (not the schedule, seed, layers, calibration items or length)."""
+    schedule_fields = ("schedule", "criterion", "seed", "layers", "n_remove", "calibration_ids")
+    return (id(model), token_budget,
+            repr(sorted((name, repr(value)) for name, value in spec.items() if name not in schedule_fields)))
+
+
 class PrefixRunner:
     """Scores of kept-layer subnetworks on one :class:`EncodedSet`, reusing a remembered network's prefix.
 
@@ -299,10 +357,27 @@ class PrefixRunner:
             return None
         return min(set(self.network) - set(kept))
 
-    def remember(self, kept: Sequence[int]) -> None:
-        """Cache the prefix of the network ``kept`` for the runs that follow (no-op without a cache)."""
-        if self.use_cache:
+    def remember(self, kept: Sequence[int], layerwise: bool = False) -> None:
+        """Cache the prefix of the network ``kept`` for the runs that follow (no-op without a cache); ``layerwise``:
+        with its logit-lens readout, which :meth:`run_layerwise` needs to reuse the prefix."""
+        if not self.use_cache:
+            return
+        if layerwise:
+            self.run_layerwise(kept, remember=True)
+        else:
             self.run(kept, remember=True)
+
+    def snapshot(self) -> RunnerState:
+        """What the runner remembers (the tensors are shared, never copied: runs replace them, never write to them)."""
+        return RunnerState(self.network, dict(self.states), None if self.network_scores is None
+                           else self.network_scores.copy(), None if self.network_readout is None
+                           else dict(self.network_readout))
+
+    def restore(self, state: RunnerState) -> None:
+        """Remember what :meth:`snapshot` returned, as if that network had just been run with ``remember=True``."""
+        self.network, self.states = state.network, dict(state.states)
+        self.network_scores = None if state.scores is None else state.scores.copy()
+        self.network_readout = None if state.readout is None else dict(state.readout)
 
     def run(self, kept: Sequence[int], remember: bool = False, start: int | None = None) -> np.ndarray:
         """Option scores float32 [n_rows, n_options] of the network with layers ``kept`` (original indices).
@@ -761,8 +836,11 @@ def _restore_step(row: Mapping[str, Any], arrays: Mapping[str, np.ndarray]) -> _
 
 
 def run_plan(plan: Plan, evaluation: PrefixRunner, gold: np.ndarray, spec: dict, store: Store | None = None,
-             progress: bool | str = True) -> Trace:
-    """Run a schedule, scoring the evaluation items after every step (checkpointed when ``store`` is given)."""
+             progress: bool | str = True, extends: str | None = None) -> Trace:
+    """Run a schedule, scoring the evaluation items after every step (checkpointed when ``store`` is given).
+
+    ``extends``: key of the stored shorter trace whose steps the checkpoint starts with (:func:`extend_stored`),
+    recorded in the sidecar's audit."""
     n_total = count_layers(evaluation.model)
     start = time.perf_counter()
     checkpoint = (Checkpoint(store, TRACE_KIND, spec, compute_version=compute_version(TRACE_KIND))
@@ -770,6 +848,8 @@ def run_plan(plan: Plan, evaluation: PrefixRunner, gold: np.ndarray, spec: dict,
     steps = [_restore_step(done.row, done.arrays) for done in checkpoint.completed_steps()] if checkpoint else []
     kept = steps[-1].removal.kept if steps else tuple(range(n_total))
     layerwise = bool(spec.get("layer_readout"))
+    if steps and not plan.nested and len(steps) < plan.n_steps:  # resumed: every later step starts from step 0's prefix
+        evaluation.remember(steps[0].removal.kept, layerwise=layerwise)
     desc = progress if isinstance(progress, str) else spec["schedule"]
     for step in progress_bar(range(len(steps), plan.n_steps), desc, enabled=bool(progress)):
         removal = plan.next(step, kept)
@@ -787,7 +867,32 @@ def run_plan(plan: Plan, evaluation: PrefixRunner, gold: np.ndarray, spec: dict,
         return trace
     audit = audit_record(TRACE_KIND, device=str(model_device(evaluation.model)), dtype=spec.get("dtype"),
                          token_budget=evaluation.encoded.token_budget, wall_s=time.perf_counter() - start)
+    if extends is not None:
+        audit["extends"] = extends
     return Trace.from_result(checkpoint.finalize(*trace.to_payload(), audit=audit))
+
+
+def extend_stored(store: Store, spec: Mapping[str, Any]) -> str | None:
+    """Start the checkpoint of the trace ``spec`` with the steps of its longest stored shorter version.
+
+    Every planner's removal at step s depends only on the steps before it, never on how many steps the trace
+    runs, so the trace with ``n_remove = m`` is the first m + 1 steps of the one with a larger ``n_remove``: a longer
+    trace (phase-targeted k up to 6 after k up to 2) continues where the stored one ends instead of recomputing
+    it. Returns the key of the trace it continues, or None (nothing stored, or the checkpoint is further already).
+    """
+    checkpoint = Checkpoint(store, TRACE_KIND, spec, compute_version=compute_version(TRACE_KIND))
+    done = len(checkpoint.completed_steps())
+    for n_remove in range(int(spec["n_remove"]) - 1, done - 1, -1):
+        shorter = Trace.load(store, {**spec, "n_remove": n_remove})
+        if shorter is None:
+            continue
+        n_total = shorter.n_layers
+        for step in range(done, shorter.n_steps):
+            removal = Removal(shorter.removed[step], shorter.kept_layers(step), float(shorter.criterion[step]))
+            readout = shorter.readout_at(step)[1] if shorter.has_readout else None
+            checkpoint.append_step(step, *_checkpoint_record(_Step(removal, shorter.scores[step], readout), n_total))
+        return shorter.key
+    return None
 
 
 # --------------------------------------------------------------------------- specs
@@ -946,6 +1051,7 @@ def prune_seeds(
     readout: bool = False,
     shots: Sequence[Item] = (),
     progress: bool | str = True,
+    intact: IntactPrefixes | None = None,
 ) -> list[Trace]:
     """Prune ``model`` step by step with ``schedule`` and score the evaluation items after every step, once per seed,
     sharing the tokenised items and the prefix cache (:func:`prune`: one seed).
@@ -978,8 +1084,11 @@ def prune_seeds(
             is run again (cost: ``benchmarks/readout_along_traces.py``).
         shots: letter format: solved examples prepended to every evaluation and calibration prompt
             (``tasks.fewshot_examples``; disjoint from both), recorded in the spec as ``shot_ids``.
+        intact: the intact network's pass, shared with other calls on the same model and items
+            (:class:`IntactPrefixes`); None: run at step 0 (once for all ``seeds``).
     Returns:
-        one :class:`Trace` per seed, each with n_remove + 1 steps.
+        one :class:`Trace` per seed, each with n_remove + 1 steps. With a store, a trace whose shorter version
+        (the same spec with a smaller ``n_remove``) is stored continues from it (:func:`extend_stored`).
     """
     check_format(format)
     n_total = count_layers(model)
@@ -1008,13 +1117,18 @@ def prune_seeds(
                                                  shared_context=not per_sequence, shots=shots)
     sets["evaluation"] = encode_items(model, tokenizer, evaluation, format, task, token_budget, shots=shots)
     use_cache = _use_cache(model, cache, sets if schedule in GREEDY else {"evaluation": sets["evaluation"]})
-    evaluation_runner = PrefixRunner(model, sets["evaluation"], use_cache["evaluation"])
+    if intact is not None and use_cache["evaluation"]:
+        evaluation_runner = intact.runner(model, sets["evaluation"],
+                                          intact_key(model, specs[0], sets["evaluation"].token_budget), readout)
+    else:
+        evaluation_runner = PrefixRunner(model, sets["evaluation"], use_cache["evaluation"])
     gold = np.array([item.gold for item in evaluation])
     for index, (seed, spec) in enumerate(zip(seeds, specs)):
         if traces[index] is None:
+            extends = extend_stored(store, spec) if store is not None else None
             plan = _plan(schedule, seed, n_remove + 1, n_total, model, sets, use_cache, calibration, criterion, layers)
             desc = progress if isinstance(progress, str) or len(seeds) == 1 else f"{schedule} seed {seed}"
-            traces[index] = run_plan(plan, evaluation_runner, gold, spec, store, progress and desc)
+            traces[index] = run_plan(plan, evaluation_runner, gold, spec, store, progress and desc, extends=extends)
     return traces
 
 

@@ -17,6 +17,7 @@ from functools import cache
 
 import pandas as pd
 from layercollapse.claims.verdicts import (
+    AMENDED,
     CLAIMS,
     Verdict,
     claim_base,
@@ -49,6 +50,7 @@ CLAIM_SHORT: dict[str, str] = {
     "R2": "Probes show the transition",
     "R3": "Random and LM-loss controls",
     "P1": "The intact readout predicts the collapse",
+    "P1b": "A Silent removal raises the odds of collapse more",
 }
 
 #: Chapter (path from the project root) that records each claim's verdict; a part (``C3b``) may differ.
@@ -122,8 +124,10 @@ class LedgerRow:
     """One ledger row: a claim (or a part of one) and its recorded verdict, if any.
 
     Attributes:
-        models: the models the shown verdict rests on.
-        others: (model, status) of the claim's verdicts on further models (empty for a claim decided once).
+        models: the models the shown verdict rests on (with its task, for a claim decided per model and task).
+        others: (model or "model, task", status) of the claim's verdicts on further settings (empty for a claim
+            decided once).
+        amended: its rule was amended after it was registered (:data:`verdicts.AMENDED`; the chapter shows both).
     """
 
     claim: str
@@ -132,6 +136,7 @@ class LedgerRow:
     models: list[str]
     chapter: tuple[str, str]
     others: tuple[tuple[str, str], ...] = ()
+    amended: bool = False
 
     def agreement(self) -> str:
         """How many of the claim's models reach the shown verdict, e.g. ``1 of 2 (smollm2-135m: inconclusive)``."""
@@ -142,9 +147,11 @@ class LedgerRow:
         return f"{n_agree} of {1 + len(self.others)}" + (f" ({'; '.join(differ)})" if differ else "")
 
 
-def headline_first(verdicts: list[Verdict], main_model: str) -> list[Verdict]:
-    """A claim part's verdicts with the one the ledger shows first: the main model's (or the one without a model)."""
-    return sorted(verdicts, key=lambda verdict: verdict.model not in (None, main_model))
+def headline_first(verdicts: list[Verdict], main_model: str, main_task: str = "") -> list[Verdict]:
+    """A claim part's verdicts with the one the ledger shows first: the main model's (or the one without a model), on
+    the main task where a part is decided per (model, task)."""
+    return sorted(verdicts, key=lambda verdict: (verdict.model not in (None, main_model),
+                                                 verdict.task not in (None, main_task)))
 
 
 def ledger_rows(profile: str | None = None) -> list[LedgerRow]:
@@ -152,9 +159,10 @@ def ledger_rows(profile: str | None = None) -> list[LedgerRow]:
     a part is decided per model; a claim without any: "not computed")."""
     records = load_verdict_records(profile)
     store = Store(profile=profile) if records else None
-    # the main model matters only where a claim part is decided per model
+    # the main model and task matter only where a claim part is decided per model (or per model and task)
     per_model = any(verdict.model for verdict, _ in records.values())
-    main_model = load_profile(profile).main_model if per_model else ""
+    spec = load_profile(profile) if per_model else None
+    main_model, main_task = (spec.main_model, spec.tasks[0]) if spec else ("", "")
     rows = []
     for claim in CLAIMS:
         parts: dict[str, list[Verdict]] = {}
@@ -164,10 +172,10 @@ def ledger_rows(profile: str | None = None) -> list[LedgerRow]:
         if not parts:
             rows.append(LedgerRow(claim, NOT_COMPUTED, "", [], chapter_of(claim)))
         for part, verdicts in parts.items():
-            shown, *others = headline_first(verdicts, main_model)
-            models = [shown.model] if shown.model else verdict_models(records[shown.key][1], store)
+            shown, *others = headline_first(verdicts, main_model, main_task)
+            models = [shown.setting] if shown.model else verdict_models(records[shown.key][1], store)
             rows.append(LedgerRow(part, shown.status, key_number(shown), models, chapter_of(part),
-                                  tuple((other.model or "", other.status) for other in others)))
+                                  tuple((other.setting, other.status) for other in others), amended=part in AMENDED))
     return rows
 
 
@@ -182,7 +190,8 @@ def ledger_table(profile: str | None = None, link_prefix: str = "") -> Table:
     rows = ledger_rows(profile)
     frame = pd.DataFrame({
         "Claim": [row.claim for row in rows],
-        "In short": [CLAIM_SHORT.get(row.claim) or CLAIM_SHORT[claim_base(row.claim)] for row in rows],
+        "In short": [(CLAIM_SHORT.get(row.claim) or CLAIM_SHORT[claim_base(row.claim)])
+                     + (" (rule amended)" if row.amended else "") for row in rows],
         "Verdict": [badge(row.status, row.claim) for row in rows],
         "Deciding number (95% CI)": [row.number or "—" for row in rows],
         "Models": [", ".join(row.models) or "—" for row in rows],

@@ -186,6 +186,7 @@ class Experiments:
         self.progress = progress
         self._load_model = load_model
         self._loaded: tuple[str, Any, Any] | None = None
+        self._intact = None  # pruning.IntactPrefixes of the loaded model: its traces share their step 0
         self._shots: dict[str, tuple[Item, ...]] = {}
 
     def on_store(self, store: Store, *, compute: bool) -> Experiments:
@@ -206,7 +207,7 @@ class Experiments:
             from layercollapse.model.architectures import set_readout
             from layercollapse.model.loading import load_model
 
-            self._loaded = None
+            self._loaded = self._intact = None
             dtype = None if self.profile.dtype == "auto" else self.profile.dtype
             model, tokenizer = (self._load_model or load_model)(name, dtype=dtype)
             set_readout(model, self.profile.readout)
@@ -395,11 +396,14 @@ class Experiments:
             raise MissingResult(f"trace ({schedule}, seed {missing[0]})", {"model": model, "task": task},
                                 self.profile.name)
         if missing:
+            from layercollapse.pruning.traces import IntactPrefixes
+
             net, tokenizer = self.model(model)
+            self._intact = self._intact or IntactPrefixes()
             computed = prune_seeds(net, tokenizer, evaluation, schedule, missing, calibration=calibration,
                                    criterion=criterion, layers=layers, n_remove=n_remove, format=format, task=task,
                                    split=self.split(task), readout=readout, shots=shots, store=self.store,
-                                   progress=self.progress and schedule)
+                                   progress=self.progress and schedule, intact=self._intact)
             found.update(zip(missing, computed))
         return [found[seed] for seed in seeds]
 
@@ -410,15 +414,24 @@ class Experiments:
         task = self.profile.pruning_task if model == self.profile.pruning_model else self.profile.tasks[0]
         return self.traces("random", range(self.profile.n_random_orders), model=model, task=task)
 
+    def phase_k_max(self, model: str | None = None, task: str | None = None) -> int:
+        """The largest k of phase-targeted pruning on (model, task): the profile's ``phase_k_max``, capped by (or, when
+        it is null, equal to) the size of the smaller phase, so that both phases are pruned at every k (without a
+        transition every layer is Silent, and the cap is that one phase's size)."""
+        phases = self.phases(model, task)
+        smaller = min(*(len(layers) for layers in (phases.silent, phases.decisive) if layers), phases.n_layers - 1)
+        return smaller if self.profile.phase_k_max is None else min(self.profile.phase_k_max, smaller)
+
     def phase_traces(self, phase: str, model: str | None = None, task: str | None = None) -> list:
-        """Phase-targeted pruning: k = 1..phase_k_max random layers removed from inside one phase, per seed."""
+        """Phase-targeted pruning: k = 1..:meth:`phase_k_max` random layers removed from inside one phase, per seed
+        (one trace per seed, the readout of every pruned network)."""
         model = model or self.profile.main_model
         task = task or self.profile.tasks[0]
         phases = self.phases(model, task)
         layers = {"silent": phases.silent, "decisive": phases.decisive}[phase]
-        if not layers:
+        n_remove = self.phase_k_max(model, task)
+        if not layers or not n_remove:
             return []
-        n_remove = min(self.profile.phase_k_max, len(layers), phases.n_layers - 1)
         return self._traces(model, task, self.evaluation(task), "random_in_range", range(self.profile.n_phase_seeds),
                             layers=layers, n_remove=n_remove)
 
@@ -630,8 +643,14 @@ class Experiments:
         main_readout = f"readout {p.main_model} {main_task}"  # the intact phases that phase-aware steps read
         steps = [PlanStep(main_readout, lambda: self.readout()),
                  PlanStep("noise sweep", lambda: self.noise_sweep(), needs=(main_readout,))]
-        for phase in ("silent", "decisive"):
-            steps.append(PlanStep(f"phase-targeted {phase}", lambda ph=phase: self.phase_traces(ph), needs=(main_readout,)))
+        for task in p.phase_tasks:
+            readout_step = f"readout {p.main_model} {task}"
+            if task != main_task:  # the intact phases of a second task: its readout comes first
+                steps.append(PlanStep(readout_step, lambda t=task: self.readout(task=t)))
+            for phase in ("silent", "decisive"):
+                name = f"phase-targeted {phase}" + ("" if task == main_task else f" {task}")
+                steps.append(PlanStep(name, lambda ph=phase, t=task: self.phase_traces(ph, task=t),
+                                      needs=(readout_step,)))
         main_iterative = f"iterative with readouts {p.main_model}"
         steps.append(PlanStep(main_iterative, lambda: self.dynamics_trace()))
         for schedule in MAIN_SCHEDULES[1:]:
@@ -664,7 +683,7 @@ class Experiments:
         steps += readers
         for run in p.models:
             for task in p.tasks:
-                if (run.name, task) != (p.main_model, main_task):
+                if (run.name, task) != (p.main_model, main_task) and not (run.name == p.main_model and task in p.phase_tasks):
                     steps.append(PlanStep(f"readout {run.name} {task}", lambda m=run.name, t=task: self.readout(m, t)))
         steps.append(PlanStep(f"tuned lens {p.main_model}", lambda: self.tuned_readout()))
         return steps

@@ -126,7 +126,10 @@ class Profile:
         n_pruning_calibration: calibration items of the greedy criterion; default n_calibration.
         schedules: pruning schedules compared (``iterative`` is the paper's).
         n_random_orders: random layer-removal orders in the random-layer baseline.
-        phase_k_max: phase-targeted pruning removes k = 1..phase_k_max layers inside a phase.
+        phase_k_max: phase-targeted pruning removes k = 1..phase_k_max layers inside a phase; null: up to the
+            size of the smaller phase (the whole Decisive Phase, on models where it is the smaller one).
+        phase_tasks: the tasks of the main model pruned inside each phase (the dose-response of C5b); default the
+            first task. Each gets the main model's readout, which locates its phases.
         n_phase_seeds: random draws of the removed layers per phase.
         text_corpus: plain-text corpus for the no-decision-structure control (LM loss), offline.
         n_text_passages: passages of that corpus (each cut to 256 tokens).
@@ -160,7 +163,8 @@ class Profile:
     n_pruning_calibration: int | None = None
     schedules: tuple[str, ...] = ("iterative",)
     n_random_orders: int = 20
-    phase_k_max: int = 3
+    phase_k_max: int | None = 3
+    phase_tasks: tuple[str, ...] = ()
     n_phase_seeds: int = 10
     text_corpus: Literal["sciq_support", "boolq_passages"] = "sciq_support"
     n_text_passages: int = 32
@@ -195,9 +199,11 @@ class Profile:
             object.__setattr__(self, "n_pruning_calibration", self.n_calibration)
         if self.pruning_model not in {run.name for run in self.models}:
             raise ProfileError(f"profile '{self.name}': pruning_model '{self.pruning_model}' is not one of the models")
+        if not self.phase_tasks:
+            object.__setattr__(self, "phase_tasks", self.tasks[:1])
         for key in ("n_calibration", "n_bootstrap", "n_random_orders", "n_text_passages", "phase_k_max",
                     "n_phase_seeds", "tuned_lens_steps", "tuned_lens_tokens"):
-            if getattr(self, key) < 1:
+            if getattr(self, key) is not None and getattr(self, key) < 1:
                 raise ProfileError(f"profile '{self.name}': '{key}' must be >= 1, got {getattr(self, key)}")
         if self.finetune_main is not None and self.main_model == self.pruning_model:
             raise ProfileError(f"profile '{self.name}': 'finetune_main' applies only where main_model is not the "
@@ -216,7 +222,7 @@ class Profile:
         from layercollapse.model.loading import MODEL_REGISTRY, looks_like_path
 
         where = where or f"profile '{self.name}'"
-        for task in (*self.tasks, self.pruning_task):
+        for task in (*self.tasks, self.pruning_task, *self.phase_tasks):
             if task.partition(":")[0] not in TASK_REGISTRY:
                 raise ProfileError(f"{where}: unknown task '{task}'; known tasks: "
                                    f"{', '.join(TASK_REGISTRY)} (and mmlu:<subject>)")
