@@ -49,6 +49,20 @@ def test_float32_readout_equals_the_norm_and_unembedding_written_out_in_float32(
     assert (in_model_dtype - expected).abs().max() > 10 * (fp32 - expected).abs().max()  # bf16 head is coarser
 
 
+def test_a_float32_readout_first_used_in_inference_mode_can_be_trained_through_afterwards():
+    # reproduce runs readouts (inference mode) before the tuned lens trains through the frozen unembedding; the cached
+    # float32 copy of the bf16 weight must not be an inference tensor ("cannot be saved for backward")
+    model = bf16_model().requires_grad_(False)  # frozen, as the tuned lens trains only its translators
+    hidden = torch.randn(3, model.config.hidden_size, generator=torch.Generator().manual_seed(1))  # float32 readout
+    with torch.inference_mode():
+        first = hidden_to_logits(model, hidden)
+    translator = torch.zeros(model.config.hidden_size, requires_grad=True)
+    logits = hidden_to_logits(model, hidden + translator)
+    logits.logsumexp(-1).sum().backward()
+    assert translator.grad is not None and torch.isfinite(translator.grad).all()
+    torch.testing.assert_close(logits.detach(), first)
+
+
 def test_the_model_s_own_forward_still_works_and_model_readout_removes_every_hook():
     model = bf16_model()
     ids = torch.tensor([[1, 5, 9, 3]])

@@ -114,7 +114,11 @@ def _to_weight_dtype(module: nn.Module, args: tuple) -> tuple:
 
 def _unembedding_weight(layer: nn.Linear, dtype: torch.dtype) -> torch.Tensor:
     """``layer.weight`` in ``dtype``; a converted copy is cached while the weight is unchanged
-    (differentiable, uncached, when gradients flow to it)."""
+    (differentiable, uncached, when gradients flow to it).
+
+    The copy is made outside ``torch.inference_mode`` even when the first call is inside it: an inference
+    tensor cannot be saved for backward, and a later call with autograd on (a tuned lens training through
+    the frozen unembedding) must be able to use the same cached copy."""
     weight = layer.weight
     if weight.dtype == dtype:
         return weight
@@ -123,7 +127,8 @@ def _unembedding_weight(layer: nn.Linear, dtype: torch.dtype) -> torch.Tensor:
     stamp = (weight.data_ptr(), weight._version, dtype)
     cached = getattr(layer, "_layercollapse_weight_cache", None)
     if cached is None or cached[0] != stamp:
-        cached = (stamp, weight.detach().to(dtype))
+        with torch.inference_mode(False), torch.no_grad():
+            cached = (stamp, weight.detach().to(dtype))
         layer._layercollapse_weight_cache = cached
     return cached[1]
 
