@@ -49,7 +49,8 @@ from layercollapse import metrics  # noqa: E402
 from layercollapse.data.tasks import load_task, split_calibration  # noqa: E402
 from layercollapse.model.layers import drop_layers  # noqa: E402
 from layercollapse.model.loading import load_model  # noqa: E402
-from layercollapse.pruning.traces import encode_items, prune  # noqa: E402
+from layercollapse.pruning.encoding import encode_items  # noqa: E402
+from layercollapse.pruning.engine import prune
 from layercollapse.readout.budget import default_token_budget  # noqa: E402
 from layercollapse.readout.scoring import model_device, score  # noqa: E402
 

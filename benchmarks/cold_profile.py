@@ -28,6 +28,7 @@ from pathlib import Path
 from layercollapse.paths import project_root
 from layercollapse.storage.provenance import environment, split_results
 from layercollapse.storage.store import Store, list_results
+from layercollapse.study.audit import own_results
 from layercollapse.study.experiments import Experiments
 from layercollapse.study.verify import compare_results
 
@@ -52,29 +53,6 @@ def run_cold(experiments: Experiments, log: Path, names: list[str] | None = None
         with log.open("a") as out:
             out.write(json.dumps({"name": name, "seconds": round(seconds, 1),
                                   "finished": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}) + "\n")
-
-
-class ReadLog(Store):
-    """A store that remembers the (kind, key) of every result loaded from it."""
-
-    def __init__(self, root: Path) -> None:
-        super().__init__(root)
-        self.read: set[tuple[str, str]] = set()
-
-    def load_key(self, kind: str, key: str, **options):
-        self.read.add((kind, key))
-        return super().load_key(kind, key, **options)
-
-
-def own_results(experiments: Experiments) -> dict[str, list[tuple[str, str]]]:
-    """Step name -> the (kind, key) of the stored results it is the first step of the plan to read."""
-    log = ReadLog(experiments.store.root)
-    owned, seen = {}, set()
-    for check in experiments.on_store(log, compute=False).plan:
-        log.read = set()
-        check.run()  # every result must be stored: this maps the committed store
-        owned[check.name], seen = sorted(log.read - seen), seen | log.read
-    return owned
 
 
 def seed_cold_store(experiments: Experiments, cold: Path, names: list[str]) -> None:

@@ -51,16 +51,9 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 import layercollapse  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
-from layercollapse.pruning.traces import (  # noqa: E402
-    CRITERIA,
-    EncodedSet,
-    PrefixRunner,
-    cache_bytes,
-    criterion_function,
-    greedy_planner,
-    memory_budget,
-    plan_prefix_cache,
-)
+from layercollapse.pruning.encoding import EncodedSet  # noqa: E402
+from layercollapse.pruning.prefix import PrefixRunner, cache_bytes, memory_budget, plan_prefix_cache  # noqa: E402
+from layercollapse.pruning.schedules import CRITERIA, criterion_function, greedy_planner  # noqa: E402
 from layercollapse.readout.batching import Request, collate, plan_batches  # noqa: E402
 from layercollapse.readout.budget import GPU_TOKEN_BUDGET  # noqa: E402
 from layercollapse.storage.provenance import cpu_model  # noqa: E402

@@ -19,7 +19,7 @@ from conftest import build_tiny_model  # noqa: E402
 from layercollapse.data.tasks import load_task, split_calibration  # noqa: E402
 from layercollapse.model.embedded import SMOLLM2, gguf_path  # noqa: E402
 from layercollapse.model.loading import prepare_tokenizer_  # noqa: E402
-from layercollapse.pruning.traces import prune  # noqa: E402
+from layercollapse.pruning.engine import prune  # noqa: E402
 from layercollapse.readout.scoring import score  # noqa: E402
 
 

@@ -22,7 +22,7 @@ from pathlib import Path
 import torch
 from layercollapse.data.tasks import load_task, split_calibration
 from layercollapse.model.loading import load_model
-from layercollapse.pruning.traces import prune
+from layercollapse.pruning.engine import prune
 
 RESULTS = Path(__file__).resolve().parent / "results" / "readout_along_traces.json"
 

@@ -29,7 +29,7 @@ from layercollapse.data.tasks import load_task, split_calibration, subsample
 from layercollapse.measures import metrics
 from layercollapse.model.architectures import set_readout
 from layercollapse.model.loading import load_model
-from layercollapse.pruning.traces import prune
+from layercollapse.pruning.engine import prune
 from layercollapse.readout.scoring import score
 
 BUDGETS = (128, 1024, 8192)

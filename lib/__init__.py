@@ -2,15 +2,17 @@
 
 The flow of every experiment is ``spec -> option scores (stored) -> metrics ->
 statistics -> figure``; each arrow is one function of this package. The package
-is tiered, each sub-package one job, lower tiers never importing higher ones:
+is tiered, each sub-package one job, lower tiers never importing higher ones
+(``tests/test_architecture.py`` checks this list, and that every public name below resolves):
 
 - ``model``: loading, the one place that knows architectures, layer views, layer hooks
 - ``data``: multiple-choice tasks and prompt formats
 - ``readout``: batching, the scoring hot path, logit and tuned lens
 - ``measures``: accuracy, Decision Margin, Option Frequency; bootstrap intervals and tests
+- ``storage``: the results store, keyed by spec and compute version; provenance
 - ``pruning``: schedules and resumable traces
 - ``controls``: noise, representation similarity, fine-tuning
-- ``results``: profiles, the experiments of a profile, the results store
+- ``study``: profiles, the experiments of a profile and the plan ``reproduce`` runs
 - ``claims``: the rule behind each verdict of the ledger
 - ``site``: plots, tables, the ledger, the chapter runner
 - ``cli``: ``python -m layercollapse``
@@ -36,13 +38,13 @@ PUBLIC = {
     "Item": "data.tasks:Item",
     "score": "readout.scoring:score",
     "layerwise_scores": "readout.lens:layerwise_scores",
-    "prune": "pruning.traces:prune",
-    "Trace": "pruning.traces:Trace",
+    "prune": "pruning:prune",
+    "Trace": "pruning:Trace",
     "metrics": "measures.metrics",
     "stats": "measures.stats",
-    "Experiments": "results.experiments:Experiments",
-    "load_profile": "results.profiles:load_profile",
-    "Store": "results.store:Store",
+    "Experiments": "study.experiments:Experiments",
+    "load_profile": "study.profiles:load_profile",
+    "Store": "storage.store:Store",
 }
 __all__ = ["__version__", *PUBLIC]
 

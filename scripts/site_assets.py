@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 try:
-    from layercollapse.site.plots import write_vega_bundle
+    from layercollapse.site.vega import write_vega_bundle
 except ImportError as error:  # the Python Quarto found is not the project's
     sys.exit(f"scripts/site_assets.py: cannot import layercollapse with {sys.executable} ({error}); "
              "run quarto with the project's environment active (. .venv/bin/activate) or set QUARTO_PYTHON=.venv/bin/python")

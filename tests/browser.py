@@ -18,8 +18,10 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-
                  "--disable-component-update", "--disable-sync"]
 LOCAL_HOSTS = {"localhost", "127.0.0.1", "::1", ""}  # "" = file: and data: URLs
 
-# What a page does once drawn: every Vega chart's SVG/canvas size inside its element, the page's overflow.
-_MEASURE = """() => ({
+# What a page does once drawn: every Vega chart's SVG/canvas size inside its element, the page's overflow, and the
+# words of table cells drawn on two lines (a word: text between the spaces, hyphens, dashes and slashes a line may
+# break at).
+_MEASURE = r"""() => { const WORD = /[^\s\-\u2010\u2013\u2014\/]+/g; return ({
   charts: [...document.querySelectorAll('.vega-visualization, .vega-embed')].filter(
       el => !el.parentElement.closest('.vega-visualization, .vega-embed')).map(el => {
     const drawn = el.querySelector('svg.marks, canvas');
@@ -30,12 +32,25 @@ _MEASURE = """() => ({
   text: document.body.innerText,
   scripts: [...document.querySelectorAll('script[src]')].map(s => s.src),
   badges: [...document.querySelectorAll('.verdict-badge')].map(el => [el.dataset.claim, el.innerText.trim()]),
-})"""
+  broken_words: [...document.querySelectorAll('td, th')].flatMap(cell => {
+    const broken = [], walker = document.createTreeWalker(cell, NodeFilter.SHOW_TEXT);
+    for (let node = walker.nextNode(); node; node = walker.nextNode()) {
+      for (const word of node.data.matchAll(WORD)) {  // a word drawn on two lines was broken inside
+        const range = document.createRange();
+        range.setStart(node, word.index);
+        range.setEnd(node, word.index + word[0].length);
+        if (new Set([...range.getClientRects()].map(rect => Math.round(rect.top))).size > 1) broken.push(word[0]);
+      }
+    }
+    return broken;
+  }),
+}); }"""
 
 
 @dataclasses.dataclass
 class PageReport:
-    """What one page showed: charts drawn (with their widths, px), console errors, blocked requests."""
+    """What one page showed: charts drawn (with their widths, px), console errors, blocked requests, table words
+    broken mid-word."""
 
     url: str
     charts: list[dict]
@@ -45,6 +60,7 @@ class PageReport:
     outside_requests: list[str]
     scripts: list[str] = dataclasses.field(default_factory=list)  # src of every script element (static or added)
     badges: list[list[str]] = dataclasses.field(default_factory=list)  # [claim, status] of each ledger badge
+    broken_words: list[str] = dataclasses.field(default_factory=list)  # words of table cells drawn on two lines
 
 
 def skip_reason() -> str | None:
@@ -90,7 +106,8 @@ def open_pages(urls: list[str], width: int = 900, height: int = 1000, settle_ms:
                 page.wait_for_timeout(settle_ms)
                 measured = page.evaluate(_MEASURE)
                 reports.append(PageReport(url, measured["charts"], measured["scroll_width"], measured["text"],
-                                          errors, outside, measured["scripts"], measured["badges"]))
+                                          errors, outside, measured["scripts"], measured["badges"],
+                                          measured["broken_words"]))
                 page.close()
         finally:
             browser.close()

@@ -16,7 +16,11 @@ import torch
 TINY_VOCAB = 49152  # SmolLM2's vocabulary, so its tokenizer drives the tiny models
 TINY_HIDDEN = 64
 TINY_LAYERS = 5
-TINY_ARCHITECTURES = ("llama", "qwen2", "mistral", "gemma3")
+#: The tiny random model of each architecture the library declares (``SUPPORTED_ARCHITECTURES``): class name -> the
+#: ``arch`` name of :func:`build_tiny_model` (``tests/test_architecture.py`` fails when a declared class has none).
+TINY_ARCHITECTURE_OF = {"LlamaForCausalLM": "llama", "Qwen2ForCausalLM": "qwen2", "Qwen3ForCausalLM": "qwen3",
+                        "MistralForCausalLM": "mistral", "Gemma3ForCausalLM": "gemma3"}
+TINY_ARCHITECTURES = tuple(TINY_ARCHITECTURE_OF.values())
 
 
 @functools.cache
@@ -49,6 +53,8 @@ def build_tiny_model(arch: str, n_layers: int = TINY_LAYERS, seed: int = 0) -> t
         MistralForCausalLM,
         Qwen2Config,
         Qwen2ForCausalLM,
+        Qwen3Config,
+        Qwen3ForCausalLM,
     )
 
     shared = dict(vocab_size=TINY_VOCAB, hidden_size=TINY_HIDDEN, intermediate_size=128,
@@ -60,6 +66,9 @@ def build_tiny_model(arch: str, n_layers: int = TINY_LAYERS, seed: int = 0) -> t
         config, cls = MistralConfig(**shared), MistralForCausalLM
     elif arch == "qwen2":
         config, cls = Qwen2Config(**shared), Qwen2ForCausalLM
+    elif arch == "qwen3":
+        # Qwen3 normalises queries and keys per head (q_norm, k_norm); its default head_dim is 128, not hidden / heads.
+        config, cls = Qwen3Config(**shared, head_dim=TINY_HIDDEN // 4), Qwen3ForCausalLM
     elif arch == "gemma3":
         # Alternating sliding / global attention, with a window shorter than the prompts.
         config = Gemma3TextConfig(**shared, head_dim=16, sliding_window=16,
@@ -86,6 +95,15 @@ def tiny_model() -> Callable[..., torch.nn.Module]:
         return built[key]
 
     return make
+
+
+@pytest.fixture()
+def tiny_folder(tiny_model, tokenizer, tmp_path):
+    """A model folder (``save_pretrained``) holding the tiny Llama and SmolLM2's tokenizer, for the command line."""
+    folder = tmp_path / "tiny"
+    tiny_model("llama").save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return folder
 
 
 @pytest.fixture(scope="session")

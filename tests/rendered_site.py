@@ -3,8 +3,8 @@
 :func:`check_site` serves the folder on localhost, opens every page at 900 px with every request
 outside localhost blocked, and returns the problems it found (an empty list when none):
 a chart that did not draw, a console error, a request that left the machine, "NaN" in the text,
-horizontal overflow, the Vega bundle loaded more than once, the ledger's badges differing from the
-verdict files, a site heavier than its budget.
+horizontal overflow, a word of a table broken mid-word (the ledger also at 1280 px), the Vega bundle loaded
+more than once, the ledger's badges differing from the verdict files, a site heavier than its budget.
 """
 
 from __future__ import annotations
@@ -12,13 +12,17 @@ from __future__ import annotations
 import contextlib
 import functools
 import http.server
+import re
 import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import browser
+import yaml
 
 WINDOW_PX = 900
+WIDE_WINDOW_PX = 1280  # the ledger is read at this width too (its columns narrow beside the sidebar and contents)
+LEDGER_PAGE = "index.html"
 SITE_BUDGET_BYTES = 4_000_000  # the whole default site (issue: light enough to read on a slow line)
 
 
@@ -46,6 +50,16 @@ def site_weight(folder: Path) -> dict[str, int]:
     return {str(path.relative_to(folder)): path.stat().st_size for path in sorted(folder.rglob("*")) if path.is_file()}
 
 
+def _layout_problems(page: str, report: browser.PageReport, width: int) -> list[str]:
+    """A page wider than its ``width`` px window, and words of its tables broken mid-word."""
+    problems = []
+    if report.broken_words:
+        problems.append(f"{page}: words broken mid-word in a table at {width} px: {report.broken_words}")
+    if report.scroll_width > width:
+        problems.append(f"{page}: {report.scroll_width} px wide in a {width} px window (scrolls sideways)")
+    return problems
+
+
 def check_site(folder: Path, statuses: dict[str, str], budget: int = SITE_BUDGET_BYTES) -> list[str]:
     """Problems a reader with no network would meet in the rendered site ``folder``.
 
@@ -62,19 +76,38 @@ def check_site(folder: Path, statuses: dict[str, str], budget: int = SITE_BUDGET
         problems.append(f"the site weighs {total / 1e6:.1f} MB, over its {budget / 1e6:.1f} MB budget")
     with serve(folder) as base:
         reports = browser.open_pages([base + page for page in pages], width=WINDOW_PX)
+        wide = browser.open_pages([base + LEDGER_PAGE], width=WIDE_WINDOW_PX) if LEDGER_PAGE in pages else []
     for page, report in zip(pages, reports):
         problems += [f"{page}: console error: {error}" for error in report.console_errors]
         problems += [f"{page}: request outside the machine: {url}" for url in report.outside_requests]
         problems += [f"{page}: chart {chart['id']} did not draw" for chart in report.charts if not chart["drawn"]]
         if "NaN" in report.text:
             problems.append(f"{page}: the text shows NaN")
-        if report.scroll_width > WINDOW_PX:
-            problems.append(f"{page}: {report.scroll_width} px wide in a {WINDOW_PX} px window (scrolls sideways)")
+        problems += _layout_problems(page, report, WINDOW_PX)
         bundles = [url for url in report.scripts if "/vega/" in url or "vega-embed" in url.rsplit("/", 1)[-1]]
         if len(bundles) > 1:
             problems.append(f"{page}: the Vega bundle is loaded {len(bundles)} times")
-        if page == "index.html":
+        if page == LEDGER_PAGE:
             shown = dict(report.badges)
             if shown != statuses:
                 problems.append(f"index.html: the ledger's badges {shown} differ from the verdict files {statuses}")
+    problems += [problem for report in wide for problem in _layout_problems(LEDGER_PAGE, report, WIDE_WINDOW_PX)]
     return problems
+
+
+def theme_layers(config: dict) -> list[str]:
+    """The layers of a Quarto configuration's ``format: html: theme`` (a Bootswatch name or SCSS files), in order."""
+    theme = config.get("format", {}).get("html", {}).get("theme", [])
+    return [theme] if isinstance(theme, str) else list(theme)
+
+
+def site_css_rules(root: Path) -> str:
+    """The ``scss:rules`` sections of the project's own SCSS theme layers (plain CSS): for pages made without Quarto."""
+    config = yaml.safe_load((root / "_quarto.yml").read_text())
+    return "".join(scss_section(root / layer, "rules") for layer in theme_layers(config) if layer.endswith(".scss"))
+
+
+def scss_section(path: Path, section: str) -> str:
+    """The text of a Quarto SCSS layer's ``/*-- scss:<section> --*/`` section ("" without one)."""
+    parts = re.split(r"/\*--\s*scss:(\w+)\s*--\*/", path.read_text())
+    return "".join(text for name, text in zip(parts[1::2], parts[2::2]) if name == section)

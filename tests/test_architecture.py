@@ -6,11 +6,12 @@ import re
 from pathlib import Path
 
 import layercollapse
+import pytest
 
 LIB = Path(layercollapse.__file__).resolve().parent
-#: The tiers in order (the README's table); the top-level modules ``progress`` and ``paths`` serve every tier.
+#: The tiers in order (the README's table); the top-level modules ``progress``, ``paths`` and ``settings`` serve every tier.
 TIERS = ["model", "data", "readout", "measures", "storage", "pruning", "controls", "study", "claims", "site", "cli"]
-UTILITIES = {"progress", "paths"}
+UTILITIES = {"progress", "paths", "settings"}
 IMPORT = re.compile(r"^\s*(?:from|import) layercollapse\.(\w+)", re.M)
 
 
@@ -42,3 +43,18 @@ def test_the_package_build_lists_every_tier():
 
     pyproject = tomllib.loads((LIB.parent / "pyproject.toml").read_text())
     assert set(pyproject["tool"]["setuptools"]["packages"]) == {"layercollapse", *(f"layercollapse.{t}" for t in TIERS)}
+
+
+@pytest.mark.parametrize("name", layercollapse.__all__)
+def test_every_public_name_resolves(name):
+    assert getattr(layercollapse, name) is not None
+
+
+def test_the_package_docstring_lists_the_tiers_in_order():
+    assert re.findall(r"^- ``(\w+)``:", layercollapse.__doc__, flags=re.M) == TIERS
+
+
+def test_only_the_settings_module_reads_the_environment():
+    readers = {str(path.relative_to(LIB)) for path in LIB.rglob("*.py")
+               if re.search(r"os\.environ\.get|os\.getenv|os\.environ\[", path.read_text())}
+    assert readers == {"settings.py"}, f"read environment variables through layercollapse.settings: {readers}"

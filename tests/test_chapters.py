@@ -21,7 +21,7 @@ from layercollapse.claims.verdicts import (
     Verdict,
 )
 from layercollapse.paths import project_root
-from layercollapse.site import plots
+from layercollapse.site import vega
 from layercollapse.site.chapters import execute_chapter, project_chapters
 from layercollapse.study.experiments import COMPUTE_ENV
 
@@ -64,8 +64,8 @@ def test_chapter_executes_in_the_test_profile(path, data_dir, store_dir):
     assert "{python}" not in prose and "NaN" not in prose, f"{path.name}: unresolved inline code or NaN in the prose"
     for cell in executed.cells:
         for out in cell.outputs:
-            for spec in plots.specs_in_html(out.get("data", {}).get("text/html", "")):
-                assert plots.marks_without_tooltip(spec) == [], f"{path.name}: {cell.label}: marks without a tooltip"
+            for spec in vega.specs_in_html(out.get("data", {}).get("text/html", "")):
+                assert vega.marks_without_tooltip(spec) == [], f"{path.name}: {cell.label}: marks without a tooltip"
     if not CLAIM_CHAPTER.match(str(path.relative_to(ROOT))):
         return
 

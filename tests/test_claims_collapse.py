@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from layercollapse.claims import collapse
-from layercollapse.pruning.traces import Trace
+from layercollapse.pruning.trace import Trace
 
 N_ITEMS, N_OPTIONS, N_LAYERS = 400, 4, 20
 CHANCE = 0.25  # gold positions are balanced

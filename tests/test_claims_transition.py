@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from layercollapse.claims import transition as T
-from layercollapse.pruning.traces import Trace
-from layercollapse.study.experiments import Readout, phases_from_readout
+from layercollapse.pruning.trace import Trace
+from layercollapse.measures.phases import Readout, phases_from_readout
 
 N_ITEMS, N_OPTIONS, N_LAYERS = 400, 4, 20
 GOLD = np.arange(N_ITEMS) % N_OPTIONS  # balanced: chance = 0.25

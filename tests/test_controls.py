@@ -15,12 +15,10 @@ from layercollapse.controls.similarity import (
     similarity_along,
 )
 from layercollapse.model.layers import keep_layers
-from layercollapse.pruning.traces import (
-    PrefixRunner,
-    encode_items,
-    lm_loss_along,
-    prune,
-)
+from layercollapse.pruning.prefix import PrefixRunner
+from layercollapse.pruning.encoding import encode_items
+from layercollapse.pruning.trace import lm_loss_along
+from layercollapse.pruning.engine import prune
 from layercollapse.readout.scoring import score
 from layercollapse.readout.tuned_lens import tuned_readout
 

@@ -22,9 +22,10 @@ from layercollapse.claims.dynamics import (
     verdict_p1b,
 )
 from layercollapse.measures import metrics
-from layercollapse.pruning.traces import Trace, prune
+from layercollapse.pruning.trace import Trace
+from layercollapse.pruning.engine import prune
 from layercollapse.readout.lens import layerwise_scores
-from layercollapse.study.experiments import Readout, phases_from_readout
+from layercollapse.measures.phases import Readout, phases_from_readout
 
 N_ITEMS, N_OPTIONS, N_LAYERS = 200, 4, 8
 GOLD = np.arange(N_ITEMS) % N_OPTIONS  # balanced: chance = 0.25

@@ -5,15 +5,12 @@ import pytest
 import torch
 from layercollapse.controls.noise import inject_noise, score_with_noise_from_prefix
 from layercollapse.measures.metrics import chance_accuracy
-from layercollapse.pruning.traces import PrefixRunner, encode_items
+from layercollapse.pruning.prefix import PrefixRunner
+from layercollapse.pruning.encoding import encode_items
 from layercollapse.readout.scoring import score
 from layercollapse.storage.store import Store
-from layercollapse.study.experiments import (
-    Experiments,
-    Readout,
-    evenly_spaced,
-    phases_from_readout,
-)
+from layercollapse.measures.phases import Readout, phases_from_readout
+from layercollapse.study.experiments import Experiments, evenly_spaced
 
 
 def constructed_readout(n_layers=10, transition=6, n_items=200, seed=0):
@@ -192,9 +189,11 @@ def test_the_task_table_of_a_profile_counts_what_each_experiment_uses():
 
 
 def test_iterative_trace_of_each_cliff_model_is_the_stored_one_of_that_model():
-    from golden import GOLDEN_PROFILE, GOLDEN_STORE
+    from golden import GOLDEN_PROFILE, GOLDEN_STORE, golden_loader
 
-    experiments = Experiments(GOLDEN_PROFILE, store=Store(GOLDEN_STORE), compute=False, progress=False)
+    # the golden models are built, not registered: their depth comes from the model itself (loaded, not computed)
+    experiments = Experiments(GOLDEN_PROFILE, store=Store(GOLDEN_STORE), compute=False, progress=False,
+                              load_model=golden_loader())
     main, pruning = (experiments.iterative_trace(model) for model in GOLDEN_PROFILE.cliff_models)
     assert (main.spec["model"], main.spec["format"], main.has_readout) == ("tiny-llama-letter", "letter", True)
     assert (pruning.spec["model"], pruning.spec["format"], pruning.has_readout) == ("tiny-qwen2-cloze", "cloze", False)
@@ -205,9 +204,11 @@ def test_iterative_trace_of_each_cliff_model_is_the_stored_one_of_that_model():
 
 
 def test_both_cliff_models_have_the_random_orders_on_the_items_of_their_iterative_trace():
-    from golden import GOLDEN_PROFILE, GOLDEN_STORE
+    from golden import GOLDEN_PROFILE, GOLDEN_STORE, golden_loader
 
-    experiments = Experiments(GOLDEN_PROFILE, store=Store(GOLDEN_STORE), compute=False, progress=False)
+    # the golden models are built, not registered: their depth comes from the model itself (loaded, not computed)
+    experiments = Experiments(GOLDEN_PROFILE, store=Store(GOLDEN_STORE), compute=False, progress=False,
+                              load_model=golden_loader())
     for model in GOLDEN_PROFILE.cliff_models:
         found = experiments.cliff_traces(model)
         randoms, iterative = found["random"], found["iterative"]
@@ -233,7 +234,7 @@ def test_a_profile_with_shots_scores_its_letter_runs_k_shot_and_records_the_shot
     assert experiments.shots("arc_easy", "cloze") == ()  # cloze runs stay zero-shot
     readout = experiments.readout()
     assert readout.spec["shot_ids"] == [shot.id for shot in shots]
-    model, tokenizer = experiments.model(profile.main_model)
+    model, tokenizer = experiments.loaded_model(profile.main_model)
     items = experiments.evaluation("arc_easy")
     np.testing.assert_allclose(readout.scores, layerwise_scores(model, tokenizer, items, "letter", task="arc_easy",
                                                                 shots=shots, progress=False), atol=1e-5)

@@ -22,8 +22,11 @@ import pytest
 import torch
 from benchmark_scripts import load_benchmark
 from layercollapse.model.layers import drop_layers
-from layercollapse.pruning import traces as pruning
-from layercollapse.pruning.traces import PrefixRunner, cache_bytes, encode_items, prune
+from layercollapse.pruning import engine as pruning
+from layercollapse.pruning import schedules
+from layercollapse.pruning.prefix import PrefixRunner, cache_bytes
+from layercollapse.pruning.encoding import encode_items
+from layercollapse.pruning.engine import prune
 from layercollapse.readout.lens import layerwise_scores
 from layercollapse.readout.scoring import score
 from layercollapse.storage.store import Store
@@ -73,7 +76,8 @@ def test_pruning_under_any_budget_equals_the_naive_path(tiny_model, tokenizer, s
             super().__init__(*args, **kwargs)
             runners.append(self)
 
-    monkeypatch.setattr(pruning, "PrefixRunner", Recording)
+    monkeypatch.setattr(pruning, "PrefixRunner", Recording)  # the evaluation runner (engine)
+    monkeypatch.setattr(schedules, "PrefixRunner", Recording)  # the greedy planner's calibration runner
     run = lambda cache: prune(model, tokenizer, evaluation, calibration=calibration, n_remove=2,  # noqa: E731
                               task="arc_easy", cache=cache, progress=False)
     naive = run(False)
@@ -82,7 +86,7 @@ def test_pruning_under_any_budget_equals_the_naive_path(tiny_model, tokenizer, s
         monkeypatch.setattr(pruning, "memory_budget", lambda device, fraction=0.5, budget=budget: budget)
         runners.clear()
         trace = run("auto")
-        assert [runner.use_cache for runner in runners] == [cached, cached]  # calibration, evaluation
+        assert [runner.use_cache for runner in runners] == [cached, cached]  # evaluation, calibration
         assert trace.removed == naive.removed
         np.testing.assert_allclose(trace.scores, naive.scores, atol=1e-5)
         np.testing.assert_allclose(trace.criterion, naive.criterion, atol=1e-6)
@@ -192,10 +196,9 @@ def fake_steps(experiments) -> list:
 
     from layercollapse.study.experiments import PlanStep
 
-    traces = [f"trace fake {i}" for i in range(4)]
-    return ([PlanStep("readout fake model", readout)]
-            + [PlanStep(name, lambda i=i: trace(i), needs=("readout fake model",)) for i, name in enumerate(traces)]
-            + [PlanStep("similarity along iterative", similarity, needs=tuple(traces))])
+    first = PlanStep("readout fake model", readout)
+    traces = [PlanStep(f"trace fake {i}", lambda i=i: trace(i), needs=(first,)) for i in range(4)]
+    return [first, *traces, PlanStep("similarity along iterative", similarity, needs=tuple(traces))]
 
 
 def store_content(root: Path) -> dict:
@@ -222,7 +225,7 @@ def test_plan_waves_run_every_step_after_the_steps_it_needs(profile):
     assert sorted(index for wave in waves for index in wave) == list(range(len(steps)))
     wave_of = {names[index]: number for number, wave in enumerate(waves) for index in wave}
     for step in steps:
-        assert all(wave_of[needed] < wave_of[step.name] for needed in step.needs), step
+        assert all(wave_of[needed.name] < wave_of[step.name] for needed in step.needs), step.name
     assert not any(steps[index].needs for index in waves[0]) and len(waves) == 2
     assert {"noise sweep", "similarity along iterative", "fine-tuning recovery"} <= {names[i] for i in waves[1]}
     assert plan_waves(steps, [names.index("noise sweep")]) == [[names.index("noise sweep")]]  # its need is not run

@@ -5,10 +5,9 @@ import copy
 import numpy as np
 import pytest
 import torch
+from conftest import TINY_ARCHITECTURES
 from layercollapse.model.architectures import UnsupportedArchitecture, decoder_layers
 from layercollapse.model.layers import drop_layers, keep_layers, n_layers
-
-ARCHS = ["llama", "qwen2", "gemma3", "mistral"]
 
 
 def reference_without(model, removed: set[int]):
@@ -42,7 +41,7 @@ def batch(tokenizer):
     return encoded.input_ids, encoded.attention_mask
 
 
-@pytest.mark.parametrize("arch", ARCHS)
+@pytest.mark.parametrize("arch", TINY_ARCHITECTURES)
 def test_dropping_nothing_is_the_intact_model(tiny_model, batch, arch):
     model = tiny_model(arch)
     expected = logits(model, *batch)
@@ -50,7 +49,7 @@ def test_dropping_nothing_is_the_intact_model(tiny_model, batch, arch):
         torch.testing.assert_close(logits(model, *batch), expected, rtol=0, atol=0)
 
 
-@pytest.mark.parametrize("arch", ARCHS)
+@pytest.mark.parametrize("arch", TINY_ARCHITECTURES)
 @pytest.mark.parametrize("removed", [{0}, {2}, {4}, {1, 3}])
 def test_dropping_equals_a_model_built_without_those_layers(tiny_model, batch, arch, removed):
     model = tiny_model(arch)

@@ -12,7 +12,8 @@ from layercollapse.pruning.margins import (
     noise_probe_steps,
     replay_candidates,
 )
-from layercollapse.pruning.traces import Trace, prune
+from layercollapse.pruning.trace import Trace
+from layercollapse.pruning.engine import prune
 from layercollapse.readout.scoring import score
 
 

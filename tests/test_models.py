@@ -138,3 +138,76 @@ def test_embedded_bf16_model_is_dense_and_loads_without_the_packed_gguf_warning(
     assert len(linears) == 30 * 7 + 1 and {type(module) for module in linears} == {torch.nn.Linear}
     assert {module.weight.dtype for module in linears} == {torch.bfloat16}
     assert not [message for message in warnings if "GGUF" in message], warnings
+
+
+def test_every_supported_architecture_has_a_tiny_test_model(tiny_model):
+    from conftest import TINY_ARCHITECTURE_OF
+    from layercollapse.model.architectures import SUPPORTED_ARCHITECTURES
+
+    untested = sorted(set(SUPPORTED_ARCHITECTURES) - set(TINY_ARCHITECTURE_OF))
+    assert not untested, f"{untested} are declared supported but have no tiny model in tests/conftest.py"
+    for class_name, arch in TINY_ARCHITECTURE_OF.items():
+        assert type(tiny_model(arch)).__name__ == class_name
+
+
+def fake_gguf(path):
+    """A file that starts like a GGUF file (nothing reads further in these tests)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(b"GGUF" + bytes(12))
+    return path
+
+
+def test_a_gguf_file_or_a_folder_holding_one_is_a_local_gguf_model(tmp_path):
+    from layercollapse.model.loading import local_gguf
+
+    model = fake_gguf(tmp_path / "only" / "m.gguf")
+    (tmp_path / "only" / "README.md").write_text("notes")
+    assert local_gguf(str(model)) == model and local_gguf(str(model.parent)) == model
+    fake_gguf(tmp_path / "whole" / "m.gguf")
+    (tmp_path / "whole" / "model.safetensors").write_text("")  # safetensors weights beside it: an ordinary folder
+    assert local_gguf(str(tmp_path / "whole")) is None and local_gguf("smollm2-135m") is None
+
+
+def test_a_folder_with_several_gguf_files_asks_for_one_in_one_line(tmp_path):
+    for name in ("a.Q4_K_M.gguf", "a.Q8_0.gguf"):
+        fake_gguf(tmp_path / name)
+    with pytest.raises(UnknownModel, match=f"^Model folder '{tmp_path}' holds 2 GGUF files .*: pass one of them, "
+                                           f"e.g. '{tmp_path / 'a.Q4_K_M.gguf'}'") as error:
+        load_model(str(tmp_path))
+    assert "\n" not in str(error.value)
+
+
+def test_a_file_that_is_not_a_model_says_what_a_model_is_in_one_line(tmp_path):
+    notes = tmp_path / "some.txt"
+    notes.write_text("not a model")
+    with pytest.raises(UnknownModel, match=rf"^Model '{notes}' is a file but not a GGUF file \(\*\.gguf\): pass a "
+                                           r"model folder \(config\.json, the weights .*tokenizer.*a \.gguf file.*"
+                                           "smollm2-135m") as error:
+        load_model(str(notes))
+    assert "\n" not in str(error.value) and "does not exist" not in str(error.value)
+
+
+def test_cli_refuses_a_file_as_model_in_one_line_before_loading_the_task(tmp_path, capsys, monkeypatch):
+    from layercollapse.cli.main import main
+    from layercollapse.data import tasks
+
+    monkeypatch.setattr(tasks, "load_task", lambda *args, **kwargs: pytest.fail("the task loaded before --model"))
+    notes = tmp_path / "some.txt"
+    notes.write_text("not a model")
+    for command in (["evaluate"], ["prune", "--store", str(tmp_path / "store")]):
+        with pytest.raises(SystemExit) as exit_info:
+            main([*command, "--model", str(notes), "--limit", "2"])
+        err = capsys.readouterr().err.strip().splitlines()
+        assert exit_info.value.code == 2 and len(err) == 1 and err[0].startswith(f"error: Model '{notes}' is a file")
+
+
+@pytest.mark.slow
+def test_a_local_gguf_file_loads_like_an_embedded_model(tmp_path):
+    """The embedded SmolLM2 GGUF passed as a plain file: the embedded models' path (weights, tokenizer from it)."""
+    file = tmp_path / "model" / "smollm2.gguf"
+    file.parent.mkdir()
+    file.symlink_to(embedded.gguf_path(embedded.SMOLLM2))
+    model, tokenizer = load_model(str(file), dtype="fp32", device="cpu")
+    assert type(model).__name__ == "LlamaForCausalLM" and model.config.num_hidden_layers == 30
+    assert {type(module) for name, module in model.named_modules() if name.endswith("_proj")} == {torch.nn.Linear}
+    assert tokenizer.padding_side == "left" and tokenizer("Hello").input_ids

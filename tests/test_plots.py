@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from layercollapse.site import plots
+from layercollapse.site import vega
 
 
 @pytest.fixture
@@ -155,7 +156,7 @@ def test_dynamics_panels_stack_one_column_with_a_shared_margin_scale(dynamics_ce
     assert domains[0] == domains[2] == [-3.0, 12.0] and domains[1] == domains[3] == [0, 1]
     assert [panel["title"] for panel in panels] == ["A: mean DM", "A: accuracy", "B: mean DM", "B: accuracy"]
     # A flat column of views: the responsive spec gives every row the page width.
-    assert all(row.get("width") == "container" for row in plots.responsive_spec(spec)["vconcat"])
+    assert all(row.get("width") == "container" for row in vega.responsive_spec(spec)["vconcat"])
 
 
 def _script_sources(html: str) -> list[str]:
@@ -164,8 +165,8 @@ def _script_sources(html: str) -> list[str]:
 
 def test_offline_rendering_inlines_javascript(restore_altair, layer_curves, monkeypatch):
     monkeypatch.delenv("QUARTO_PROJECT_ROOT", raising=False)
-    monkeypatch.delenv(plots.VEGA_MODE_ENV, raising=False)
-    plots.enable_offline_rendering()
+    monkeypatch.delenv(vega.VEGA_MODE_ENV, raising=False)
+    vega.enable_offline_rendering()
     chart = plots.line_with_band(layer_curves, "layer", "accuracy", "low", "high", color="model")
     html = chart._repr_mimebundle_()["text/html"]
     assert "cdn.jsdelivr" not in html and not _script_sources(html)
@@ -179,7 +180,7 @@ def test_offline_rendering_inlines_javascript(restore_altair, layer_curves, monk
 
 def _site_page(monkeypatch, root: Path) -> None:
     """Render as Quarto would: QUARTO_PROJECT_ROOT set, the kernel in the chapter's folder."""
-    monkeypatch.delenv(plots.VEGA_MODE_ENV, raising=False)
+    monkeypatch.delenv(vega.VEGA_MODE_ENV, raising=False)
     monkeypatch.setenv("QUARTO_PROJECT_ROOT", str(root))
     (root / "chapters").mkdir(exist_ok=True)
     monkeypatch.chdir(root / "chapters")
@@ -188,7 +189,7 @@ def _site_page(monkeypatch, root: Path) -> None:
 def test_under_quarto_a_chart_is_raw_html_loading_the_sites_one_bundle(tmp_path, monkeypatch, restore_altair,
                                                                         layer_curves):
     _site_page(monkeypatch, tmp_path)
-    plots.enable_offline_rendering()
+    vega.enable_offline_rendering()
     chart = plots.line_with_band(layer_curves, "layer", "accuracy", "low", "high", color="model")
     bundle = chart._repr_mimebundle_()
     bundle = bundle[0] if isinstance(bundle, tuple) else bundle
@@ -197,20 +198,20 @@ def test_under_quarto_a_chart_is_raw_html_loading_the_sites_one_bundle(tmp_path,
     markdown = bundle["text/markdown"]
     assert markdown.startswith("```{=html}\n") and markdown.endswith("```\n") and markdown.count("```") == 2
     assert len(markdown) < 20_000 and "window.vegaEmbed=" not in markdown  # a few kB, not the 0.9 MB bundle
-    name = plots.vega_bundle_name()
+    name = vega.vega_bundle_name()
     assert name == "vega-embed-vl" + "_".join(alt.SCHEMA_VERSION.lstrip("v").split(".")[:2]) + ".js"
     assert f'script.src = "../assets/vega/{name}"' in markdown
     written = tmp_path / "assets" / "vega" / name
-    assert written.read_text() == plots._vega_embed_bundle() and "window.vegaEmbed=" in written.read_text()
-    assert plots.specs_in_html(markdown) == [plots.responsive_spec(chart.to_dict())]
-    assert plots.site_bundle_src(tmp_path, tmp_path) == f"assets/vega/{name}"
+    assert written.read_text() == vega._vega_embed_bundle() and "window.vegaEmbed=" in written.read_text()
+    assert vega.specs_in_html(markdown) == [vega.compact_spec(vega.responsive_spec(chart.to_dict()))]
+    assert vega.site_bundle_src(tmp_path, tmp_path) == f"assets/vega/{name}"
     mtime = written.stat().st_mtime_ns
-    assert plots.write_vega_bundle(tmp_path) == written and written.stat().st_mtime_ns == mtime  # unchanged: kept
-    monkeypatch.setenv(plots.VEGA_MODE_ENV, "inline")
+    assert vega.write_vega_bundle(tmp_path) == written and written.stat().st_mtime_ns == mtime  # unchanged: kept
+    monkeypatch.setenv(vega.VEGA_MODE_ENV, "inline")
     assert "text/html" in chart._repr_mimebundle_()
-    monkeypatch.setenv(plots.VEGA_MODE_ENV, "cdn")
+    monkeypatch.setenv(vega.VEGA_MODE_ENV, "cdn")
     with pytest.raises(ValueError, match="LAYERCOLLAPSE_VEGA='cdn': use 'site'"):
-        plots.vega_mode()
+        vega.vega_mode()
 
 
 def test_standalone_html_is_offline(layer_curves):
@@ -219,7 +220,7 @@ def test_standalone_html_is_offline(layer_curves):
 
 
 def test_offline_html_escapes_script_end_in_data():
-    html = plots.offline_html(alt.Chart(pd.DataFrame({"label": ["</script><b>"]})).mark_point().to_dict())
+    html = vega.offline_html(alt.Chart(pd.DataFrame({"label": ["</script><b>"]})).mark_point().to_dict())
     assert html.count("</script>") == 2  # only the two script elements close
 
 
@@ -227,7 +228,7 @@ def test_offline_html_escapes_script_end_in_data():
 def test_two_offline_charts_run_on_one_page(tmp_path, layer_curves):
     """Run every script of two charts in one JS realm, as a browser page would: no redeclaration errors."""
     chart = plots.line_with_band(layer_curves, "layer", "accuracy", "low", "high")
-    html = plots.offline_html(chart.to_dict()) + plots.offline_html(chart.to_dict())
+    html = vega.offline_html(chart.to_dict()) + vega.offline_html(chart.to_dict())
     scripts = re.findall(r"<script[^>]*>(.*?)</script>", html, flags=re.DOTALL)
     assert len(scripts) == 4
     (tmp_path / "scripts.json").write_text(json.dumps(scripts))
@@ -280,12 +281,12 @@ def test_series_scale_keeps_one_colour_per_schedule_on_every_chart():
     other = plots.series_scale(["iterative", "reverse", "llama", "qwen"]).to_dict()
     colour = {name: dict(zip(scale["domain"], scale["range"])) for name, scale in (("one", one), ("other", other))}
     assert colour["one"]["iterative"] == colour["other"]["iterative"] == plots.PALETTE[0]
-    assert colour["one"]["random"] == plots.SERIES_COLORS["random"]
+    assert colour["one"]["random"] == plots.series_color("random")
     # Unnamed series take free palette colours, never a schedule's.
     assert colour["other"]["llama"] not in {colour["other"]["iterative"], colour["other"]["reverse"]}
     assert len(set(colour["other"].values())) == 4
     # Key and displayed name of a schedule share the colour.
-    assert plots.SERIES_COLORS["block_influence"] == plots.SERIES_COLORS["ShortGPT BI"]
+    assert plots.series_color("block_influence") == plots.series_color("ShortGPT BI")
 
 
 def test_chance_rule_and_collapse_marker_carry_tooltips():
@@ -310,27 +311,27 @@ def test_option_heatmap_reference_columns_follow_the_layers():
 def test_responsive_spec_fits_single_layered_and_stacked_views(layer_curves):
     line = plots.line_with_band(layer_curves, "layer", "accuracy", "low", "high")
     for chart in (line, alt.vconcat(line, line)):
-        spec = plots.responsive_spec(chart.to_dict())
+        spec = vega.responsive_spec(chart.to_dict())
         assert spec["autosize"] == {"type": "fit-x", "contains": "padding"}
         rows = spec.get("vconcat", [spec])
         assert all(row["width"] == "container" for row in rows)
     # Side-by-side panels and explicit widths keep their widths.
     for chart in (alt.hconcat(line, line), line.properties(width=300), alt.vconcat(line, line.properties(width=300))):
-        spec = plots.responsive_spec(chart.to_dict())
+        spec = vega.responsive_spec(chart.to_dict())
         assert "autosize" not in spec and spec == chart.to_dict()
 
 
 def test_specs_in_html_reads_back_every_chart(layer_curves):
     chart = plots.line_with_band(layer_curves.assign(model="</script>"), "layer", "accuracy", "low", "high", "model")
-    html = plots.offline_html(chart.to_dict()) + plots.offline_html(plots.chance_rule(0.3).to_dict())
-    specs = plots.specs_in_html(html)
+    html = vega.offline_html(chart.to_dict()) + vega.offline_html(plots.chance_rule(0.3).to_dict())
+    specs = vega.specs_in_html(html)
     assert len(specs) == 2 and specs[1]["mark"]["type"] == "rule"
-    assert specs[0] == plots.responsive_spec(chart.to_dict())  # "</" escaping round-trips
+    assert specs[0] == vega.compact_spec(vega.responsive_spec(chart.to_dict()))  # "</" escaping round-trips
 
 
 def _chart_page(tmp_path, charts: dict[str, alt.TopLevelMixin], column_px: int) -> str:
     """A page with each chart's offline HTML in a column ``column_px`` wide, as Quarto's body column."""
-    body = "".join(f'<section style="width: {column_px}px">{plots.offline_html(chart.to_dict())}</section>'
+    body = "".join(f'<section style="width: {column_px}px">{vega.offline_html(chart.to_dict())}</section>'
                    for chart in charts.values())
     path = tmp_path / f"charts-{column_px}.html"
     path.write_text(f"<!doctype html><html><head><meta charset='utf-8'></head><body style='margin: 0'>{body}</body></html>")
@@ -369,7 +370,7 @@ def test_site_charts_load_the_bundle_once_and_draw_in_a_browser(tmp_path, monkey
     """Three charts of a page rendered in site mode, read in Chromium with no network: one bundle request."""
     _site_page(monkeypatch, tmp_path)
     plots.use_site_theme()
-    plots.enable_offline_rendering()
+    vega.enable_offline_rendering()
     line = plots.line_with_band(layer_curves, "layer", "accuracy", "low", "high", "model")
     charts = [line, alt.vconcat(line, line), plots.chance_rule(0.25, "accuracy")]
     blocks = [chart._repr_mimebundle_() for chart in charts]
@@ -380,31 +381,31 @@ def test_site_charts_load_the_bundle_once_and_draw_in_a_browser(tmp_path, monkey
                     f"{html}</main></body></html>")
     [report] = browser.open_pages([page.as_uri()], width=900)
     assert report.console_errors == [] and report.outside_requests == []
-    assert [Path(url).name for url in report.scripts] == [plots.vega_bundle_name()]  # loaded once for 3 charts
+    assert [Path(url).name for url in report.scripts] == [vega.vega_bundle_name()]  # loaded once for 3 charts
     assert len(report.charts) == 3 and all(chart["drawn"] and chart["width"] <= 860 for chart in report.charts)
 
 
 def test_marks_without_tooltip_finds_bare_marks_through_layers_and_concatenation(layer_curves):
     bare = alt.Chart(layer_curves).mark_point().encode(x="layer:Q")
     tipped = bare.encode(tooltip=["layer:Q"])
-    assert plots.marks_without_tooltip(tipped.to_dict()) == []
-    assert plots.marks_without_tooltip(bare.to_dict()) == ["/ point"]
-    assert plots.marks_without_tooltip(alt.vconcat(tipped, alt.layer(tipped, bare)).to_dict()) == ["/vconcat[1]/layer[1] point"]
+    assert vega.marks_without_tooltip(tipped.to_dict()) == []
+    assert vega.marks_without_tooltip(bare.to_dict()) == ["/ point"]
+    assert vega.marks_without_tooltip(alt.vconcat(tipped, alt.layer(tipped, bare)).to_dict()) == ["/vconcat[1]/layer[1] point"]
     # a tooltip on the parent layer's encoding, or on the mark definition, counts
-    assert plots.marks_without_tooltip(alt.layer(bare, bare).encode(tooltip=["layer:Q"]).to_dict()) == []
-    assert plots.marks_without_tooltip(alt.Chart(layer_curves).mark_point(tooltip=True).to_dict()) == []
+    assert vega.marks_without_tooltip(alt.layer(bare, bare).encode(tooltip=["layer:Q"]).to_dict()) == []
+    assert vega.marks_without_tooltip(alt.Chart(layer_curves).mark_point(tooltip=True).to_dict()) == []
     # every helper the chapters draw with has a tooltip on every mark
     helpers = [plots.line_with_band(layer_curves, "layer", "accuracy", "low", "high", "model"),
                plots.phase_shading(3, 8), plots.chance_rule(0.25, "accuracy"),
                plots.reference_rules({"intact": 0.7, "chance": 0.25})]
-    assert [plots.marks_without_tooltip(chart.to_dict()) for chart in helpers] == [[]] * len(helpers)
+    assert [vega.marks_without_tooltip(chart.to_dict()) for chart in helpers] == [[]] * len(helpers)
 
 
 def test_every_schedule_has_its_colour_and_concatenated_charts_share_one_scale():
-    from layercollapse.pruning.traces import SCHEDULE_NAMES
+    from layercollapse.pruning import schedule_labels
 
-    for key, name in SCHEDULE_NAMES.items():
-        assert plots.SERIES_COLORS[key] == plots.SERIES_COLORS[name], key
+    for key, name in schedule_labels().items():
+        assert plots.series_color(key) == plots.series_color(name) is not None, key
     frame = pd.DataFrame({"x": [0, 1, 0, 1], "y": [0.5, 0.4, 0.5, 0.3], "low": 0.0, "high": 1.0,
                           "schedule": ["iterative", "iterative", "reverse", "reverse"]})
     page = ["iterative", "block_influence", "reverse"]
@@ -413,4 +414,15 @@ def test_every_schedule_has_its_colour_and_concatenated_charts_share_one_scale()
     second = plots.line_with_band(frame, "x", "y", "low", "high", "schedule", series=page).to_dict()
     scales = [chart["layer"][1]["encoding"]["color"]["scale"] for chart in (first, second)]
     assert scales[0] == scales[1] and scales[0]["domain"] == page
-    assert dict(zip(scales[0]["domain"], scales[0]["range"]))["reverse"] == plots.SERIES_COLORS["reverse"]
+    assert dict(zip(scales[0]["domain"], scales[0]["range"]))["reverse"] == plots.series_color("reverse")
+
+
+def test_a_page_keeps_four_significant_digits_of_its_chart_data_and_writes_it_compactly():
+    frame = pd.DataFrame({"x": [0, 1], "y": [0.123456789, 2 / 3], "label": ["a", "b"]})
+    chart = alt.Chart(frame).mark_point(tooltip=True).encode(x="x:Q", y="y:Q")
+    compact = vega.compact_spec(chart.to_dict())
+    (rows,) = compact["datasets"].values()
+    assert [row["y"] for row in rows] == [0.1235, 0.6667] and [row["x"] for row in rows] == [0, 1]
+    html = vega.offline_html(chart.to_dict())
+    assert vega.specs_in_html(html)[0]["datasets"] == compact["datasets"]
+    assert "0.123456789" not in html and '"mark":{' in html  # rounded, and no spaces after separators

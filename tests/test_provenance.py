@@ -67,8 +67,8 @@ def test_the_audit_record_names_the_commit_the_sources_and_the_machine():
     assert record["compute_version"] == compute_version("trace") and record["wall_s"] == 1.235
     import hashlib
 
-    pruning_source = (provenance._LIB / "pruning" / "traces.py").read_bytes()
-    assert record["sources"]["pruning/traces.py"] == hashlib.sha256(pruning_source).hexdigest()[:16]
+    pruning_source = (provenance._LIB / "pruning" / "engine.py").read_bytes()
+    assert record["sources"]["pruning/engine.py"] == hashlib.sha256(pruning_source).hexdigest()[:16]
     assert record["environment"]["torch_threads"] >= 1 and record["environment"]["device"] == "cpu"
 
 

@@ -11,7 +11,7 @@ import sys
 import textwrap
 from pathlib import Path
 
-import layercollapse.pruning.traces as pruning_module
+import layercollapse.pruning.engine as engine_module
 import numpy as np
 import pytest
 import torch
@@ -19,22 +19,12 @@ from layercollapse.cli.arguments import layer_spans
 from layercollapse.cli.main import main
 from layercollapse.data.tasks import fewshot_examples
 from layercollapse.measures import metrics
-from layercollapse.pruning.traces import (
-    PrefixRunner,
-    Trace,
-    angular_distances,
-    block_influence,
-    cache_bytes,
-    choose_removal,
-    criterion_function,
-    encode_items,
-    encode_passages,
-    iter_traces,
-    memory_budget,
-    plan_prefix_cache,
-    prune,
-    prune_seeds,
-)
+from layercollapse.pruning.prefix import PrefixRunner, cache_bytes, memory_budget, plan_prefix_cache
+from layercollapse.pruning.trace import Trace, iter_traces
+from layercollapse.pruning.statistics import angular_distances, block_influence
+from layercollapse.pruning.schedules import choose_removal, criterion_function
+from layercollapse.pruning.encoding import encode_items, encode_passages
+from layercollapse.pruning.engine import prune, prune_seeds
 from layercollapse.readout.lens import layerwise_scores
 from layercollapse.readout.scoring import score
 from layercollapse.storage import provenance
@@ -154,7 +144,7 @@ def test_auto_cache_falls_back_to_recomputing_when_over_budget(tiny_model, token
     model = tiny_model("qwen2")
     calibration, evaluation = split
     cached = prune(model, tokenizer, evaluation, calibration=calibration, n_remove=2, cache=True, progress=False)
-    monkeypatch.setattr("layercollapse.pruning.traces.memory_budget", lambda device: 0)
+    monkeypatch.setattr("layercollapse.pruning.engine.memory_budget", lambda device: 0)
     flags, init = [], PrefixRunner.__init__
     monkeypatch.setattr(PrefixRunner, "__init__", lambda self, *args: flags.append(args[-1]) or init(self, *args))
     fallback = prune(model, tokenizer, evaluation, calibration=calibration, n_remove=2, cache="auto", progress=False)
@@ -254,7 +244,7 @@ def test_seeds_pruned_together_equal_separate_runs_and_share_the_intact_network(
             super().__init__(*args, **kwargs)
             runners.append(self)
 
-    monkeypatch.setattr(pruning_module, "PrefixRunner", RecordedRunner)
+    monkeypatch.setattr(engine_module, "PrefixRunner", RecordedRunner)
     store = Store(tmp_path)
     stored = prune(model, tokenizer, evaluation, "random_in_range", layers=[1, 2, 3], seed=2, n_remove=2,
                    task="arc_easy", store=store, progress=False)
@@ -392,7 +382,7 @@ from transformers import AutoTokenizer
 from layercollapse.model import embedded
 from layercollapse.storage import store as store_module
 from layercollapse.model.loading import prepare_tokenizer_
-from layercollapse.pruning.traces import prune
+from layercollapse.pruning.engine import prune
 from layercollapse.data.tasks import load_task, split_calibration
 
 die_after = int(sys.argv[2])
@@ -590,20 +580,24 @@ def test_cli_prune_reports_a_garbled_trace_in_one_line_and_recomputes_it(tiny_fo
     np.testing.assert_array_equal(recomputed.scores, whole.scores)
 
 
-def test_find_trace_completes_the_spec_exactly_and_never_serves_a_shorter_trace(tiny_model, tokenizer, split, tmp_path):
-    from layercollapse.pruning.traces import find_trace, most_removable
+def test_a_trace_is_found_by_the_key_of_the_one_spec_builder_and_never_served_shorter(tiny_model, tokenizer, split,
+                                                                                      tmp_path):
+    from layercollapse.pruning.trace import NetworkIdentity, trace_spec
 
     store = Store(tmp_path)
     model = tiny_model("llama")
-    short = prune(model, tokenizer, split[1], "random", seed=1, n_remove=2, store=store, progress=False)
-    lookup = {name: value for name, value in short.spec.items() if name not in ("n_layers", "n_remove")}
-    assert short.spec["n_remove"] == 2 < most_removable("random", short.spec["n_layers"], None)
-    assert find_trace(store, lookup) is None  # the full-length trace is not stored: the short one is not served
-    assert find_trace(store, lookup, n_remove=2).key == short.key
-    assert find_trace(store, {**lookup, "criterion": "dm"}, n_remove=2) is None  # any field that differs
-    assert find_trace(store, {**lookup, "extra": 1}, n_remove=2) is None  # or that the stored spec lacks
-    full = prune(model, tokenizer, split[1], "random", seed=1, store=store, progress=False)
-    assert full.key != short.key and find_trace(store, lookup).key == full.key
+    calibration, evaluation = split
+    short = prune(model, tokenizer, evaluation, "random", seed=1, n_remove=2, store=store, progress=False)
+    known = NetworkIdentity(model.layercollapse_name, "float32", "model", 5)  # what a reader knows without weights
+    assert NetworkIdentity.of(model) == known
+    # what the schedule does not use is not recorded, however it is asked for: calibration, criterion, layers
+    asked = trace_spec(known, "random", evaluation, calibration, criterion="acc", seed=1, layers=[0])
+    assert asked == {**short.spec, "n_remove": 4}  # the default length: all layers but one
+    assert Trace.load(store, asked) is None  # the full-length trace is not stored: the short one is not served
+    assert Trace.load(store, trace_spec(known, "random", evaluation, seed=1, n_remove=2)).key == short.key
+    assert Trace.load(store, trace_spec(known, "random", evaluation, seed=2, n_remove=2)) is None
+    full = prune(model, tokenizer, evaluation, "random", seed=1, store=store, progress=False)
+    assert Trace.load(store, asked).key == full.key != short.key
 
 
 def test_layer_spans_compress_runs_of_layers():
@@ -611,26 +605,63 @@ def test_layer_spans_compress_runs_of_layers():
     assert layer_spans([3]) == "3" and layer_spans([]) == "none"
 
 
-def test_cli_diagnose_prints_the_phases_that_the_library_locates(tiny_folder, capsys):
+def test_cli_diagnose_prints_the_phases_and_the_measured_cost_of_each_layer(tiny_folder, capsys):
     from layercollapse.data.tasks import load_task, subsample
+    from layercollapse.model.layers import drop_layers
     from layercollapse.model.loading import load_model
     from layercollapse.readout.lens import layerwise_scores
-    from layercollapse.study.experiments import Readout, phases_from_readout
+    from layercollapse.readout.scoring import score
+    from layercollapse.measures.phases import Readout, phases_from_readout
 
     assert main(["diagnose", "--model", str(tiny_folder), "--dtype", "fp32", "--limit", "6",
                  "--n-bootstrap", "50"]) == 0
     out = capsys.readouterr().out.splitlines()
     items = subsample(load_task("arc_easy").items, 6, 0)
+    gold = np.array([i.gold for i in items])
     model, tokenizer = load_model(str(tiny_folder), dtype="fp32")
     scores = layerwise_scores(model, tokenizer, items, "letter", task="arc_easy")
-    phases = phases_from_readout(Readout(scores, np.array([i.gold for i in items]), {}), n_resamples=50, seed=0)
+    phases = phases_from_readout(Readout(scores, gold, {}), n_resamples=50, seed=0)
     rows = [line.split() for line in out if line.split() and (line.split()[0] == "emb" or line.split()[0].isdigit())]
     assert [row[0] for row in rows] == ["emb"] + [str(layer) for layer in range(phases.n_layers)]
     assert [float(row[1]) for row in rows] == pytest.approx(phases.transition.accuracy, abs=5e-4)
-    assert [row[-1] for row in rows[1:]] == ["Decisive" if layer in phases.decisive else "Silent"
-                                              for layer in range(phases.n_layers)]
+    assert [row[5] for row in rows[1:]] == ["Decisive" if layer in phases.decisive else "Silent"
+                                             for layer in range(phases.n_layers)]
+    intact = metrics.accuracy(score(model, tokenizer, items, "letter", task="arc_easy"), gold)
+    for layer, row in enumerate(rows[1:]):  # each layer's cost = removing it from scratch
+        with drop_layers(model, [layer]):
+            without = metrics.accuracy(score(model, tokenizer, items, "letter", task="arc_easy"), gold)
+        assert float(row[6]) == pytest.approx(without, abs=5e-4)
+        assert float(row[7]) == pytest.approx(intact - without, abs=5e-4)
     assert f"Silent Phase:   layers {layer_spans(phases.silent)} ({len(phases.silent)})" in out
-    assert any(line.startswith("safe to prune") for line in out)
+    assert not any("safe to prune" in line for line in out)
+    assert any(line.startswith("Single-layer costs do not add up") for line in out)
+
+
+def test_single_layer_costs_equal_removing_each_layer_from_scratch(tiny_model, tokenizer, items):
+    from layercollapse.claims.dynamics import single_layer_costs
+    from layercollapse.model.layers import drop_layers
+    from layercollapse.pruning.engine import single_layer_removals
+    from layercollapse.readout.lens import layerwise_scores
+    from layercollapse.readout.scoring import score
+
+    model = tiny_model("mistral")
+    gold = np.array([item.gold for item in items])
+    removals = single_layer_removals(model, tokenizer, items, task="arc_easy", progress=False)
+    np.testing.assert_allclose(removals["intact"], score(model, tokenizer, items, "letter", task="arc_easy"),
+                               atol=1e-5)
+    for layer in range(5):
+        kept = [other for other in range(5) if other != layer]
+        with drop_layers(model, [layer]):
+            np.testing.assert_allclose(removals["scores"][layer], score(model, tokenizer, items, "letter",
+                                                                        task="arc_easy"), atol=1e-5)
+        np.testing.assert_allclose(removals["readouts"][layer],
+                                   layerwise_scores(model, tokenizer, items, "letter", layers=kept, task="arc_easy",
+                                                    progress=False), atol=1e-5)
+    costs = single_layer_costs(removals, gold, n_resamples=100)
+    assert costs["layer"].tolist() == list(range(5))
+    intact = metrics.accuracy(removals["intact"], gold)
+    np.testing.assert_allclose(costs["accuracy_drop"], intact - metrics.accuracy(removals["scores"], gold), atol=1e-12)
+    assert set(costs["outcome"]) <= {"kept", "weakened", "delayed", "earlier", "prevented"}
 
 
 def test_fewshot_examples_are_seeded_solved_items_disjoint_from_the_evaluated_ones():

@@ -5,6 +5,8 @@ Model names and item counts are shrunk so the blocks run in seconds; nothing els
 
 from __future__ import annotations
 
+import ast
+import importlib
 import re
 from pathlib import Path
 
@@ -24,6 +26,50 @@ def python_blocks(text: str) -> list[str]:
 def test_python_blocks_are_found():
     blocks = python_blocks("intro\n```python\nx = 1\n```\ntext\n```bash\nls\n```\n```python\ny = 2\n```\n")
     assert blocks == ["x = 1\n", "y = 2\n"]
+
+
+def library_names(blocks: list[str]) -> set[str]:
+    """Every ``layercollapse`` name that python code uses, as ``"module:name"``: imported from the package or one of its
+    modules (``from layercollapse import score``), or read from the package (``layercollapse.metrics``)."""
+    names = set()
+    for block in blocks:
+        for node in ast.walk(ast.parse(block)):
+            if isinstance(node, ast.ImportFrom) and (node.module or "").split(".")[0] == "layercollapse":
+                names |= {f"{node.module}:{alias.name}" for alias in node.names}
+            elif isinstance(node, ast.Import):
+                names |= {f"{alias.name}:" for alias in node.names if alias.name.split(".")[0] == "layercollapse"}
+            elif isinstance(node, ast.Attribute) and getattr(node.value, "id", None) == "layercollapse":
+                names.add(f"layercollapse:{node.attr}")
+    return names
+
+
+def resolves(name: str) -> bool:
+    """True when ``"module:name"`` (or ``"module:"``) imports; False for a name or module the library does not have
+    (a missing third-party package raises)."""
+    module, _, attribute = name.partition(":")
+    try:
+        return not attribute or hasattr(importlib.import_module(module), attribute)
+    except ModuleNotFoundError as error:
+        if not (error.name or "").startswith("layercollapse"):
+            raise
+        return False
+
+
+def test_library_names_are_found_and_a_stale_one_does_not_resolve():
+    code = ("from layercollapse import Store, score as s\nimport layercollapse.data.tasks\n"
+            "from layercollapse.measures.stats import gone\nlayercollapse.metrics.accuracy(x, y)\n")
+    names = library_names([code])
+    assert names == {"layercollapse:Store", "layercollapse:score", "layercollapse.data.tasks:",
+                     "layercollapse.measures.stats:gone", "layercollapse:metrics"}
+    assert not resolves("layercollapse.measures.stats:gone") and not resolves("layercollapse:gone")
+    assert not resolves("layercollapse.results.store:Store")
+
+
+def test_readme_python_blocks_use_only_names_the_library_has():
+    names = library_names(python_blocks(README.read_text()))
+    assert "layercollapse:load_model" in names  # the library example is parsed
+    stale = sorted(name for name in names if not resolves(name))
+    assert not stale, f"README.md's python code uses {stale}, which the library does not have (lib/__init__.py PUBLIC)"
 
 
 @pytest.mark.slow
@@ -63,3 +109,12 @@ def test_readme_profile_table_states_the_profiles_item_counts():
         "README's profile table disagrees with profiles/default.yml: write its n_items and n_pruning_items")
     assert written["test"] == str(test.n_items), "README's profile table disagrees with profiles/test.yml n_items"
     assert load_profile("paper").n_items is None and written["paper"] == "full splits"
+
+
+def test_readme_lists_every_environment_variable_the_library_reads():
+    from layercollapse import settings
+
+    rows = re.findall(r"^\| `([A-Z_]+)` \| (.+?) \| (.+?) \|$", README.read_text(), flags=re.M)
+    assert [name for name, _, _ in rows] == [variable.name for variable in settings.VARIABLES]
+    assert all(meaning == variable.meaning and default == variable.default
+               for (_, meaning, default), variable in zip(rows, settings.VARIABLES))

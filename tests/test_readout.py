@@ -15,7 +15,7 @@ from layercollapse.model.architectures import (
     set_readout,
     unembedding,
 )
-from layercollapse.pruning.traces import trace_spec
+from layercollapse.pruning.trace import trace_spec
 from layercollapse.readout.scoring import score
 
 
@@ -118,7 +118,7 @@ def test_the_committed_default_profile_keeps_its_model_dtype_readout_and_others_
 def test_bf16_greedy_order_is_the_same_at_three_token_budgets_and_scores_agree_within_tolerance(tokenizer):
     """bf16 scores move with the batch layout (README, numerics); on a tiny model they stay within 0.01 nats
     (measured: 0.002 with the float32 readout, 0.004 without) and the greedy order does not move."""
-    from layercollapse.pruning.traces import prune
+    from layercollapse.pruning.engine import prune
 
     model = set_readout(build_tiny_model("llama", n_layers=6).to(torch.bfloat16), "float32")
     calibration, evaluation = split_calibration(load_task("arc_easy").items, 8, 12, 0)

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-import layercollapse.pruning.traces as pruning_module
+import layercollapse.pruning.schedules as schedules_module
 import numpy as np
 import pytest
-from layercollapse.pruning.traces import Trace, prune
+from layercollapse.pruning.trace import Trace
+from layercollapse.pruning.engine import prune
 from layercollapse.readout.lens import layerwise_scores
 from layercollapse.storage.store import Store
 
@@ -73,7 +74,7 @@ def test_a_killed_readout_trace_resumes_to_the_uninterrupted_one(tiny_model, tok
     calibration, evaluation = split
     kwargs = dict(calibration=calibration, task="arc_easy", readout=True, progress=False)
     whole = prune(model, tokenizer, evaluation, **kwargs)
-    planner = pruning_module.greedy_planner
+    planner = schedules_module.greedy_planner
 
     def dies_at_step_3(*args, **kw):
         plan = planner(*args, **kw)
@@ -84,12 +85,12 @@ def test_a_killed_readout_trace_resumes_to_the_uninterrupted_one(tiny_model, tok
             return plan(step, kept)
         return next_removal
 
-    monkeypatch.setattr(pruning_module, "greedy_planner", dies_at_step_3)
+    monkeypatch.setattr(schedules_module, "greedy_planner", dies_at_step_3)
     store = Store(tmp_path)
     with pytest.raises(KeyboardInterrupt):
         prune(model, tokenizer, evaluation, store=store, **kwargs)
     assert len(list((tmp_path / "trace").glob("*.partial/step_*.json"))) == 3
-    monkeypatch.setattr(pruning_module, "greedy_planner", planner)
+    monkeypatch.setattr(schedules_module, "greedy_planner", planner)
     resumed = prune(model, tokenizer, evaluation, store=store, **kwargs)
     assert resumed.removed == whole.removed
     np.testing.assert_allclose(resumed.readout, whole.readout, atol=1e-6)

@@ -7,6 +7,9 @@ here, so that every check is shown to fail when it should.
 
 from __future__ import annotations
 
+import html
+import itertools
+import re
 from pathlib import Path
 
 import altair as alt
@@ -14,23 +17,61 @@ import browser
 import pandas as pd
 import pytest
 import rendered_site
-from layercollapse.claims.verdicts import CLAIMS, claim_base, load_verdicts
+from layercollapse.claims.verdicts import CLAIMS, DATA_ENV, Verdict, claim_base, load_verdicts
 from layercollapse.paths import project_root
-from layercollapse.site import plots
-from layercollapse.site.ledger import NOT_COMPUTED
+from layercollapse.site import vega
+from layercollapse.site.ledger import NOT_COMPUTED, ledger_rows, ledger_table
+from layercollapse.site.tables import Table
+from layercollapse.study.profiles import load_profile
 
 SITE = project_root() / "_site"
 needs_browser = pytest.mark.skipif(browser.skip_reason() is not None, reason=str(browser.skip_reason()))
+#: What Quarto 1.7's HTML theme does to links in tables (formats/html/bootstrap/_bootstrap-rules.scss): they may
+#: break anywhere, so a narrow ledger column cut the chapter titles mid-word ("Representati on").
+QUARTO_TABLE_CSS = ("table { border-collapse: collapse; } th, td { padding: .5rem; } "
+                    ".table a { word-break: break-word; }")
 
 
 def recorded_statuses(profile: str) -> dict[str, str]:
-    """The status each ledger row must show: every recorded verdict, "not computed" for a claim without one."""
-    verdicts = load_verdicts(profile)
-    statuses = {claim: verdict.status for claim, verdict in verdicts.items()}
+    """The status each ledger badge must show, by claim part (``C1``, ``C3a``): the verdict on the profile's main
+    model (on its main task where a part is decided per model and task), or the part's only verdict; "not computed"
+    for a claim without any. Verdict files are keyed ``claim``, ``claim@model`` or ``claim@model@task``."""
+    spec = load_profile(profile)
+    statuses: dict[str, str] = {}
+    ranked = sorted(load_verdicts(profile).values(), key=lambda verdict: (
+        verdict.model not in (None, spec.main_model), verdict.task not in (None, spec.tasks[0])))
+    for verdict in ranked:  # main model and task first
+        statuses.setdefault(verdict.claim, verdict.status)
     for claim in CLAIMS:
-        if not any(claim_base(recorded) == claim for recorded in statuses):
+        if not any(claim_base(part) == claim for part in statuses):
             statuses[claim] = NOT_COMPUTED
     return statuses
+
+
+def test_recorded_statuses_are_the_main_settings_verdict_of_each_claim_part(tmp_path, monkeypatch):
+    monkeypatch.setenv(DATA_ENV, str(tmp_path))
+    spec = load_profile("test")
+    other_model = "gemma3-270m"
+    for verdict in (Verdict("C1", "supported", "drop", 0.2, "Main.", model=spec.main_model),
+                    Verdict("C1", "inconclusive", "drop", 0.1, "Other model.", model=other_model),
+                    Verdict("C3b", "not supported", "gap", 0.0, "Decided once."),
+                    Verdict("C5b", "inconclusive", "share", 0.5, "Other task.", model=spec.main_model,
+                            task="arc_challenge"),
+                    Verdict("C5b", "supported", "share", 0.9, "Main task.", model=spec.main_model, task=spec.tasks[0])):
+        verdict.record("test")
+    assert sorted(load_verdicts("test")) == ["C1@gemma3-270m", f"C1@{spec.main_model}", "C3b",
+                                             f"C5b@{spec.main_model}@arc_challenge",
+                                             f"C5b@{spec.main_model}@{spec.tasks[0]}"]
+    statuses = recorded_statuses("test")
+    assert {part: statuses[part] for part in ("C1", "C3b", "C5b")} == {
+        "C1": "supported", "C3b": "not supported", "C5b": "supported"}
+    assert statuses["C2"] == statuses["R1"] == NOT_COMPUTED and "C3" not in statuses  # C3 is shown by its parts
+    assert set(statuses) == {"C1", "C3b", "C5b"} | (set(CLAIMS) - {"C1", "C3", "C5"})
+
+
+def test_recorded_statuses_of_the_committed_default_verdicts_are_what_the_ledger_shows():
+    """What the rendered ledger is checked against, computed apart from it, agrees with its rows."""
+    assert recorded_statuses("default") == {row.claim: row.status for row in ledger_rows("default")}
 
 
 @needs_browser
@@ -42,46 +83,73 @@ def test_rendered_default_site_reads_offline():
     assert rendered_site.check_site(SITE, recorded_statuses("default")) == []
 
 
-def _badge(claim: str, status: str) -> str:
-    """A ledger badge as Quarto renders ``ledger.badge``'s bracketed span."""
-    return f'<span class="badge verdict-badge" data-claim="{claim}">{status}</span>'
+_SPAN = re.compile(r"\[([^\]]*)\]\{([^}]*)\}")  # Pandoc's bracketed span: [text]{.class key="value"}
+_LINK = re.compile(r"\[([^\]]*)\]\(([^)]*)\)")
 
 
-def _tiny_site(root: Path, monkeypatch, chapter_extra: str = "", index_extra: str = "",
-               statuses: dict[str, str] | None = None) -> Path:
-    """index.html (a ledger) and chapters/a.html (two site-mode charts) under ``root``."""
-    monkeypatch.delenv(plots.VEGA_MODE_ENV, raising=False)
+def _inline_html(markdown: str) -> str:
+    """The HTML Pandoc makes of a ledger cell: its bracketed spans (the verdict badges) and links."""
+    def span(match: re.Match) -> str:
+        classes = " ".join(re.findall(r"\.([\w-]+)", match[2]))
+        attributes = "".join(f" {pair}" for pair in re.findall(r'[\w-]+="[^"]*"', match[2]))
+        return f'<span class="{classes}"{attributes}>{match[1]}</span>'
+
+    return _LINK.sub(r'<a href="\2">\1</a>', _SPAN.sub(span, html.escape(markdown, quote=False)))
+
+
+def ledger_html(table: Table) -> str:
+    """The HTML Quarto makes of a ledger :class:`Table`: a Bootstrap table of its cells."""
+    head = "".join(f"<th>{html.escape(str(column))}</th>" for column in table.frame.columns)
+    rows = "".join("<tr>" + "".join(f"<td>{_inline_html(str(value))}</td>" for value in row) + "</tr>"
+                   for row in table.frame.itertuples(index=False))
+    return f'<table class="table"><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>'
+
+
+def _tiny_site(root: Path, monkeypatch, ledger: str, css: str, chapter_extra: str = "") -> Path:
+    """index.html (the HTML of a ledger, in a column narrower than its words) and chapters/a.html (two site-mode
+    charts) under ``root``, both styled by ``css``."""
+    monkeypatch.delenv(vega.VEGA_MODE_ENV, raising=False)
     monkeypatch.setenv("QUARTO_PROJECT_ROOT", str(root))
     (root / "chapters").mkdir(parents=True, exist_ok=True)
     monkeypatch.chdir(root / "chapters")
-    plots.enable_offline_rendering()
+    vega.enable_offline_rendering()
     chart = alt.Chart(pd.DataFrame({"x": [1, 2, 3], "y": [0.2, 0.5, 0.4]})).mark_line().encode(x="x:Q", y="y:Q")
-    html = "".join(chart._repr_mimebundle_()["text/markdown"].removeprefix("```{=html}\n").removesuffix("```\n")
-                   for _ in range(2))
-    page = "<!doctype html><html><head><meta charset='utf-8'></head><body><main style='width: 800px'>{}</main></body></html>"
-    (root / "chapters" / "a.html").write_text(page.format(html + chapter_extra))
-    badges = "".join(_badge(claim, status) for claim, status in (statuses or {"C1": "supported"}).items())
-    (root / "index.html").write_text(page.format(badges + index_extra))
+    charts = "".join(chart._repr_mimebundle_()["text/markdown"].removeprefix("```{=html}\n").removesuffix("```\n")
+                     for _ in range(2))
+    page = ("<!doctype html><html><head><meta charset='utf-8'><style>{}</style></head>"
+            "<body><main style='width: 800px'>{}</main></body></html>")
+    (root / "chapters" / "a.html").write_text(page.format(css, charts + chapter_extra))
+    (root / "index.html").write_text(page.format(css, f"<div style='width: 320px'>{ledger}</div>"))
     return root
 
 
 @pytest.mark.slow
 @needs_browser
 def test_check_site_passes_a_clean_site_and_names_each_problem(tmp_path, monkeypatch):
+    monkeypatch.setenv(DATA_ENV, str(tmp_path / "data"))
+    main = load_profile("test").main_model
+    for verdict in (Verdict("C1", "supported", "drop", 0.2, "Main model.", model=main),
+                    Verdict("C1", "inconclusive", "drop", 0.1, "Other model.", model="gemma3-270m"),
+                    Verdict("C5b", "supported", "share", 0.9, "Main task.", model=main, task="arc_easy"),
+                    Verdict("C5b", "not supported", "share", 0.1, "Other task.", model=main, task="arc_challenge")):
+        verdict.record("test")  # files C1@<model>.json, C5b@<model>@<task>.json, as the chapters write them
+    statuses = recorded_statuses("test")
+    ledger = ledger_html(ledger_table("test"))
     theme, renderer = alt.theme.active, alt.renderers.active
     try:
-        clean = _tiny_site(tmp_path / "clean", monkeypatch)
-        assert rendered_site.check_site(clean, {"C1": "supported"}) == []
-        assert rendered_site.check_site(clean, {"C1": "supported"}, budget=10_000) == [
+        clean = _tiny_site(tmp_path / "clean", monkeypatch, ledger,
+                           QUARTO_TABLE_CSS + rendered_site.site_css_rules(project_root()))
+        assert rendered_site.check_site(clean, statuses) == []
+        assert rendered_site.check_site(clean, statuses, budget=10_000) == [
             f"the site weighs {sum(rendered_site.site_weight(clean).values()) / 1e6:.1f} MB, over its 0.0 MB budget"]
         broken = _tiny_site(
-            tmp_path / "broken", monkeypatch, statuses={"C1": "inconclusive"},
+            tmp_path / "broken", monkeypatch, ledger, QUARTO_TABLE_CSS,  # Quarto's table rule without the site's
             chapter_extra=('<p>accuracy NaN</p><div style="width: 2000px">wide</div>'
                            '<script src="https://cdn.jsdelivr.net/npm/jquery@3.5.1/dist/jquery.min.js"></script>'
                            '<script>undefinedFunction()</script>'
                            '<div class="vega-visualization" id="never-drawn"></div>'
-                           f'<script src="../assets/vega/{plots.vega_bundle_name()}"></script>'))
-        problems = rendered_site.check_site(broken, {"C1": "supported"})
+                           f'<script src="../assets/vega/{vega.vega_bundle_name()}"></script>'))
+        problems = rendered_site.check_site(broken, {**statuses, "C1": "inconclusive"})
     finally:
         alt.theme.enable(theme)
         alt.renderers.enable(renderer)
@@ -92,4 +160,32 @@ def test_check_site_passes_a_clean_site_and_names_each_problem(tmp_path, monkeyp
     assert "chapters/a.html: the text shows NaN" in text
     assert "px wide in a 900 px window (scrolls sideways)" in text
     assert "chapters/a.html: the Vega bundle is loaded 2 times" in text
-    assert "index.html: the ledger's badges {'C1': 'inconclusive'} differ from the verdict files {'C1': 'supported'}" in text
+    for width in (900, 1280):
+        assert re.search(rf"index.html: words broken mid-word in a table at {width} px: \[.*'Representation'", text)
+    (badges,) = [problem for problem in problems if problem.startswith("index.html: the ledger's badges")]
+    shown, recorded = badges.split(" differ from the verdict files ")
+    assert "'C1': 'supported'" in shown and "'C1': 'inconclusive'" in recorded and "'C5b': 'supported'" in shown
+
+
+@pytest.mark.slow
+@needs_browser
+def test_the_ledger_keeps_its_words_whole_in_a_narrow_column(tmp_path):
+    """The default profile's ledger, drawn with Quarto's table rule, in a column as narrow as Quarto's body column
+    beside a docked sidebar and the table of contents, or narrower, at 900 and 1280 px: with the site's SCSS rules no
+    word breaks mid-word and the table stays in its column (scrolling sideways there, not the page)."""
+    table = ledger_html(ledger_table("default"))
+    styles = {"quarto": QUARTO_TABLE_CSS, "site": QUARTO_TABLE_CSS + rendered_site.site_css_rules(project_root())}
+    urls = {}
+    for (name, css), column in itertools.product(styles.items(), (480, 640, 720)):
+        page = tmp_path / f"{name}-{column}.html"  # the column at the window's right edge: overflow widens the page
+        page.write_text("<!doctype html><html><head><meta charset='utf-8'><style>body { margin: 0; font: 17px "
+                        f"system-ui, sans-serif; }} main {{ width: {column}px; margin-left: auto; }} {css}</style>"
+                        f"</head><body><main>{table}</main></body></html>")
+        urls[page.as_uri()] = name
+    for width in (900, 1280):
+        reports = browser.open_pages(list(urls), width=width, settle_ms=100)
+        quarto = [report for report in reports if urls[report.url] == "quarto"]
+        site = [report for report in reports if urls[report.url] == "site"]
+        assert all("Representation" in report.broken_words for report in quarto)  # the check sees the bug
+        assert [(report.url, report.broken_words) for report in site if report.broken_words] == []
+        assert [report.url for report in site if report.scroll_width > width] == []

@@ -476,6 +476,41 @@ def test_a_claim_decided_per_model_shows_the_main_models_verdict_and_how_many_mo
     assert ledger.ledger_rows("test")[0].agreement() == ""
 
 
+def test_a_claim_decided_per_model_and_task_shows_the_main_task_and_counts_the_others(tmp_path, monkeypatch):
+    monkeypatch.setenv(verdicts.DATA_ENV, str(tmp_path))
+    spec = profiles.load_profile("test")
+    main, task = spec.main_model, spec.tasks[0]
+    verdicts.Verdict("C5b", "supported", "share", 0.2, "First.").record("test")  # a claim once decided once
+    second = verdicts.Verdict("C5b", "not supported", "share", 0.9, "Second.", ci=(0.6, 1.0), model=main,
+                              task="arc_challenge")
+    shown = verdicts.Verdict("C5b", "not supported", "share", 1.0, "Main.", ci=(0.7, 1.0), model=main, task=task)
+    for verdict in (second, shown):
+        verdict.record("test")
+    folder = tmp_path / "verdicts" / "test"
+    assert sorted(path.name for path in folder.glob("*.json")) == [f"C5b@{main}@arc_challenge.json",
+                                                                     f"C5b@{main}@{task}.json"]
+    assert shown.key == f"C5b@{main}@{task}" and f"Verdict on C5b ({main}, {task})" in shown._repr_markdown_()
+    row = next(row for row in ledger.ledger_rows("test") if row.claim == "C5b")
+    assert row.models == [f"{main}, {task}"] and row.agreement() == "2 of 2" and row.amended
+    assert verdicts.agreement_text([shown, second]) == (f"Across settings: not supported on {main}, {task}, not "
+                                                        f"supported on {main}, arc_challenge (2 of 2 agree with the "
+                                                        "main setting).")
+    table = ledger.ledger_table("test").to_markdown()
+    assert "Silent pruning removes the transition (rule amended)" in table
+
+
+def test_the_first_registered_rule_is_shown_beside_its_amendment_and_never_recorded(tmp_path, monkeypatch):
+    from layercollapse.site.tables import FirstRule
+
+    monkeypatch.setenv(verdicts.DATA_ENV, str(tmp_path))
+    first = verdicts.Verdict("C5b", "supported", "share", 0.2, "Registered rule.", ci=(0.0, 0.5), n=10, model="m",
+                             task="arc_easy")
+    text = FirstRule(first, verdicts.AMENDED["C5b"])._repr_markdown_()
+    assert text.startswith('::: {.callout-note title="C5b (m, arc_easy) by the first registered rule: supported"}')
+    assert verdicts.MARKER_PREFIX not in text and "re-tests C5" in text
+    assert not (tmp_path / "verdicts").exists()
+
+
 def test_ledger_of_the_committed_default_verdicts_names_the_models_each_rests_on():
     rows = {row.claim: row for row in ledger.ledger_rows("default")}
     recorded = verdicts.load_verdicts("default")
@@ -574,3 +609,110 @@ def test_each_cliff_model_has_the_fine_tuning_spec_the_profile_gives_it():
     assert GOLDEN_PROFILE.finetune_of("other") is None
     only_pruning = dataclasses.replace(GOLDEN_PROFILE, finetune_main=None)
     assert only_pruning.finetune_models == (pruning,)
+
+
+# --- what a render with Quarto found: the theme, .gitignore, the ledger's words, folded setup --------
+# Quarto-free twins of the checks tests/test_rendered_site.py makes on a rendered site (Quarto and Chromium).
+
+#: What `quarto render` makes sure the project's .gitignore holds, comparing whole trimmed lines
+#: (``ensureGitignore``, src/project/project-gitignore.ts): "/.quarto/" (1.7; 1.8 adds "**/*.quarto_ipynb"), and
+#: "/_*.local" once a file such as _environment.local exists. A missing line is appended: a tracked file changes.
+QUARTO_GITIGNORE_LINES = ("/.quarto/", "**/*.quarto_ipynb", "/_*.local")
+#: The rule Quarto gives links inside tables (``.table a``, formats/html/bootstrap/_bootstrap-rules.scss) that lets a
+#: chapter title break anywhere in a narrow ledger column ("Representati on").
+QUARTO_TABLE_LINK_RULE = ".table a { word-break: break-word; }"
+
+
+def site_scss_layers() -> list[Path]:
+    """The project's own SCSS layers of the HTML theme (``_quarto.yml``)."""
+    from rendered_site import theme_layers
+
+    return [ROOT / layer for layer in theme_layers(chapters.project_config()) if layer.endswith(".scss")]
+
+
+def test_the_theme_imports_no_web_font():
+    """cosmo imports Source Sans Pro from Google Fonts unless ``$web-font-path`` is false (Bootswatch's switch, read
+    in cosmo's rules after every layer's defaults): one request off the machine and one console error per page."""
+    from rendered_site import scss_section, theme_layers
+
+    layers = theme_layers(chapters.project_config())
+    scss = site_scss_layers()
+    assert scss and layers[0] == "cosmo", f"theme {layers}: cosmo, then the site's SCSS layer that turns its font off"
+    assert [path for path in scss if not path.is_file()] == []
+    defaults = "".join(scss_section(path, "defaults") for path in scss)
+    assert re.search(r"^\s*\$web-font-path\s*:\s*false\s*;", defaults, re.M), "no `$web-font-path: false;` default"
+    stack = re.search(r"^\s*\$font-family-sans-serif\s*:\s*([^;]+);", defaults, re.M)
+    assert stack and "Source Sans Pro" not in stack[1] and "sans-serif" in stack[1], "a system font stack, no web font"
+    text = "".join(path.read_text() for path in scss)
+    assert not re.search(r"@import\s+url|@font-face|https?://", text), "the site's SCSS loads nothing from the web"
+    for overlay in ROOT.glob("_quarto-*.yml"):  # a profile that set its own theme would bring the font back
+        assert theme_layers(yaml.safe_load(overlay.read_text()) or {}) == [], f"{overlay.name} sets a theme"
+    assert {path.relative_to(ROOT) for path in scss} <= set(chapters.site_sources(ROOT)), (
+        "profiles rendered in a copy (_render/<profile>/) need the SCSS layer copied too")
+
+
+def test_gitignore_holds_every_line_quarto_render_would_append():
+    lines = [line.strip() for line in (ROOT / ".gitignore").read_text().splitlines()]
+    environment = ROOT / "env"  # Quarto also wants "/env/" where env/ is a virtual environment
+    wanted = [*QUARTO_GITIGNORE_LINES,
+              *(["/env/"] if (environment / "pyvenv.cfg").exists() or (environment / "conda-meta").exists() else [])]
+    assert [line for line in wanted if line not in lines] == [], "quarto render would append these to .gitignore"
+
+
+#: How CSS finds the ledger: the table holding verdict badges (the class of :func:`ledger.badge`).
+LEDGER_TABLE_SELECTOR = "table:has(.verdict-badge)"
+
+
+def ledger_word_rule(css: str) -> dict[str, str] | None:
+    """The declarations of the first rule of ``css`` for the links of the ledger table; None without one."""
+    for selectors, body in re.findall(r"([^{}]+)\{([^{}]*)\}", re.sub(r"/\*.*?\*/|//[^\n]*", "", css, flags=re.S)):
+        if any(target.strip() == f"{LEDGER_TABLE_SELECTOR} a" for target in selectors.split(",")):
+            return dict(re.findall(r"([\w-]+)\s*:\s*([^;]+?)\s*;", body))
+    return None
+
+
+def test_the_ledger_keeps_every_word_whole():
+    """Quarto lets links in tables break anywhere; the site's SCSS keeps the ledger's words (its chapter links
+    above all) whole (tests/test_rendered_site.py draws it in Chromium where one is installed)."""
+    from rendered_site import site_css_rules
+
+    rules = site_css_rules(ROOT)
+    declarations = ledger_word_rule(rules)
+    assert declarations is not None, "no rule for `table:has(.verdict-badge) a` in the site's SCSS rules"
+    assert declarations.get("word-break") == "normal" and declarations.get("overflow-wrap") == "normal"
+    assert declarations.get("hyphens") == "manual"
+    assert ledger_word_rule(QUARTO_TABLE_LINK_RULE) is None  # (the check tells the two apart)
+    assert ".verdict-badge" in ledger.badge("supported", "C1"), "the selector must follow the badges' class"
+
+
+#: What a page shows first: a figure, a table, the verdict, or printed output; cells before it only set up.
+_SHOWS = re.compile(r"\b(print|display)\(|\.show\(")
+
+
+def _first_shown(chapter: chapters.Chapter) -> int:
+    """Index (among the code cells) of the first cell that shows the reader something."""
+    return next((i for i, cell in enumerate(chapter.code_cells)
+                 if str(cell.label).startswith(("fig-", "tbl-")) or cell.label == "verdict"
+                 or cell.options.get("output") == "asis" or _SHOWS.search(cell.source)), len(chapter.code_cells))
+
+
+def _hidden(cell: chapters.Cell) -> bool:
+    return cell.options.get("include") is False or cell.options.get("echo") is False
+
+
+@pytest.mark.parametrize("path", CHAPTERS, ids=lambda p: str(p.relative_to(ROOT)))
+def test_setup_cells_render_no_code_fold_and_figures_keep_theirs(path):
+    """Imports, parameters and loading render nothing (no empty "Code" fold); the code behind each figure and table
+    stays one click away (code-fold)."""
+    chapter = parse_qmd(path)
+    first = _first_shown(chapter)
+    setup = [cell for i, cell in enumerate(chapter.code_cells)
+             if i < first or "parameters" in cell.tags or cell.label in ("setup", "load")]
+    assert [f"{path.name}:{cell.line}" for cell in setup if not _hidden(cell)] == [], (
+        "setup cells need `#| include: false` (the parameters cell keeps `#| tags: [parameters]` after it)")
+    parameters = next(cell for cell in chapter.code_cells if "parameters" in cell.tags)
+    assert parameters.tags == ["parameters"] and parameters.options.get("include") is False
+    figures = [cell for cell in chapter.code_cells if str(cell.label).startswith(("fig-", "tbl-"))]
+    assert [f"{path.name}:{cell.line}" for cell in figures if _hidden(cell)] == []
+    html = chapters.project_config()["format"]["html"]
+    assert html.get("code-fold") is True and chapters.project_config()["execute"].get("echo", True) is True

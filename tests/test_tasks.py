@@ -86,6 +86,14 @@ def test_subsample_is_deterministic_and_splits_are_disjoint():
     assert not {i.id for i in calibration} & {i.id for i in evaluation}
 
 
+def test_a_task_s_data_is_the_sequence_of_its_items():
+    data = load_task("mmlu:anatomy", "dev")
+    assert len(data) == len(data.items) == 5 and tuple(data) == data.items and data[-1] == data.items[-1]
+    assert subsample(data, 3, seed=1) == subsample(data.items, 3, seed=1)
+    assert subsample(data, None) == subsample(data, 99) == data.items
+    assert split_calibration(data, 2, seed=0) == split_calibration(data.items, 2, seed=0)
+
+
 def test_letter_prompt_exact_text():
     item = Item("x", "What is 2+2?", ("3", "4", "5"), 1)
     shot = Item("s", "What is 1+1?", ("2", "3", "4"), 0)

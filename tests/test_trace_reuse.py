@@ -7,7 +7,9 @@ import json
 
 import numpy as np
 import pytest
-from layercollapse.pruning.traces import IntactPrefixes, PrefixRunner, Trace, prune, prune_seeds
+from layercollapse.pruning.prefix import IntactPrefixes, PrefixRunner
+from layercollapse.pruning.trace import Trace
+from layercollapse.pruning.engine import prune, prune_seeds
 from layercollapse.storage.store import Store
 
 

@@ -56,6 +56,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -63,19 +64,26 @@ from layercollapse.claims.collapse import collapse_margin, locate_collapse
 from layercollapse.claims.transition import ALPHA, depth_table
 from layercollapse.claims.verdicts import Verdict, interval_status, lies_above, verdict_rule
 from layercollapse.measures import metrics, stats
-from layercollapse.study.experiments import Readout, phases_from_readout
+from layercollapse.measures.phases import Readout, phases_from_readout
 from scipy.stats import binomtest, fisher_exact
 
 __all__ = [
     "OUTCOMES",
     "PrunedTransition",
     "pruned_transition",
+    "transition_change",
+    "single_layer_costs",
     "transitions_along",
     "dynamics_table",
     "seed_mean_dynamics",
     "seed_transitions",
     "phase_networks",
     "task_transitions",
+    "transition_shares",
+    "prevention_text",
+    "retention_summary",
+    "outcome_text",
+    "odds_table",
     "clearest_transition_task",
     "retention_table",
     "verdict_c5b",
@@ -218,36 +226,90 @@ def pruned_transition(trace, step: int, confidence: float = 0.95, n_resamples: i
     The readout's rows and the items are those of the trace: step 0 is the intact network on the same items, so
     the drop and the height drop are paired."""
     layers, scores = trace.readout_at(step)  # [n_kept + 1, n_items, n_options]
-    kept = layers[1:]
-    phases = phases_from_readout(Readout(scores, trace.gold, trace.spec), confidence, n_resamples, seed)
+    removed = tuple(int(i) for i in np.flatnonzero(~trace.kept[step]))
+    if step > 0 and intact is None:
+        intact = pruned_transition(trace, 0, confidence, n_resamples, seed)
+    intact_scores = trace.readout_at(0)[1] if step > 0 else None
+    return transition_change(layers, scores, trace.gold, intact, intact_scores, step=step, removed=removed,
+                             confidence=confidence, n_resamples=n_resamples, seed=seed)
+
+
+def transition_change(layers: Sequence[int], scores: np.ndarray, gold: np.ndarray,
+                      intact: PrunedTransition | None = None, intact_scores: np.ndarray | None = None, *,
+                      step: int = 0, removed: tuple[int, ...] = (), confidence: float = 0.95,
+                      n_resamples: int = 1000, seed: int = 0) -> PrunedTransition:
+    """The transition of one network from its readout, and what pruning did to it (rules: module docstring).
+
+    Args:
+        layers: original layers read, -1 (the embeddings) first; scores: float32 [len(layers), n_items, n_options].
+        intact, intact_scores: the intact network's :class:`PrunedTransition` and readout on the same items; None for
+            the intact network itself.
+        step, removed: recorded as they are (a trace's step, the layers missing).
+    """
+    kept = tuple(layers[1:])
+    phases = phases_from_readout(Readout(scores, gold, {}), confidence, n_resamples, seed)
     layer = None if phases.layer is None else kept[phases.layer]  # position among kept -> original index
     layer_ci = None if phases.layer_ci is None else (kept[phases.layer_ci[0]], kept[phases.layer_ci[1]])
-    intact_correct = metrics.correct(trace.scores[0], trace.gold)
-    final = metrics.correct(scores[-1], trace.gold)
-    drop = stats.paired_bootstrap_ci(intact_correct, final, confidence=confidence, n_resamples=n_resamples, seed=seed)
-    removed = tuple(int(i) for i in np.flatnonzero(~trace.kept[step]))
-    height = dm_height = None
-    gains = None
+    final = metrics.correct(scores[-1], gold)
+    intact_final = final if intact_scores is None else metrics.correct(intact_scores[-1], gold)
+    drop = stats.paired_bootstrap_ci(intact_final, final, confidence=confidence, n_resamples=n_resamples, seed=seed)
+    height = dm_height = gains = None
     if layer is not None:
-        gains = _height_items(scores, trace.gold, phases.transition.row)
+        gains = _height_items(scores, gold, phases.transition.row)
         height, dm_height = (stats.bootstrap_ci(values, confidence=confidence, n_resamples=n_resamples, seed=seed)
                              for values in gains)
-    if step == 0:
+    if intact is None:  # the intact network: the reference itself
         expected = layer
         height_drop = None if layer is None else stats.Interval(0.0, 0.0, 0.0, confidence, "degenerate", len(final))
     else:
-        intact = intact or pruned_transition(trace, 0, confidence, n_resamples, seed)
         expected = (None if intact.layer is None else
                     next((kept_layer for kept_layer in kept if kept_layer >= intact.layer), None))
         height_drop = None
         if gains is not None and intact.layer is not None:
-            _, intact_scores = trace.readout_at(0)
-            intact_gain, _ = _height_items(intact_scores, trace.gold, intact.result.row)
+            intact_gain, _ = _height_items(intact_scores, gold, intact.result.row)
             height_drop = stats.paired_bootstrap_ci(intact_gain, gains[0], confidence=confidence,
                                                     n_resamples=n_resamples, seed=seed)
-    return PrunedTransition(step, removed, layers, phases.transition, layer, layer_ci, phases.dm_rising,
+    return PrunedTransition(step, removed, tuple(layers), phases.transition, layer, layer_ci, phases.dm_rising,
                             float(final.mean()), drop, expected, height, dm_height, height_drop,
                             _outcome(layer, layer_ci, expected, height_drop))
+
+
+def single_layer_costs(removals: Mapping[str, Any], gold: np.ndarray, phases=None, confidence: float = 0.95,
+                       n_resamples: int = 1000, seed: int = 0) -> pd.DataFrame:
+    """What removing each layer alone costs, measured (``pruning.single_layer_removals``), one row per layer.
+
+    Returns:
+        layer, phase (intact network's; with ``phases``), accuracy (of the network without it), accuracy_drop and
+        dm_drop (intact - without, paired item bootstrap, with _low / _high), and with readouts the transition of the
+        network without it: transition_layer and outcome (:data:`OUTCOMES`); needed = the outcome is not "kept"
+        (the transition needs the layer: without it the transition is prevented, moved or weakened).
+    """
+    intact = removals["intact"]
+    intact_correct, intact_margin = metrics.correct(intact, gold), metrics.decision_margin(intact, gold)
+    reference = None
+    if removals.get("intact_readout") is not None:
+        n_layers = removals["scores"].shape[0]
+        reference = transition_change((-1, *range(n_layers)), removals["intact_readout"], gold,
+                                      confidence=confidence, n_resamples=n_resamples, seed=seed)
+    rows = []
+    for layer, scores in enumerate(removals["scores"]):
+        row = {"layer": layer, "phase": _phase_name(layer, phases) if phases is not None else None,
+               "accuracy": float(metrics.accuracy(scores, gold))}
+        for name, before, after in (("accuracy_drop", intact_correct, metrics.correct(scores, gold)),
+                                    ("dm_drop", intact_margin, metrics.decision_margin(scores, gold))):
+            row |= _interval_columns(name, stats.paired_bootstrap_ci(before, after, confidence=confidence,
+                                                                     n_resamples=n_resamples, seed=seed))
+        if reference is not None:
+            kept = tuple(other for other in range(len(removals["scores"])) if other != layer)
+            found = transition_change((-1, *kept), removals["readouts"][layer], gold, reference,
+                                      removals["intact_readout"], removed=(layer,), confidence=confidence,
+                                      n_resamples=n_resamples, seed=seed)
+            row |= {"transition_layer": found.layer, "outcome": found.outcome, "needed": found.outcome != "kept"}
+        rows.append(row)
+    table = pd.DataFrame(rows)
+    if "transition_layer" in table:
+        table["transition_layer"] = table["transition_layer"].astype("Int64")
+    return table
 
 
 def _interval_columns(name: str, interval: stats.Interval | None) -> dict[str, float | None]:
@@ -361,6 +423,65 @@ def phase_networks(traces_by_phase: Mapping[str, Sequence], phases=None, confide
     if not frames:
         return pd.DataFrame(columns=["phase", "k", "seed", "has_transition", "outcome"])
     return pd.concat(frames, ignore_index=True).rename(columns={"step": "k"})
+
+
+def transition_shares(networks: pd.DataFrame, confidence: float = 0.95) -> pd.DataFrame:
+    """Per (phase, k) of :func:`phase_networks`: n (networks), share (with a transition of their own) and its
+    Clopper-Pearson share_low / share_high."""
+    rows = []
+    for (phase, k), group in networks.groupby(["phase", "k"], sort=False):
+        count = int(group["has_transition"].sum())
+        interval = binomtest(count, len(group)).proportion_ci(confidence, method="exact")
+        rows.append({"phase": phase, "k": int(k), "n": len(group), "share": count / len(group),
+                     "share_low": interval.low, "share_high": interval.high})
+    return pd.DataFrame(rows, columns=["phase", "k", "n", "share", "share_low", "share_high"])
+
+
+def retention_summary(tables: Mapping[str, pd.DataFrame]) -> pd.DataFrame:
+    """:func:`retention_table` of several tasks in one table for people: task, k, silent / decisive ("n of N" with a
+    transition), the shares' intervals, p_holm_transition, the outcomes per phase, accuracy ("Silent n/N / Decisive
+    n/N" keep their accuracy: C5's cost), registered (the first rule's counts) and p_holm_registered."""
+    frames = []
+    for task, table in tables.items():
+        if not len(table):
+            continue
+        frames.append(table.assign(
+            task=task,
+            silent=[f"{a} of {n}" for a, n in zip(table["transition_silent"], table["n_silent"])],
+            decisive=[f"{a} of {n}" for a, n in zip(table["transition_decisive"], table["n_decisive"])],
+            accuracy=[f"{a}/{n} / {b}/{m}" for a, n, b, m in zip(table["accuracy_silent"], table["n_silent"],
+                                                                  table["accuracy_decisive"], table["n_decisive"])],
+            registered=[f"{a} / {b}" for a, b in zip(table["registered_silent"], table["registered_decisive"])]))
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=["task", "k"])
+
+
+def outcome_text(networks: pd.DataFrame) -> str:
+    """What pruning did to the transitions of phase-targeted networks, per phase over all k >= 1, as a sentence:
+    e.g. "Of the 60 Silent-pruned networks, 41 keep their transition, 15 have it weakened, 4 have none; ..."."""
+    pruned = networks[networks["k"] >= 1]
+    verbs = {"kept": "keep their transition", "weakened": "have it weakened (in place, lower)",
+             "delayed": "have it delayed", "earlier": "have it earlier", "prevented": "have none"}
+    parts = []
+    for phase, group in pruned.groupby("phase", sort=False):
+        counts = group["outcome"].value_counts()
+        listed = ", ".join(f"{int(counts[outcome])} {verbs[outcome]}" for outcome in OUTCOMES if outcome in counts)
+        parts.append(f"of the {len(group)} {phase}-pruned networks (all k), {listed}")
+    text = "; ".join(parts) + "."
+    return text[0].upper() + text[1:] if parts else ""
+
+
+def prevention_text(table: pd.DataFrame) -> str:
+    """At which k most Silent- or Decisive-pruned networks have no transition of their own (``retention_table``
+    rows), as a sentence for the chapter."""
+    if not len(table):
+        return "No phase-targeted networks were run."
+    parts = []
+    for phase in ("silent", "decisive"):
+        lost = table.loc[table[f"share_transition_{phase}"] < 0.5, "k"].astype(int).tolist()
+        name = phase.capitalize()
+        parts.append(f"{name} pruning leaves most networks without a transition at k = {', '.join(map(str, lost))}"
+                     if lost else f"{name} pruning leaves a transition in at least half of the networks at every k")
+    return "; ".join(parts) + f" (k = 1..{int(table['k'].max())})."
 
 
 def seed_transitions(networks: pd.DataFrame) -> pd.DataFrame:
@@ -548,22 +669,20 @@ def verdict_p1(trace, phases, n_resamples: int = 1000, seed: int = 0) -> Verdict
                    ci=(float(low - predicted), float(high - predicted)), n=n_items)
 
 
-#: How P1b names the design of each kind of trace (the bootstrap resamples traces within a design).
-DESIGN_OF_SCHEDULE = {"random": "random order"}
-
-
 def _design(trace, phases) -> str:
+    """How P1b names the design of a trace (the bootstrap resamples traces within a design)."""
     if trace.schedule == "random_in_range":
         layers = set(trace.spec.get("layers") or ())
         return "Silent-targeted" if layers <= set(phases.silent) else "Decisive-targeted"
-    return DESIGN_OF_SCHEDULE.get(trace.schedule, trace.schedule)
+    return "random order" if trace.schedule == "random" else "chosen by a criterion"
 
 
 def collapse_table(traces: Sequence, phases) -> pd.DataFrame:
     """One row per (trace, step) for P1b: trace (an id), design, schedule, seed, step, n_silent / n_decisive
     (intact-Silent / -Decisive layers removed), accuracy, threshold (chance + C1's margin for the trace's items),
     collapsed (accuracy <= threshold), model, task. ``phases``: the intact network's, on the traces' task."""
-    frames = []
+    frames = [pd.DataFrame(columns=["trace", "design", "schedule", "seed", "step", "n_silent", "n_decisive",
+                                    "accuracy", "threshold", "collapsed", "model", "task"])]
     for index, trace in enumerate(traces):
         chance = metrics.chance_accuracy(trace.gold, trace.scores.shape[-1])
         threshold = chance + collapse_margin(chance, len(trace.gold))
@@ -576,7 +695,7 @@ def collapse_table(traces: Sequence, phases) -> pd.DataFrame:
             "n_silent": (removed & silent).sum(axis=1), "n_decisive": (removed & ~silent).sum(axis=1),
             "accuracy": accuracy, "threshold": threshold, "collapsed": accuracy <= threshold,
             "model": trace.spec.get("model"), "task": trace.spec.get("task")}))
-    return pd.concat(frames, ignore_index=True)
+    return pd.concat(frames[1:], ignore_index=True) if len(frames) > 1 else frames[0]
 
 
 @dataclass(frozen=True)
@@ -607,8 +726,11 @@ class CollapseOdds:
 
 
 def collapse_odds(table: pd.DataFrame, n_resamples: int = 1000, seed: int = 0,
-                  confidence: float = 0.95) -> CollapseOdds:
-    """Fit P1b's model to :func:`collapse_table` rows and bootstrap it over traces within designs (module docstring)."""
+                  confidence: float = 0.95) -> CollapseOdds | None:
+    """Fit P1b's model to :func:`collapse_table` rows and bootstrap it over traces within designs (module docstring);
+    None for no rows."""
+    if table.empty:
+        return None
     traces = list(dict.fromkeys(table["trace"]))
     design = table.groupby("trace", sort=False)["design"].first().loc[traces].to_numpy()
     rows_of = {trace: np.flatnonzero(table["trace"].to_numpy() == trace) for trace in traces}
@@ -633,6 +755,23 @@ def collapse_odds(table: pd.DataFrame, n_resamples: int = 1000, seed: int = 0,
     return CollapseOdds(tuple(float(p) for p in params), interval(params[1] - params[2], draws[:, 1] - draws[:, 2]),
                         interval(params[1], draws[:, 1]), interval(params[2], draws[:, 2]), len(traces), len(table),
                         int(endog.sum()), tuple(dict.fromkeys(design.tolist())))
+
+
+def odds_table(fits: Mapping[str, CollapseOdds | None]) -> pd.DataFrame:
+    """P1b's fits side by side: one row per fit (its name: "random" = the primary fit, "greedy" = the schedules that
+    choose layers by a criterion, a task name = that task's phase-targeted traces) with n_traces, n_networks,
+    n_collapsed and beta_silent, beta_decisive, difference with _low / _high."""
+    names = {"random": "random orders and phase-targeted (primary)", "greedy": "chosen by a criterion"}
+    rows = []
+    for name, fit in fits.items():
+        if fit is None:
+            continue
+        row = {"fit": names.get(name, f"phase-targeted, {name}"), "n_traces": fit.n_traces,
+               "n_networks": fit.n_networks, "n_collapsed": fit.n_collapsed}
+        for column in ("beta_silent", "beta_decisive", "difference"):
+            row |= _interval_columns(column, getattr(fit, column))
+        rows.append(row)
+    return pd.DataFrame(rows)
 
 
 @verdict_rule

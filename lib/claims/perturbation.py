@@ -17,7 +17,7 @@ from layercollapse.claims.collapse import collapse_margin
 from layercollapse.claims.transition import DROP_TOLERANCE
 from layercollapse.claims.verdicts import Verdict, lies_above, lies_below, verdict_rule
 from layercollapse.measures import metrics, stats
-from layercollapse.study.experiments import Phases
+from layercollapse.measures.phases import Phases
 
 __all__ = [
     "SEEDED_SCHEDULES",

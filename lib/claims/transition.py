@@ -74,6 +74,7 @@ __all__ = [
     "transition_table",
     "phase_option_frequency",
     "phase_pruning_table",
+    "accuracy_at_k",
     "phase_pruning_tests",
     "lens_comparison",
     "kl_frame",
@@ -445,6 +446,16 @@ def phase_pruning_table(traces_by_phase: Mapping[str, Sequence], n_resamples: in
                   "task": traces[0].spec.get("task")}
         frames.append(pd.DataFrame(frame))
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+
+
+def accuracy_at_k(curves: pd.DataFrame, phase: str, k: int) -> tuple[float | None, tuple[float, float] | None]:
+    """(seed-mean accuracy, its item-bootstrap interval) of ``phase`` at ``k`` in :func:`phase_pruning_table` rows;
+    (None, None) where that phase or k was not run."""
+    row = curves[(curves["phase"] == phase) & (curves["k"] == k)] if len(curves) else curves
+    if not len(row):
+        return None, None
+    row = row.iloc[0]
+    return float(row["accuracy"]), (float(row["accuracy_low"]), float(row["accuracy_high"]))
 
 
 def phase_pruning_tests(silent: Sequence, decisive: Sequence, n_resamples: int = 1000, seed: int = 0,

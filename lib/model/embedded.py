@@ -14,6 +14,7 @@ import os
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from layercollapse import settings
 
 
 class MissingEmbeddedPackage(ImportError):
@@ -58,10 +59,7 @@ def _package_dir(import_name: str, source: EmbeddedGGUF) -> Path:
 def cache_root() -> Path:
     """The per-user cache folder: ``$LAYERCOLLAPSE_CACHE``, else ``$XDG_CACHE_HOME/layercollapse``
     (``~/.cache/layercollapse``). It holds assembled GGUF files and the results of ad-hoc runs."""
-    root = os.environ.get("LAYERCOLLAPSE_CACHE")
-    if root:
-        return Path(root).expanduser()
-    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache").expanduser() / "layercollapse"
+    return settings.cache_root()
 
 
 def cache_dir() -> Path:

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-import os
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+from layercollapse import settings
 from layercollapse.model import embedded
 from layercollapse.model.architectures import check_supported, set_readout
 from layercollapse.progress import quiet_library_bars
@@ -21,11 +22,14 @@ class ModelEntry:
         source: a Hugging Face Hub id, or an :class:`embedded.EmbeddedGGUF`.
         tokenizer: Hub id of the tokenizer when it differs (None: same as source).
         note: one line for the README and error messages.
+        n_layers: its decoder layers, so that a stored result's key is known without loading the weights
+            (:func:`model_depth`; the embedded models' are checked against the loaded models in the tests).
     """
 
     source: str | embedded.EmbeddedGGUF
     note: str
     tokenizer: str | None = None
+    n_layers: int | None = None
 
     @property
     def is_embedded(self) -> bool:
@@ -33,15 +37,17 @@ class ModelEntry:
 
 
 MODEL_REGISTRY: dict[str, ModelEntry] = {
-    "smollm2-135m": ModelEntry(embedded.SMOLLM2, "SmolLM2-135M-Instruct, 30 layers, GGUF Q4_1 (embedded, fast)"),
-    "gemma3-270m": ModelEntry(embedded.GEMMA3_270M, "Gemma-3-270M base, 18 layers, GGUF Q4_K_M (embedded)"),
+    "smollm2-135m": ModelEntry(embedded.SMOLLM2, "SmolLM2-135M-Instruct, 30 layers, GGUF Q4_1 (embedded, fast)",
+                               n_layers=30),
+    "gemma3-270m": ModelEntry(embedded.GEMMA3_270M, "Gemma-3-270M base, 18 layers, GGUF Q4_K_M (embedded)",
+                              n_layers=18),
     "qwen2.5-coder-1.5b": ModelEntry(
-        embedded.QWEN25_CODER_15B, "Qwen2.5-Coder-1.5B-Instruct, 28 layers, GGUF (embedded, strongest)"
+        embedded.QWEN25_CODER_15B, "Qwen2.5-Coder-1.5B-Instruct, 28 layers, GGUF (embedded, strongest)", n_layers=28
     ),
-    "llama2-7b": ModelEntry("meta-llama/Llama-2-7b-hf", "Llama-2-7B, 32 layers (Hub, gated)"),
-    "llama3-8b": ModelEntry("meta-llama/Meta-Llama-3-8B", "Llama-3-8B, 32 layers (Hub, gated)"),
-    "qwen3-4b": ModelEntry("Qwen/Qwen3-4B", "Qwen3-4B, 36 layers (Hub)"),
-    "mistral-7b": ModelEntry("mistralai/Mistral-7B-v0.1", "Mistral-7B-v0.1, 32 layers (Hub)"),
+    "llama2-7b": ModelEntry("meta-llama/Llama-2-7b-hf", "Llama-2-7B, 32 layers (Hub, gated)", n_layers=32),
+    "llama3-8b": ModelEntry("meta-llama/Meta-Llama-3-8B", "Llama-3-8B, 32 layers (Hub, gated)", n_layers=32),
+    "qwen3-4b": ModelEntry("Qwen/Qwen3-4B", "Qwen3-4B, 36 layers (Hub)", n_layers=36),
+    "mistral-7b": ModelEntry("mistralai/Mistral-7B-v0.1", "Mistral-7B-v0.1, 32 layers (Hub)", n_layers=32),
 }
 
 EMBEDDED_MODELS = tuple(name for name, entry in MODEL_REGISTRY.items() if entry.is_embedded)
@@ -103,12 +109,36 @@ def describe_models() -> str:
 _WEIGHT_PATTERNS = ("*.safetensors", "*.bin", "*.safetensors.index.json", "*.bin.index.json")
 _TOKENIZER_FILES = ("tokenizer.json", "tokenizer.model", "vocab.json", "tokenizer_config.json")
 _FOLDER_HINT = ("A model folder holds config.json, the weights (*.safetensors or *.bin) and the tokenizer files, "
-                "as written by save_pretrained() or `hf download <owner/name> --local-dir <folder>`.")
+                "as written by save_pretrained() or `hf download <owner/name> --local-dir <folder>`; "
+                "a GGUF model is one .gguf file (weights and tokenizer), passed as the file or a folder holding it.")
 
 
 def looks_like_path(name: str) -> bool:
     """True for names that can only mean a folder: ./x, ../x, /x, ~/x, a/b/c (a Hub id is exactly owner/name)."""
     return name.startswith((".", "/", "~")) or name.count("/") > 1 or "\\" in name
+
+
+def _has_weights(folder: Path) -> bool:
+    return any(next(folder.glob(pattern), None) for pattern in _WEIGHT_PATTERNS)
+
+
+def local_gguf(name_or_path: str) -> Path | None:
+    """The local GGUF file ``name_or_path`` means: itself when it is a ``.gguf`` file, or the one ``.gguf`` file of a
+    folder without safetensors / bin weights; None when it means no GGUF file.
+
+    Raises:
+        UnknownModel: a folder holds several GGUF files and no other weights (it names them and asks for one).
+    """
+    path = Path(name_or_path).expanduser()
+    if path.is_file():
+        return path if path.suffix == ".gguf" else None
+    if not path.is_dir() or _has_weights(path):
+        return None
+    found = sorted(path.glob("*.gguf"))
+    if len(found) > 1:
+        raise UnknownModel(f"Model folder '{path}' holds {len(found)} GGUF files ({', '.join(f.name for f in found)}): "
+                           f"pass one of them, e.g. '{found[0]}'")
+    return found[0] if found else None
 
 
 def check_model_folder(folder: str | Path, *, needs_tokenizer: bool = True) -> None:
@@ -117,7 +147,7 @@ def check_model_folder(folder: str | Path, *, needs_tokenizer: bool = True) -> N
     missing = []
     if not (folder / "config.json").is_file():
         missing.append("config.json")
-    if not any(next(folder.glob(pattern), None) for pattern in _WEIGHT_PATTERNS):
+    if not _has_weights(folder):
         missing.append("weights (*.safetensors or *.bin)")
     if needs_tokenizer and not any((folder / name).is_file() for name in _TOKENIZER_FILES):
         missing.append(f"tokenizer files ({', '.join(_TOKENIZER_FILES)})")
@@ -126,24 +156,39 @@ def check_model_folder(folder: str | Path, *, needs_tokenizer: bool = True) -> N
         raise UnknownModel(f"Model folder '{folder}' {what}: it has no {' and no '.join(missing)}. {_FOLDER_HINT}")
 
 
-def _hub_or_local(name_or_path: str, *, needs_tokenizer: bool = True) -> str:
-    """Check that a Hub id or folder can be loaded; raise a helpful error otherwise."""
-    folder = Path(name_or_path).expanduser()
-    if folder.is_dir():
-        check_model_folder(folder, needs_tokenizer=needs_tokenizer)
-        return str(folder)
-    if looks_like_path(name_or_path) or folder.exists():
+def check_model_source(name_or_path: str, *, needs_tokenizer: bool = True) -> None:
+    """Raise :class:`UnknownModel` unless ``name_or_path`` can name a model, checked without loading anything or
+    reaching the Hub: a short name, a GGUF file (or a folder holding one), a whole model folder, or owner/name (a
+    Hub id, checked when it loads)."""
+    if name_or_path in MODEL_REGISTRY or local_gguf(name_or_path) is not None:
+        return
+    path = Path(name_or_path).expanduser()
+    if path.is_dir():
+        check_model_folder(path, needs_tokenizer=needs_tokenizer)
+    elif path.exists():
         raise UnknownModel(
-            f"Model folder '{name_or_path}' does not exist"
-            f"{' (it is a file)' if folder.exists() else ''}. Pass an existing model folder, "
+            f"Model '{name_or_path}' is a file but not a GGUF file (*.gguf): pass a model folder (config.json, the "
+            f"weights *.safetensors or *.bin, and the tokenizer files, as written by save_pretrained()), a .gguf file, "
+            f"a Hugging Face Hub id (owner/name) or a short name ({', '.join(MODEL_REGISTRY)})")
+    elif looks_like_path(name_or_path):
+        raise UnknownModel(
+            f"Model folder '{name_or_path}' does not exist. Pass an existing model folder, a .gguf file, "
             "a Hugging Face Hub id (owner/name) or a short name:\n" + describe_models()
         )
-    if "/" not in name_or_path:
+    elif "/" not in name_or_path:
         raise UnknownModel(
             f"Unknown model '{name_or_path}'. Known short names:\n{describe_models()}\n"
-            "Or pass a Hugging Face Hub id (owner/name) or a local folder."
+            "Or pass a Hugging Face Hub id (owner/name), a local folder or a .gguf file."
         )
-    offline = os.environ.get("HF_HUB_OFFLINE", "0").lower() in {"1", "true", "yes"}
+
+
+def _hub_or_local(name_or_path: str, *, needs_tokenizer: bool = True) -> str:
+    """Check that a Hub id or folder can be loaded; raise a helpful error otherwise."""
+    check_model_source(name_or_path, needs_tokenizer=needs_tokenizer)
+    folder = Path(name_or_path).expanduser()
+    if folder.is_dir():
+        return str(folder)
+    offline = settings.hub_offline()
     try:
         from huggingface_hub import snapshot_download
 
@@ -167,7 +212,8 @@ def load_model(
     """Load a causal LM and its tokenizer, ready for scoring.
 
     Args:
-        name_or_path: a short name (see :data:`MODEL_REGISTRY`), a Hub id or a local folder.
+        name_or_path: a short name (see :data:`MODEL_REGISTRY`), a Hub id, a local folder, or a local GGUF file
+            (``.gguf``, or a folder holding one and no other weights), loaded as the embedded models are.
         dtype: torch dtype or "bf16"/"fp32"; default bf16 on GPU and on CPUs with native bf16.
         device: default CUDA when available, else CPU.
         device_map: passed to transformers (e.g. "auto" to spread a large model over GPUs);
@@ -183,9 +229,9 @@ def load_model(
     dtype = resolve_dtype(dtype, device)
     entry = MODEL_REGISTRY.get(name_or_path)
     kwargs: dict = {"dtype": dtype}
-    if entry is not None and entry.is_embedded:
-        path = embedded.gguf_path(entry.source)
-        folder, kwargs["gguf_file"] = str(path.parent), path.name
+    gguf = embedded.gguf_path(entry.source) if entry is not None and entry.is_embedded else local_gguf(name_or_path)
+    if gguf is not None:
+        folder, kwargs["gguf_file"] = str(gguf.parent), gguf.name
         kwargs["quantization_config"] = _dense_gguf_config()
         tokenizer_source = folder
     else:
@@ -243,3 +289,22 @@ def _auto_device_map_if_needed(folder: str) -> str | None:
         return None
     free, _ = torch.cuda.mem_get_info()
     return "auto" if n_params * 2 > 0.9 * free else None
+
+
+def model_depth(name: str) -> int | None:
+    """Decoder layers of a model, known without loading its weights: a short name's (:data:`MODEL_REGISTRY`), a local
+    folder's ``config.json``, or a Hub id's config in the local Hugging Face cache (``num_hidden_layers``, or its
+    ``text_config``'s); None when none of them says (then only the loaded model can)."""
+    if name in MODEL_REGISTRY:
+        return MODEL_REGISTRY[name].n_layers
+    config = Path(name).expanduser() / "config.json"
+    if not config.is_file() and "/" in name and not looks_like_path(name):
+        from huggingface_hub import try_to_load_from_cache
+
+        cached = try_to_load_from_cache(name, "config.json")
+        config = Path(cached) if isinstance(cached, str) else config
+    if not config.is_file():
+        return None
+    values = json.loads(config.read_text())
+    depth = values.get("num_hidden_layers") or values.get("text_config", {}).get("num_hidden_layers")
+    return int(depth) if depth else None

@@ -4,7 +4,7 @@ Iterative Pruning removes, at each step, the layer whose removal leaves the best
 (mean DM). When the best candidate and the runner-up differ by less than the criterion's own numerical
 noise, the choice is fragile: run with another batch layout (token budget), on another machine, the
 pruner could take the other branch. :func:`replay_candidates` re-evaluates every candidate of every step
-of a stored trace through the planner's own code path (:func:`traces.candidate_values`);
+of a stored trace through the planner's own code path (:func:`schedules.candidate_values`);
 :func:`criterion_noise` measures how much the criterion moves with the token budget;
 :func:`greedy_margins` puts both in one table.
 """
@@ -17,16 +17,16 @@ import numpy as np
 import pandas as pd
 from layercollapse.data.tasks import Item
 from layercollapse.progress import progress_bar
-from layercollapse.pruning.traces import (
+from layercollapse.pruning.encoding import EncodedSet, encode_calibration
+from layercollapse.pruning.prefix import PrefixRunner
+from layercollapse.pruning.schedules import (
     CRITERIA,
-    GREEDY,
-    EncodedSet,
-    PrefixRunner,
-    Trace,
+    SCHEDULES,
     calibration_criterion,
     candidate_values,
-    encode_calibration,
+    get_schedule,
 )
+from layercollapse.pruning.trace import Trace
 from torch import nn
 
 #: Token budgets (rows x padded length per batch) at which :func:`criterion_noise` evaluates the criterion:
@@ -37,8 +37,9 @@ NOISE_BUDGETS = (128, 1024, 8192)
 def _criterion(model: nn.Module, tokenizer, trace: Trace, calibration: Sequence[Item] | Sequence[str],
                shots: Sequence[Item], token_budget: int | None) -> tuple[Callable[[np.ndarray], float], EncodedSet]:
     """(the greedy ``trace``'s criterion function, the calibration set it reads), encoded as the pruner encodes them."""
-    if trace.schedule not in GREEDY:
-        raise ValueError(f"trace schedule '{trace.schedule}' is not greedy: only {', '.join(GREEDY)} choose among "
+    if not get_schedule(trace.schedule).greedy:
+        greedy = [name for name, schedule in SCHEDULES.items() if schedule.greedy]
+        raise ValueError(f"trace schedule '{trace.schedule}' is not greedy: only {', '.join(greedy)} choose among "
                          "candidates")
     encoded = encode_calibration(model, tokenizer, calibration, trace.spec["format"], trace.spec["task"],
                                  token_budget, shots=shots)
@@ -55,7 +56,7 @@ def replay_candidates(model: nn.Module, tokenizer, trace: Trace, calibration: Se
     ``calibration_ids`` and ``shot_ids``); the prefix of each step's network is remembered as the pruner does.
     """
     criterion, encoded = _criterion(model, tokenizer, trace, calibration, shots, token_budget)
-    first = trace.spec.get("layers") or () if trace.schedule == "decisive_first" else ()
+    first = trace.spec.get("layers") or () if get_schedule(trace.schedule).layers == "first" else ()
     runner = PrefixRunner(model, encoded)
     runner.run(trace.kept_layers(0), remember=True)
     values = np.full((trace.n_steps, trace.n_layers), np.nan)
@@ -129,6 +130,15 @@ def margins_summary(trace: Trace, margins: pd.DataFrame, noise: float) -> dict[s
             "noise": noise, "smallest_margin": float(contested["margin"].min()) if len(contested) else np.nan,
             "median_margin": float(contested["margin"].median()) if len(contested) else np.nan,
             "replay_agrees": bool(margins["replay_agrees"].all())}
+
+
+def fragility_text(summaries: pd.DataFrame) -> str:
+    """One sentence per model of :func:`margins_summary` rows: how many greedy choices were near ties, where, against
+    which noise, and the smallest margin."""
+    return " ".join(f"On {row.model}, {row.n_near_ties} of {row.n_choices} greedy choices were near ties"
+                    + (f" (steps {row.near_tie_steps})" if row.n_near_ties else "")
+                    + f", against a criterion noise of {row.noise:.4f}; the smallest margin is {row.smallest_margin:.4f}."
+                    for row in summaries.itertuples())
 
 
 def near_tie_points(trace: Trace, margins: pd.DataFrame, noise: float) -> pd.DataFrame:

@@ -20,12 +20,14 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from layercollapse import settings
 from layercollapse.paths import project_root
 
 QUARTO_INSTALL_HINT = (
-    "Quarto is not installed, so the chapters were executed through the Jupyter kernel only "
-    "(no HTML). Install Quarto from https://quarto.org/docs/get-started/ "
-    "(or `conda install -c conda-forge quarto`) and run `quarto render --profile <profile>`."
+    "Quarto is not installed, so the chapters were executed through the Jupyter kernel only (no HTML): open the "
+    "notebooks in {notebooks} with `.venv/bin/jupyter lab {notebooks}`. For the site, install Quarto "
+    "(https://quarto.org/docs/get-started/, or `conda install -c conda-forge quarto`) and run "
+    "`python -m layercollapse render --profile {profile}` again."
 )
 NOTEBOOKS_DIR = "_site_notebooks"
 FREEZE_PROFILE = "default"  # the profile that owns _freeze/ (freeze: auto); others render in ISOLATED_DIR
@@ -356,8 +358,8 @@ def execute_chapter(
 
     chapter = parse_qmd(path)
     notebook = to_notebook(chapter, parameters)
-    timeout = timeout or int(os.environ.get("LAYERCOLLAPSE_CELL_TIMEOUT", DEFAULT_CELL_TIMEOUT_S))
-    kernel_env = {**os.environ, **(env or {}), "QUARTO_PROFILE": profile}
+    timeout = timeout or settings.cell_timeout(DEFAULT_CELL_TIMEOUT_S)
+    kernel_env = {**os.environ, **(env or {}), settings.QUARTO_PROFILE.name: profile}
     client = _quarto_client_class()(
         notebook, timeout=timeout, kernel_name=kernel_name, allow_errors=False,
         resources={"metadata": {"path": str(chapter.path.parent.resolve())}},
@@ -390,12 +392,17 @@ def project_chapters(root: Path | None = None) -> list[Path]:
     return [root / name for name in project_config(root)["project"]["render"]]
 
 
+def _as_list(value: str | list[str] | None) -> list[str]:
+    return [value] if isinstance(value, str) else list(value or [])
+
+
 def site_sources(root: Path) -> list[Path]:
-    """What Quarto needs to render the site, relative to ``root``: its config, pages and pre-render script."""
+    """What Quarto needs to render the site, relative to ``root``: its config, pages, pre-render script and the
+    SCSS layers of its HTML theme."""
     config = project_config(root)
-    pre_render = config["project"].get("pre-render", [])
+    theme = _as_list(config.get("format", {}).get("html", {}).get("theme"))
     names = ["_quarto.yml", *(p.name for p in sorted(root.glob("_quarto-*.yml"))), *config["project"]["render"],
-             *([pre_render] if isinstance(pre_render, str) else pre_render)]
+             *_as_list(config["project"].get("pre-render")), *(layer for layer in theme if layer.endswith(".scss"))]
     return [Path(name) for name in names]
 
 
@@ -457,5 +464,5 @@ def render_all(profile: str = "default", timeout: int | None = None, root: Path 
         nbformat.write(executed.notebook, tmp)
         os.replace(tmp, target)
         written.append(target)
-    print(QUARTO_INSTALL_HINT)
+    print(QUARTO_INSTALL_HINT.format(notebooks=(root / NOTEBOOKS_DIR / profile).relative_to(root), profile=profile))
     return written

@@ -12,8 +12,11 @@ from __future__ import annotations
 
 import json
 import re
+import tempfile
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cache
+from pathlib import Path
 
 import pandas as pd
 from layercollapse.claims.verdicts import (
@@ -23,6 +26,7 @@ from layercollapse.claims.verdicts import (
     claim_base,
     load_verdict_records,
 )
+from layercollapse import settings
 from layercollapse.paths import project_root
 from layercollapse.site.chapters import parse_qmd
 from layercollapse.site.tables import Table, format_number
@@ -201,6 +205,50 @@ def ledger_table(profile: str | None = None, link_prefix: str = "") -> Table:
     return Table(frame)
 
 
+#: The ledger rows the front page's summary states in words: the paper's account of the collapse and its mechanism.
+HEADLINE_PARTS = ("C1", "C4", "C5", "C5b", "P1", "P1b")
+
+
+def findings_text(rows: list[LedgerRow]) -> str:
+    """The front page's summary of this build, from the recorded verdicts (:data:`HEADLINE_PARTS`): one Markdown
+    bullet per claim part, its status, deciding number and how many settings agree."""
+    lines = []
+    for row in rows:
+        if row.claim not in HEADLINE_PARTS or row.status == NOT_COMPUTED:
+            continue
+        agree = f"; {row.agreement()} settings agree" if row.agreement() else ""
+        short = CLAIM_SHORT.get(row.claim) or CLAIM_SHORT[claim_base(row.claim)]
+        lines.append(f"- **{row.claim}** ({short.lower()}): *{row.status}* on {', '.join(row.models) or 'the data'} "
+                     f"({row.number}{agree}).")
+    return "\n".join(lines)
+
+
 def status_counts(rows: list[LedgerRow]) -> dict[str, int]:
     """How many ledger rows have each status, in :data:`BADGE_CLASS` order."""
     return {status: sum(row.status == status for row in rows) for status in BADGE_CLASS}
+
+
+def rejudge(keys: Sequence[str], store: Store, profile: str, timeout: int | None = None) -> dict[str, object]:
+    """Decide the verdicts ``keys`` (``Verdict.key``) again from the results in ``store``: execute the chapters that
+    record them, in kernels of their own, with ``store`` as the results store and a temporary data folder for the
+    verdicts they record (the committed ones are never touched).
+
+    Returns:
+        key -> the verdict recorded now, or the ``ChapterError`` of a chapter that failed.
+    """
+    from layercollapse.site.chapters import ChapterError, execute_chapter
+
+    chapters = {chapter_of(key.split("@")[0])[1] for key in keys}
+    found: dict[str, object] = {}
+    with tempfile.TemporaryDirectory(prefix="layercollapse-rejudge-") as data:
+        env = {settings.DATA.name: data, settings.STORE.name: str(store.root)}
+        for path in sorted(chapters):
+            try:
+                execute_chapter(project_root() / path, profile, timeout=timeout, env=env)
+            except ChapterError as error:
+                found |= {key: error for key in keys if chapter_of(key.split("@")[0])[1] == path}
+        for path in (Path(data) / "verdicts" / profile).glob("*.json"):
+            verdict = Verdict.from_dict(json.loads(path.read_text("utf-8")))
+            if verdict.key in keys:
+                found.setdefault(verdict.key, verdict)
+    return found

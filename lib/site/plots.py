@@ -1,41 +1,30 @@
-"""Altair helpers shared by the chapters: one theme, offline rendering, three chart kinds.
+"""The site's charts: one theme, one palette, and the chart builders the chapters call (Altair).
 
-Chapters call ``use_site_theme()`` and ``enable_offline_rendering()`` once in their
-setup cell, then build figures from tidy DataFrames with the helpers below, e.g.
-``alt.layer(phase_shading(12, 32), line_with_band(df, "layer", "acc", "low", "high", "model"))``.
+Chapters call ``use_site_theme()`` and ``vega.enable_offline_rendering()`` once in their setup cell, then
+build figures from tidy DataFrames with the helpers below, e.g.
+``alt.layer(phase_shading(12, 32), line_with_band(df, "layer", "acc", "low", "high", "model"))``:
+lines with bands, phase shading, heatmaps of the readout (option frequency, depth x step), reference rules,
+step markers, collapse markers, dose-response panels and the phase diagram of collapse. How the charts reach a
+page without a network (the Vega bundle, the offline renderer) is ``site.vega``'s job.
 """
 
 from __future__ import annotations
 
-import functools
-import json
-import os
-import uuid
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 import altair as alt
+import numpy as np
 import pandas as pd
-from layercollapse.paths import project_root
 
 __all__ = [
     "PALETTE",
     "PHASE_COLORS",
     "THEME_NAME",
-    "OFFLINE_RENDERER",
     "use_site_theme",
-    "enable_offline_rendering",
-    "offline_html",
-    "vega_mode",
-    "vega_bundle_name",
-    "write_vega_bundle",
-    "site_bundle_src",
     "SERIES_COLORS",
+    "series_color",
     "series_scale",
-    "responsive_spec",
-    "specs_in_html",
-    "marks_without_tooltip",
     "line_with_band",
     "phase_shading",
     "option_heatmap",
@@ -44,35 +33,39 @@ __all__ = [
     "dynamics_panels",
     "reference_rules",
     "chance_rule",
+    "step_points",
     "collapse_marker",
+    "points_with_intervals",
+    "dose_response_panels",
+    "collapse_phase_diagram",
 ]
 
 THEME_NAME = "layercollapse"
-VEGA_MODE_ENV = "LAYERCOLLAPSE_VEGA"  # "site" or "inline": how charts get the Vega JavaScript (see vega_mode)
-SITE_ASSETS_DIR = "assets/vega"  # the bundle's folder in the project, a Quarto resource
-OFFLINE_RENDERER = "layercollapse-offline"
 
 # Okabe-Ito, colour-blind safe; series (models, schedules) take colours in this order.
 PALETTE = ["#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#F0E442", "#000000"]
 # Phases keep fixed colours everywhere (paler than any series, they sit behind lines).
 PHASE_COLORS = {"Silent Phase": "#9A9A9A", "Decisive Phase": "#009E73"}
-#: Series that recur across chapters keep one colour on every page: pruning schedules (by
-#: key and by the name the site shows) and the two phases when they are lines (phase pruning).
+#: The two phases keep one colour on every page when they are series (phase pruning); pruning schedules keep the
+#: colour of their record (``pruning.SCHEDULES``, by key and by the name the site shows: :func:`series_color`).
 #: Other series (models, measures) take the PALETTE colours these leave free, in order.
 SERIES_COLORS = {
-    "iterative": PALETTE[0], "Iterative Pruning": PALETTE[0],
-    "block_influence": PALETTE[1], "ShortGPT BI": PALETTE[1],
-    "angular_distance": PALETTE[3], "angular distance": PALETTE[3],
-    "reverse": PALETTE[5], "reverse order": PALETTE[5],
-    "random": PALETTE[7], "random order": PALETTE[7],
-    "random_in_range": PALETTE[6], "random within a range": PALETTE[6],
-    "decisive_first": PALETTE[2], "Decisive Phase first": PALETTE[2],
-    "silent": "#6E6E6E", "Silent Phase": "#6E6E6E",
+    "silent": "#6E6E6E", "Silent Phase": "#6E6E6E", "Silent": "#6E6E6E",
     "decisive": PHASE_COLORS["Decisive Phase"], "Decisive Phase": PHASE_COLORS["Decisive Phase"],
+    "Decisive": PHASE_COLORS["Decisive Phase"],
 }
-# Autosizing that keeps a chart, axes and legend included, inside the width of its page column.
-_FIT_WIDTH = {"type": "fit-x", "contains": "padding"}
-_SPEC_CALL = ".catch(console.error);\n})("  # offline_html passes the spec right after this
+
+
+def series_color(value: str) -> str | None:
+    """The fixed colour of a recurring series: a phase's (:data:`SERIES_COLORS`), or a registered pruning schedule's,
+    by its key or by its label; None for any other series."""
+    from layercollapse.pruning.schedules import SCHEDULES
+
+    if value in SERIES_COLORS:
+        return SERIES_COLORS[value]
+    by_label = {schedule.label: schedule for schedule in SCHEDULES.values()}
+    schedule = SCHEDULES.get(value) or by_label.get(value)
+    return None if schedule is None else schedule.color
 
 
 @alt.theme.register(THEME_NAME, enable=False)
@@ -98,232 +91,17 @@ def use_site_theme() -> None:
     alt.theme.enable(THEME_NAME)
 
 
-@functools.cache
-def _vega_embed_bundle() -> str:
-    """vega + vega-lite + vega-embed as one JavaScript bundle, from vl-convert (no network; ~0.9 MB)."""
-    import vl_convert
-
-    # vl-convert names Vega-Lite versions 'v6_4' where altair says 'v6.4.1'.
-    vl_version = "_".join(alt.SCHEMA_VERSION.split(".")[:2])
-    return vl_convert.javascript_bundle(vl_version=vl_version)
-
-
-def vega_bundle_name() -> str:
-    """File name of the site's Vega bundle, versioned by the Vega-Lite major.minor altair writes."""
-    return f"vega-embed-vl{'_'.join(alt.SCHEMA_VERSION.lstrip('v').split('.')[:2])}.js"
-
-
-def write_vega_bundle(root: str | os.PathLike) -> Path:
-    """Write the Vega bundle to ``<root>/assets/vega/`` (a site resource; Quarto copies it to ``_site/``).
-
-    Rewrites the file only when its content differs (atomically: temp file + rename).
-
-    Returns:
-        the bundle's path.
-    """
-    path = Path(root) / SITE_ASSETS_DIR / vega_bundle_name()
-    bundle = _vega_embed_bundle()
-    if not path.is_file() or path.read_text("utf-8") != bundle:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        tmp.write_text(bundle, "utf-8")
-        os.replace(tmp, path)
-    return path
-
-
-@functools.cache
-def _bundle_written(root: str) -> Path:
-    """:func:`write_vega_bundle` once per process and project (not once per chart: it reads 0.9 MB to compare)."""
-    return write_vega_bundle(root)
-
-
-def vega_mode() -> str:
-    """``site`` (charts load one bundle from the site's resources) when Quarto renders the page
-    (``QUARTO_PROJECT_ROOT`` is set), else ``inline`` (each chart carries it, as JupyterLab needs);
-    ``$LAYERCOLLAPSE_VEGA`` overrides."""
-    mode = os.environ.get(VEGA_MODE_ENV) or ("site" if os.environ.get("QUARTO_PROJECT_ROOT") else "inline")
-    if mode not in ("site", "inline"):
-        raise ValueError(f"{VEGA_MODE_ENV}={mode!r}: use 'site' (one bundle per site) or 'inline' (one per chart)")
-    return mode
-
-
-def site_bundle_src(root: str | os.PathLike, page_dir: str | os.PathLike) -> str:
-    """URL of the site's Vega bundle relative to a page in ``page_dir`` (the kernel's folder under Quarto)."""
-    return Path(os.path.relpath(Path(root) / SITE_ASSETS_DIR / vega_bundle_name(), page_dir)).as_posix()
-
-
-def offline_html(spec: dict[str, Any], embed_options: dict[str, Any] | None = None,
-                 bundle_src: str | None = None) -> str:
-    """An HTML snippet that draws a Vega-Lite spec with no network, safe to repeat on one page.
-
-    altair's own ``template="inline"`` output cannot appear twice on a page: its bundle
-    and its ``const spec`` are top-level declarations, so the second chart throws
-    "Identifier has already been declared". Here the bundle runs inside a function,
-    only if ``window.vegaEmbed`` is not defined yet, and each chart's code is scoped.
-
-    Args:
-        spec: a Vega-Lite spec dict with its data inlined (``chart.to_dict()``).
-        embed_options: options for vega-embed (``alt.renderers.set_embed_options``).
-        bundle_src: URL of the Vega bundle (:func:`write_vega_bundle`): the page loads it once, whatever its
-            number of charts, and each chart draws when it has loaded. None: inline the bundle (~0.9 MB).
-
-    Returns:
-        HTML text (a ``div`` and ``script`` elements; no link outside the page or ``bundle_src``).
-    """
-    output_div = f"layercollapse-vis-{uuid.uuid4().hex}"
-    spec = responsive_spec(spec)
-    embed_options = {"mode": "vega-lite", **(embed_options or {})}
-    # "</" would end the script element if a data string contained "</script>".
-    spec_json = json.dumps(spec).replace("</", "<\\/")
-    options_json = json.dumps(embed_options).replace("</", "<\\/")
-    # vega-embed makes its element inline-block; a "container" width needs a block that fills the column.
-    div = f'<div class="vega-visualization" id="{output_div}" style="width: 100%"></div>\n'
-    if bundle_src is None:
-        return (
-            div + '<script type="text/javascript">\n'
-            'if (typeof window.vegaEmbed === "undefined") { (function () {\n'
-            f"{_vega_embed_bundle()}\n"
-            "})(); }\n"
-            "</script>\n"
-            '<script type="text/javascript">\n'
-            "(function (spec, embedOpt) {\n"
-            f'  vegaEmbed("#{output_div}", spec, embedOpt).catch(console.error);\n'
-            f"}})({spec_json}, {options_json});\n"
-            "</script>\n"
-        )
-    return (
-        div + '<script type="text/javascript">\n'
-        "(function (spec, embedOpt) {\n"
-        # One promise per page loads the bundle once; every chart waits for it.
-        "  var page = window;\n"
-        "  page.layercollapseVega = page.layercollapseVega || new Promise(function (resolve, reject) {\n"
-        '    if (typeof page.vegaEmbed !== "undefined") { return resolve(); }\n'
-        '    var script = document.createElement("script");\n'
-        f"    script.src = {json.dumps(bundle_src)};\n"
-        "    script.onload = resolve;\n"
-        '    script.onerror = function () { reject(new Error("could not load " + script.src)); };\n'
-        "    document.head.appendChild(script);\n"
-        "  });\n"
-        "  page.layercollapseVega.then(function () {\n"
-        f'    return vegaEmbed("#{output_div}", spec, embedOpt).catch(console.error);\n'
-        f"  }}).catch(console.error);\n}})({spec_json}, {options_json});\n"
-        "</script>\n"
-    )
-
-
-def responsive_spec(spec: dict[str, Any]) -> dict[str, Any]:
-    """The spec with its width following the page column: no chart overflows a narrow window.
-
-    A single or layered view, and every row of a vertical concatenation, that has no
-    numeric width gets ``width: "container"``; the whole chart is then fitted, axes and
-    legend included (``autosize: fit-x, contains: padding``). Horizontal and wrapped
-    concatenations and facets keep their widths: Vega-Lite cannot share a container width
-    between columns, so their panels need fixed widths that fit the column.
-
-    Args:
-        spec: a Vega-Lite spec dict (``chart.to_dict()``); not modified.
-
-    Returns:
-        A new spec dict.
-    """
-    spec = dict(spec)
-    if any(key in spec for key in ("hconcat", "concat", "facet", "repeat")):
-        return spec
-    if "vconcat" in spec:
-        rows = [dict(row) for row in spec["vconcat"]]
-        if not all(_fills_width(row) for row in rows):
-            return spec
-        for row in rows:
-            row.setdefault("width", "container")
-        spec["vconcat"] = rows
-    elif not _fills_width(spec):
-        return spec
-    else:
-        spec.setdefault("width", "container")
-    spec.setdefault("autosize", _FIT_WIDTH)
-    return spec
-
-
-def _fills_width(view: dict[str, Any]) -> bool:
-    """A single or layered view without a numeric width (it may take the container's)."""
-    is_view = "mark" in view or "layer" in view
-    return is_view and not isinstance(view.get("width"), (int, float))
-
-
-def specs_in_html(html: str) -> list[dict[str, Any]]:
-    """The Vega-Lite specs that ``offline_html`` snippets in ``html`` draw, in page order.
-
-    For tests and checks of rendered chapters (every mark has a tooltip, widths fit).
-    """
-    decoder = json.JSONDecoder()
-    specs, start = [], 0
-    while (found := html.find(_SPEC_CALL, start)) >= 0:
-        start = found + len(_SPEC_CALL)
-        if html.startswith("{", start):
-            spec, _ = decoder.raw_decode(html, start)  # "<\\/" is JSON's escaped "/"
-            specs.append(spec)
-    return specs
-
-
-def marks_without_tooltip(spec: dict[str, Any], inherited: dict[str, Any] | None = None, where: str = "") -> list[str]:
-    """Path and type of every mark of a Vega-Lite spec that shows no tooltip (none: ``[]``).
-
-    A mark has a tooltip when its encoding (or a parent layer's) has one, or when its mark definition
-    sets ``tooltip``. For checks of rendered chapters: every mark of the site explains itself on hover.
-    """
-    encoding = {**(inherited or {}), **spec.get("encoding", {})}
-    found = []
-    for key in ("layer", "vconcat", "hconcat", "concat"):
-        for i, child in enumerate(spec.get(key, [])):
-            found += marks_without_tooltip(child, encoding, f"{where}/{key}[{i}]")
-    if isinstance(spec.get("spec"), dict):  # facet and repeat
-        found += marks_without_tooltip(spec["spec"], encoding, f"{where}/spec")
-    if "mark" in spec:
-        mark = spec["mark"]
-        kind = mark if isinstance(mark, str) else mark.get("type", "?")
-        if "tooltip" not in encoding and not (isinstance(mark, dict) and mark.get("tooltip")):
-            found.append(f"{where or '/'} {kind}")
-    return found
-
-
-def _offline_renderer(spec: dict[str, Any], **metadata: Any) -> dict[str, str]:
-    """Renderer plugin: the chart as ``offline_html``.
-
-    Inline mode: a ``text/html`` mimebundle. Site mode (Quarto): a ``text/markdown`` raw HTML block
-    loading the site's bundle, since Quarto adds require.js and jQuery from a CDN to every page with a
-    ``text/html`` output.
-    """
-    if vega_mode() == "inline":
-        return {"text/html": offline_html(spec, metadata.get("embed_options"))}
-    root = os.environ.get("QUARTO_PROJECT_ROOT") or project_root()
-    _bundle_written(str(root))
-    html = offline_html(spec, metadata.get("embed_options"), bundle_src=site_bundle_src(root, os.getcwd()))
-    return {"text/markdown": f"```{{=html}}\n{html}```\n"}
-
-
-def enable_offline_rendering() -> None:
-    """Make charts display with no internet, from the Vega JavaScript of ``vl-convert-python`` (no CDN).
-
-    Registers and enables the renderer ``OFFLINE_RENDERER``. In JupyterLab and the test harness
-    (:func:`vega_mode` ``inline``) each chart's ``text/html`` carries the bundle (~0.9 MB; run once per
-    page). Rendered by Quarto (``site``), a chart is a few kB of raw HTML that loads
-    ``assets/vega/<bundle>`` once per page, a file :func:`write_vega_bundle` writes and Quarto copies
-    into the site (``project: resources`` and the pre-render script ``scripts/site_assets.py``).
-    """
-    alt.renderers.register(OFFLINE_RENDERER, _offline_renderer)
-    alt.renderers.enable(OFFLINE_RENDERER)
-
-
 def series_scale(values: Sequence[Any]) -> alt.Scale:
-    """Colour scale of a nominal series column: SERIES_COLORS where named, free PALETTE colours otherwise.
+    """Colour scale of a nominal series column: the fixed colours of :func:`series_color`, free PALETTE colours
+    otherwise.
 
     Args:
         values: the series' values in legend order (e.g. ``df["schedule"].unique()``).
     """
     domain = list(dict.fromkeys(str(value) for value in values))
-    taken = {SERIES_COLORS[value] for value in domain if value in SERIES_COLORS}
-    free = iter([color for color in PALETTE if color not in taken] + PALETTE)
-    return alt.Scale(domain=domain, range=[SERIES_COLORS.get(value) or next(free) for value in domain])
+    fixed = {value: series_color(value) for value in domain}
+    free = iter([color for color in PALETTE if color not in fixed.values()] + PALETTE)
+    return alt.Scale(domain=domain, range=[fixed[value] or next(free) for value in domain])
 
 
 def _x_axis(values: pd.Series) -> alt.Axis:
@@ -604,3 +382,93 @@ def collapse_marker(markers: pd.DataFrame) -> alt.LayerChart:
     rule = alt.Chart(markers).mark_rule(color="grey").encode(x=alt.X("fraction_removed", type="quantitative"),
                                                             tooltip=tooltip)
     return alt.layer(band, rule)
+
+
+def _dodged(frame: pd.DataFrame, x: str, by: str, width: float = 0.25) -> pd.DataFrame:
+    """``frame`` with ``{x}_at``: ``x`` moved left or right by series (``by``), so two series' marks at one x sit side
+    by side."""
+    levels = list(dict.fromkeys(frame[by]))
+    offsets = {level: (index - (len(levels) - 1) / 2) * width for index, level in enumerate(levels)}
+    return frame.assign(**{f"{x}_at": frame[x] + frame[by].map(offsets)})
+
+
+def points_with_intervals(frame: pd.DataFrame, x: str, y: str, low: str | None, high: str | None, color: str, *,
+                          x_title: str, y_title: str, tooltip: Sequence[str] = (), series: Sequence[Any] | None = None,
+                          line: bool = False) -> alt.LayerChart:
+    """One point per row (a seed's network, a share) at ``x`` dodged by ``color``, with a vertical rule over its
+    interval [low, high] (none where ``low`` is None), and ``line``: the series' points joined."""
+    used = list(dict.fromkeys([x, y, color, *(bound for bound in (low, high) if bound), *tooltip]))
+    frame = _dodged(frame[used], x, color)  # only the columns drawn or hovered travel with the page
+    domain = list(dict.fromkeys(frame[color])) if series is None else list(series)
+    tooltips = ([alt.Tooltip(color, type="nominal"), alt.Tooltip(x, type="quantitative", title=x_title)]
+                + [_numeric_tooltip(name) if pd.api.types.is_float_dtype(frame[name]) else alt.Tooltip(name)
+                   for name in (y, *(bound for bound in (low, high) if bound), *tooltip)])
+    base = alt.Chart(frame).encode(
+        x=alt.X(f"{x}_at", type="quantitative", title=x_title, axis=alt.Axis(format="d", tickMinStep=1)),
+        color=alt.Color(color, type="nominal", scale=series_scale(domain)), tooltip=tooltips)
+    layers = [base.mark_point(filled=True, size=28, opacity=0.75).encode(y=alt.Y(y, type="quantitative",
+                                                                                title=y_title))]
+    if low and high:
+        layers.insert(0, base.mark_rule(opacity=0.45).encode(y=alt.Y(low, type="quantitative", title=y_title),
+                                                             y2=alt.Y2(high)))
+    if line:
+        layers.append(base.mark_line(opacity=0.6).encode(y=alt.Y(y, type="quantitative", title=y_title)))
+    return alt.layer(*layers)
+
+
+def dose_response_panels(networks: pd.DataFrame, shares: pd.DataFrame, chance: float,
+                         width: int | None = None) -> alt.VConcatChart:
+    """The dose-response of phase-targeted pruning, k layers removed inside one phase (x) for both phases (colour):
+    the share of networks with a transition of their own (Clopper-Pearson interval), and per network (one point per
+    seed, item-bootstrap interval) the transition's shift from where the intact one is expected, its height and
+    the final accuracy (dashed: chance).
+
+    Args:
+        networks: ``claims.dynamics.phase_networks`` rows (phase, k, seed, shift, height, final_accuracy, ...).
+        shares: per (phase, k): share, share_low, share_high, n (networks).
+    """
+    series = list(dict.fromkeys(networks["phase"]))
+    common = dict(color="phase", x_title="layers removed inside the phase (k)", series=series)
+    found = networks[networks["has_transition"]]
+    panels = [
+        points_with_intervals(shares, "k", "share", "share_low", "share_high", y_title="share with a transition",
+                              tooltip=("n",), line=True, **common).properties(title="Has a transition", height=150),
+        points_with_intervals(found, "k", "shift", "shift_low", "shift_high", y_title="shift (layers)",
+                              tooltip=("seed", "transition_layer", "outcome"), **common)
+        .properties(title="Where: shift from the intact transition", height=150),
+        points_with_intervals(found, "k", "height", "height_low", "height_high", y_title="accuracy gained",
+                              tooltip=("seed", "dm_height", "outcome"), **common)
+        .properties(title="Height: accuracy gained across it", height=150),
+        alt.layer(points_with_intervals(networks, "k", "final_accuracy", None, None, y_title="accuracy",
+                                        tooltip=("seed", "outcome"), **common),
+                  chance_rule(chance, "accuracy")).properties(title="Final accuracy", height=150),
+    ]
+    chart = alt.vconcat(*panels, spacing=10)
+    return chart if width is None else chart.properties(width=width)
+
+
+def collapse_phase_diagram(table: pd.DataFrame, jitter: float = 0.18) -> alt.Chart:
+    """P1b's data: one mark per pruned network (trace step) at (Silent layers removed, Decisive layers removed),
+    coloured by accuracy, shaped by design, outlined where it has collapsed; marks at one spot spread a little
+    (a deterministic jitter of up to ``jitter`` layers) so each stays visible and hoverable.
+
+    Args:
+        table: ``claims.dynamics.collapse_table`` rows.
+    """
+    spread = table.groupby(["n_silent", "n_decisive"]).cumcount().to_numpy()
+    angle = spread * 2.39996  # the golden angle: successive marks at one spot fan out
+    radius = jitter * np.sqrt(spread / max(1, spread.max()))
+    frame = table.assign(x=table["n_silent"] + radius * np.cos(angle), y=table["n_decisive"] + radius * np.sin(angle),
+                         state=np.where(table["collapsed"], "collapsed", "not collapsed"))
+    frame = frame[["x", "y", "n_silent", "n_decisive", "accuracy", "design", "seed", "step", "state"]]
+    return alt.Chart(frame).mark_point(filled=True, size=42, opacity=0.85).encode(
+        x=alt.X("x", type="quantitative", title="Silent-Phase layers removed", axis=alt.Axis(format="d", tickMinStep=1)),
+        y=alt.Y("y", type="quantitative", title="Decisive-Phase layers removed", axis=alt.Axis(format="d", tickMinStep=1)),
+        color=alt.Color("accuracy", type="quantitative", scale=alt.Scale(scheme="viridis", domain=(0, 1))),
+        shape=alt.Shape("design", type="nominal", title="design"),
+        stroke=alt.Stroke("state", type="nominal", scale=alt.Scale(domain=["collapsed", "not collapsed"],
+                                                                      range=["#D55E00", "transparent"]),
+                          title="at or below chance + margin"),
+        tooltip=[alt.Tooltip("design", type="nominal"), alt.Tooltip("seed"), alt.Tooltip("step"),
+                 alt.Tooltip("n_silent", title="Silent removed"), alt.Tooltip("n_decisive", title="Decisive removed"),
+                 _numeric_tooltip("accuracy"), alt.Tooltip("state", type="nominal")])

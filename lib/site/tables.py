@@ -161,3 +161,42 @@ def transition_text(layer: int | None, ci: tuple[int, int] | None) -> str:
     if layer is None:
         return "no transition"
     return f"{layer} (95% CI {ci[0]}–{ci[1]})" if ci is not None else str(layer)
+
+
+@dataclass(frozen=True)
+class FirstRule:
+    """A registered rule's verdict shown beside the rule that amended it: a grey callout with its status, its
+    statistic and the reason for the amendment. Never recorded in the ledger and without a verdict marker."""
+
+    verdict: object  # claims.verdicts.Verdict
+    reason: str
+
+    def _repr_markdown_(self) -> str:
+        verdict = self.verdict
+        on = f" ({verdict.setting})" if verdict.setting else ""
+        title = f"{verdict.claim}{on} by the first registered rule: {verdict.status}".replace('"', "'")
+        return (f"::: {{.callout-note title=\"{title}\"}}\n**{verdict.summary()}.**\n\n{verdict.text}\n\n"
+                f"*Why the rule was amended.* {self.reason}\n:::\n")
+
+
+def collapse_evidence(rows: Sequence[Mapping], claim: str, value: str, value_ci: str, *, fraction: bool = True,
+                      digits: Mapping[str, int] | None = None) -> Table:
+    """The per-model evidence table of a claim decided on each model's Iterative Pruning trace (C1, C2, R3): one
+    row per model (``claims.collapse.collapse_summary`` rows), its collapse step with the interval, and the claim's
+    verdict with its statistic (headers ``value`` and ``value_ci``); ``fraction``: also the fraction of layers
+    removed at the collapse."""
+    columns = {"model": "Model", "n_layers": "Layers", "n_items": "Items", "intact_accuracy": "Intact accuracy",
+               "chance": "Chance", "collapse_step": "Collapse step", "step_ci": "95% CI (steps)",
+               **({"fraction_at_collapse": "Fraction removed there"} if fraction else {}),
+               "status": claim, "value": value, "value_ci": value_ci}
+    return people_table(pd.DataFrame(list(rows)), columns,
+                        intervals={"step_ci": ("step_low", "step_high"), "value_ci": ("value_low", "value_high")},
+                        digits=dict(digits or {}) or 3, missing={"collapse_step": "no collapse"})
+
+
+def random_baseline_text(areas: Mapping[str, object], n_seeds: Mapping[str, int]) -> str:
+    """One sentence per model: the area between its iterative and mean random accuracy curves
+    (``claims.collapse.area_between``, a ``stats.Interval``) and the number of random seeds behind it."""
+    return " ".join(f"On {model}, the area between the iterative and the mean random accuracy curve is "
+                    f"{estimate_text(area.estimate, (area.low, area.high))} ({area.method}, {n_seeds[model]} seeds)."
+                    for model, area in areas.items())

@@ -49,13 +49,14 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
+from layercollapse import settings
 
 try:  # POSIX advisory locks; elsewhere writes rely on atomic renames alone
     import fcntl
 except ImportError:  # pragma: no cover - not POSIX
     fcntl = None
 
-STORE_ENV = "LAYERCOLLAPSE_STORE"
+STORE_ENV = settings.STORE.name
 KEY_LENGTH = 16  # hex digits of sha256 kept in a key: 64 bits, collisions negligible
 FORMAT_VERSION = 2  # of the on-disk layout; bump when it changes (2: compute version + provenance record)
 TABLE_SUFFIX = ".parquet"
@@ -156,9 +157,9 @@ def default_root(profile: str | None = None) -> Path:
     default profile's) or ``data/store-<profile>`` (ignored by git); without a profile (ad-hoc runs of
     the CLI and the library), ``store/`` in the per-user cache (:func:`layercollapse.model.embedded.cache_root`),
     so that they never mix with the committed results."""
-    env = os.environ.get(STORE_ENV)
-    if env:
-        return Path(env).expanduser()
+    override = settings.store_root()
+    if override is not None:
+        return override
     if profile is None:
         from layercollapse.model.embedded import cache_root
 

@@ -63,11 +63,15 @@ def plan_waves(steps: Sequence[Any], selected: Sequence[int] | None = None) -> l
     """
     selected = range(len(steps)) if selected is None else selected
     index_of = {step.name: index for index, step in enumerate(steps)}
+    for step in steps:
+        strays = [needed.name for needed in step.needs if needed.name not in index_of]
+        if strays:
+            raise ValueError(f"plan step {step.name!r} needs {strays}, which are not steps of this plan")
     depth: dict[int, int] = {}
 
     def wave_of(index: int) -> int:
         if index not in depth:
-            needed = [index_of[name] for name in steps[index].needs if index_of[name] in selected]
+            needed = [index_of[step.name] for step in steps[index].needs if index_of[step.name] in selected]
             depth[index] = 1 + max(map(wave_of, needed), default=-1)
         return depth[index]
 

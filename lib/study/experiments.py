@@ -11,22 +11,22 @@ indices are always those of the intact model.
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from functools import cached_property
 from typing import Any, NamedTuple
 
 import numpy as np
 import pandas as pd
+from layercollapse import settings
 from layercollapse.data.prompts import shots_spec
 from layercollapse.data.tasks import (
     Item,
     load_task,
     subsample,
 )
-from layercollapse.measures import metrics, stats
+from layercollapse.measures import metrics
+from layercollapse.measures.phases import Phases, Readout, phases_from_readout
 from layercollapse.storage.provenance import audit_record, compute_version
 from layercollapse.storage.store import CorruptResultError, Result, Store, cached
 from layercollapse.study.items import (
@@ -36,76 +36,6 @@ from layercollapse.study.items import (
     text_passages,
 )
 from layercollapse.study.profiles import Profile, load_profile
-
-
-@dataclass(frozen=True)
-class Readout:
-    """Layer-wise option scores of the intact network.
-
-    Attributes:
-        scores: float32 [n_layers + 1, n_items, n_options]; row 0 = embeddings, row l + 1 = after layer l.
-        gold: int [n_items].
-        spec: the stored spec.
-    """
-
-    scores: np.ndarray
-    gold: np.ndarray
-    spec: dict[str, Any]
-
-    @property
-    def n_layers(self) -> int:
-        return self.scores.shape[0] - 1
-
-    def frame(self) -> pd.DataFrame:
-        """One row per readout depth: layer (-1 = embeddings), accuracy, mean_dm, of_entropy."""
-        summary = metrics.summarize(self.scores, self.gold)
-        return pd.DataFrame({"layer": np.arange(-1, self.n_layers), "accuracy": summary["accuracy"],
-                             "mean_dm": summary["mean_dm"], "of_entropy": summary["of_entropy"],
-                             "model": self.spec["model"], "task": self.spec["task"]})
-
-
-@dataclass(frozen=True)
-class Phases:
-    """Silent and Decisive Phase of a network, from its layer-wise readout.
-
-    Attributes:
-        transition: the statistics behind the split (per-depth accuracy band, bootstrap of the crossing).
-        layer: transition layer (original index: the first layer whose output reads above chance), or None.
-        layer_ci: percentile item-bootstrap interval of ``layer``, or None.
-        dm_rising: mean DM after the transition layer exceeds mean DM before it.
-        chance: accuracy of the best constant answer.
-        n_layers: layers of the intact network.
-    """
-
-    transition: stats.TransitionResult
-    layer: int | None
-    layer_ci: tuple[int, int] | None
-    dm_rising: bool
-    chance: float
-    n_layers: int
-
-    @property
-    def silent(self) -> list[int]:
-        """Layers before the transition (all layers when there is none)."""
-        return list(range(self.n_layers if self.layer is None else self.layer))
-
-    @property
-    def decisive(self) -> list[int]:
-        """Layers from the transition on (none when there is none)."""
-        return [] if self.layer is None else list(range(self.layer, self.n_layers))
-
-
-def phases_from_readout(readout: Readout, confidence: float = 0.95, n_resamples: int = 1000, seed: int = 0) -> Phases:
-    """Locate the transition layer (BRIEF definition) in a layer-wise readout."""
-    correct = metrics.correct(readout.scores, readout.gold)  # [n_layers + 1, n_items]
-    chance = metrics.chance_accuracy(readout.gold, readout.scores.shape[-1])
-    transition = stats.transition_layer(correct, chance, confidence, n_resamples, seed)
-    row = transition.row
-    dm = metrics.mean_decision_margin(readout.scores, readout.gold)
-    dm_rising = row is not None and row > 0 and dm[row:].mean() > dm[:row].mean()
-    if not dm_rising:  # the BRIEF's rule: accuracy above chance *and* mean DM rising
-        return Phases(transition, None, None, False, chance, readout.n_layers)
-    return Phases(transition, transition.layer, transition.layer_ci, True, chance, readout.n_layers)
 
 
 def evenly_spaced(layers: Sequence[int], n: int) -> list[int]:
@@ -133,21 +63,22 @@ class PlanStep(NamedTuple):
     Attributes:
         name: what ``reproduce`` prints and ``--only`` matches.
         run: reads the step's results from the store, or computes them (``Experiments(compute=True)``).
-        needs: names of the plan steps whose results it reads (they run in an earlier distributed wave).
+        needs: the plan steps whose results it reads (the steps themselves, so that a renamed step keeps its
+            dependants; they run in an earlier distributed wave).
     """
 
     name: str
     run: Callable[[], Any]
-    needs: tuple[str, ...] = ()
+    needs: tuple[PlanStep, ...] = ()
 
 
 #: Environment variable that lets a chapter compute missing results ("1"); set by ``render --compute``.
-COMPUTE_ENV = "LAYERCOLLAPSE_COMPUTE"
+COMPUTE_ENV = settings.COMPUTE.name
 
 
 def compute_allowed() -> bool:
     """Whether missing results may be computed here: ``$LAYERCOLLAPSE_COMPUTE`` is "1"."""
-    return os.environ.get(COMPUTE_ENV, "0") == "1"
+    return settings.compute_allowed()
 
 
 class MissingResult(LookupError):
@@ -201,8 +132,9 @@ class Experiments:
 
     # ------------------------------------------------------------------ inputs
 
-    def model(self, name: str):
-        """(model, tokenizer) of a model of the profile, loaded once."""
+    def loaded_model(self, name: str):
+        """(model, tokenizer) of the model ``name`` of the profile, loaded once (study code calls short names
+        ``model_name`` and the loaded ``nn.Module`` ``model``)."""
         if self._loaded is None or self._loaded[0] != name:
             from layercollapse.model.architectures import set_readout
             from layercollapse.model.loading import load_model
@@ -266,8 +198,8 @@ class Experiments:
 
         return readout_spec(self.profile.readout, self.dtype_name())
 
-    def _base_spec(self, model: str, task: str, items: Sequence[Item], format: str) -> dict[str, Any]:
-        return {"model": model, "dtype": self.dtype_name(), **self.readout_spec(), "task": task,
+    def _base_spec(self, model_name: str, task: str, items: Sequence[Item], format: str) -> dict[str, Any]:
+        return {"model": model_name, "dtype": self.dtype_name(), **self.readout_spec(), "task": task,
                 "split": self.split(task), "format": format, "item_ids": [item.id for item in items],
                 **shots_spec(self.shots(task, format))}
 
@@ -291,50 +223,50 @@ class Experiments:
 
     # ---------------------------------------------------------------- readouts
 
-    def readout(self, model: str | None = None, task: str | None = None) -> Readout:
+    def readout(self, model_name: str | None = None, task: str | None = None) -> Readout:
         """Logit-lens readout of the intact network at every layer."""
-        model = model or self.profile.main_model
+        model_name = model_name or self.profile.main_model
         task = task or self.profile.tasks[0]
-        format = self.profile.run_of(model).format
+        format = self.profile.run_of(model_name).format
         items = self.evaluation(task)
-        spec = {"experiment": "readout", "lens": "logit", **self._base_spec(model, task, items, format)}
+        spec = {"experiment": "readout", "lens": "logit", **self._base_spec(model_name, task, items, format)}
 
         def compute() -> dict[str, np.ndarray]:
             from layercollapse.readout.lens import layerwise_scores
 
-            net, tokenizer = self.model(model)
-            scores = layerwise_scores(net, tokenizer, items, format, task=task, shots=self.shots(task, format),
+            model, tokenizer = self.loaded_model(model_name)
+            scores = layerwise_scores(model, tokenizer, items, format, task=task, shots=self.shots(task, format),
                                       progress=self.progress and "readout")
             return {"scores": scores, "gold": np.array([item.gold for item in items])}
 
         result = self._cached("readout", spec, compute)
         return Readout(result.arrays["scores"], result.arrays["gold"], result.spec)
 
-    def phases(self, model: str | None = None, task: str | None = None) -> Phases:
+    def phases(self, model_name: str | None = None, task: str | None = None) -> Phases:
         """Silent / Decisive split of a network from its readout (bootstrap over items)."""
-        return phases_from_readout(self.readout(model, task), n_resamples=self.profile.n_bootstrap,
+        return phases_from_readout(self.readout(model_name, task), n_resamples=self.profile.n_bootstrap,
                                    seed=self.profile.seeds[0])
 
-    def tuned_readout(self, model: str | None = None, task: str | None = None) -> tuple[Readout, pd.DataFrame]:
+    def tuned_readout(self, model_name: str | None = None, task: str | None = None) -> tuple[Readout, pd.DataFrame]:
         """Tuned-lens readout of the intact network, and KL to the final layer per depth for both lenses.
 
         The translators train on the profile's plain-text passages (not on task items);
         KL is measured on held-out passages.
         """
-        model = model or self.profile.main_model
+        model_name = model_name or self.profile.main_model
         task = task or self.profile.tasks[0]
-        format = self.profile.run_of(model).format
+        format = self.profile.run_of(model_name).format
         items = self.evaluation(task)
         texts = self.passages()
         spec = {"experiment": "tuned_readout", "lens": "tuned", "steps": self.profile.tuned_lens_steps,
                 "max_tokens": self.profile.tuned_lens_tokens, "corpus": self.profile.text_corpus,
-                "n_passages": len(texts), **self._base_spec(model, task, items, format)}
+                "n_passages": len(texts), **self._base_spec(model_name, task, items, format)}
 
         def compute():
             from layercollapse.readout.tuned_lens import tuned_readout
 
-            net, tokenizer = self.model(model)
-            table, scores = tuned_readout(net, tokenizer, items, texts, format, task,
+            model, tokenizer = self.loaded_model(model_name)
+            table, scores = tuned_readout(model, tokenizer, items, texts, format, task,
                                           steps=self.profile.tuned_lens_steps, max_tokens=self.profile.tuned_lens_tokens,
                                           seed=self.profile.seeds[0], shots=self.shots(task, format),
                                           progress=self.progress)
@@ -345,24 +277,34 @@ class Experiments:
 
     # ----------------------------------------------------------------- pruning
 
-    def trace(self, schedule: str, seed: int = 0, model: str | None = None, task: str | None = None,
+    def trace(self, schedule: str, seed: int = 0, model_name: str | None = None, task: str | None = None,
               criterion: str = "dm", n_items: int | None = None):
         """A pruning trace of the profile's pruning model (see ``pruning.prune``)."""
-        return self.traces(schedule, (seed,), model, task, criterion, n_items)[0]
+        return self.traces(schedule, (seed,), model_name, task, criterion, n_items)[0]
 
-    def traces(self, schedule: str, seeds: Sequence[int], model: str | None = None, task: str | None = None,
+    def traces(self, schedule: str, seeds: Sequence[int], model_name: str | None = None, task: str | None = None,
                criterion: str = "dm", n_items: int | None = None) -> list:
         """Pruning traces of the profile's pruning model, one per seed (see ``pruning.prune_seeds``)."""
-        from layercollapse.pruning.traces import USES_CALIBRATION
-
-        model = model or self.profile.pruning_model
+        model_name = model_name or self.profile.pruning_model
         task = task or self.profile.pruning_task
         calibration, evaluation, _ = self.items(task, n_items or self.profile.n_pruning_items,
                                                 self.profile.n_pruning_calibration)
-        return self._traces(model, task, evaluation, schedule, seeds,
-                            calibration=calibration if schedule in USES_CALIBRATION else (), criterion=criterion)
+        return self._traces(model_name, task, evaluation, schedule, seeds, calibration=calibration, criterion=criterion)
 
-    def _traces(self, model: str, task: str, evaluation: Sequence[Item], schedule: str, seeds: Sequence[int], *,
+    def network(self, name: str):
+        """What a trace's spec records of the model ``name`` (``pruning.NetworkIdentity``), without loading its
+        weights where its depth is known (``loading.model_depth``); else from the loaded model."""
+        from layercollapse.model.loading import model_depth
+        from layercollapse.pruning.trace import NetworkIdentity
+
+        if self._loaded is not None and self._loaded[0] == name:
+            return NetworkIdentity.of(self._loaded[1])
+        n_layers = model_depth(name)
+        if n_layers is None:
+            return NetworkIdentity.of(self.loaded_model(name)[0])
+        return NetworkIdentity(name, self.dtype_name(), self.profile.readout, n_layers)
+
+    def _traces(self, model_name: str, task: str, evaluation: Sequence[Item], schedule: str, seeds: Sequence[int], *,
                 calibration: Sequence[Item] = (), criterion: str = "dm",
                 layers: Sequence[int] | None = None, n_remove: int | None = None) -> list:
         """Stored traces with these specs, the missing ones (``compute=True``) from ``pruning.prune_seeds``.
@@ -370,128 +312,121 @@ class Experiments:
         Letter-format traces carry the logit-lens readout of every pruned network (it costs ~1.0x: one read
         position per item, ``benchmarks/readout_along_traces.py``); cloze traces do not (1.5-2.6x: every
         continuation position goes through the vocabulary product)."""
-        from layercollapse.pruning.traces import (
-            GREEDY,
-            USES_SEED,
-            find_trace,
-            prune_seeds,
-        )
+        from layercollapse.pruning.engine import prune_seeds
+        from layercollapse.pruning.prefix import IntactPrefixes
+        from layercollapse.pruning.trace import Trace, trace_spec
 
-        format = self.profile.run_of(model).format
+        format = self.profile.run_of(model_name).format
         readout = format == "letter"
         shots = self.shots(task, format)
-        found = {}
-        for seed in seeds:
-            # every field of pruning.trace_spec but the model's depth, which find_trace takes from the stored trace
-            spec = {"model": model, "dtype": self.dtype_name(), **self.readout_spec(), "task": task,
-                    "split": self.split(task), "format": format, "evaluation_ids": [i.id for i in evaluation],
-                    "calibration_ids": [i.id for i in calibration], "schedule": schedule,
-                    "criterion": criterion if schedule in GREEDY else None,
-                    "seed": seed if schedule in USES_SEED else None,
-                    "layers": None if layers is None else sorted(layers), **({"layer_readout": "logit"} if readout else {}),
-                    **shots_spec(shots)}
-            found[seed] = find_trace(self.store, spec, n_remove=n_remove, damaged=self.damaged)
+        network = self.network(model_name)
+        found = {seed: Trace.load(self.store, trace_spec(network, schedule, evaluation, calibration, criterion=criterion,
+                                                         seed=seed, layers=layers, n_remove=n_remove, format=format,
+                                                         task=task, split=self.split(task), readout=readout,
+                                                         shots=shots), damaged=self.damaged)
+                 for seed in seeds}
         missing = [seed for seed in seeds if found[seed] is None]
         if missing and not self.compute:
-            raise MissingResult(f"trace ({schedule}, seed {missing[0]})", {"model": model, "task": task},
+            raise MissingResult(f"trace ({schedule}, seed {missing[0]})", {"model": model_name, "task": task},
                                 self.profile.name)
         if missing:
-            from layercollapse.pruning.traces import IntactPrefixes
-
-            net, tokenizer = self.model(model)
+            model, tokenizer = self.loaded_model(model_name)
             self._intact = self._intact or IntactPrefixes()
-            computed = prune_seeds(net, tokenizer, evaluation, schedule, missing, calibration=calibration,
+            computed = prune_seeds(model, tokenizer, evaluation, schedule, missing, calibration=calibration,
                                    criterion=criterion, layers=layers, n_remove=n_remove, format=format, task=task,
                                    split=self.split(task), readout=readout, shots=shots, store=self.store,
                                    progress=self.progress and schedule, intact=self._intact)
             found.update(zip(missing, computed))
         return [found[seed] for seed in seeds]
 
-    def random_traces(self, model: str | None = None) -> list:
+    def random_traces(self, model_name: str | None = None) -> list:
         """The random-layer baseline of one of the profile's :attr:`~Profile.cliff_models` (default the pruning
         model): one trace per seed (``n_random_orders`` seeds), on that model's pruning task and items."""
-        model = model or self.profile.pruning_model
-        task = self.profile.pruning_task if model == self.profile.pruning_model else self.profile.tasks[0]
-        return self.traces("random", range(self.profile.n_random_orders), model=model, task=task)
+        model_name = model_name or self.profile.pruning_model
+        task = self.profile.pruning_task if model_name == self.profile.pruning_model else self.profile.tasks[0]
+        return self.traces("random", range(self.profile.n_random_orders), model_name=model_name, task=task)
 
-    def phase_k_max(self, model: str | None = None, task: str | None = None) -> int:
+    def phase_k_max(self, model_name: str | None = None, task: str | None = None) -> int:
         """The largest k of phase-targeted pruning on (model, task): the profile's ``phase_k_max``, capped by (or, when
-        it is null, equal to) the size of the smaller phase, so that both phases are pruned at every k (without a
-        transition every layer is Silent, and the cap is that one phase's size)."""
-        phases = self.phases(model, task)
+        it is null, equal to) the size of the smaller phase, so that both phases are pruned at every k. Without a
+        transition every layer counts as Silent: a number still prunes that many (the verdicts then say there are
+        no phases), null prunes nothing."""
+        phases = self.phases(model_name, task)
+        if self.profile.phase_k_max is None:
+            return min(len(phases.silent), len(phases.decisive))
         smaller = min(*(len(layers) for layers in (phases.silent, phases.decisive) if layers), phases.n_layers - 1)
-        return smaller if self.profile.phase_k_max is None else min(self.profile.phase_k_max, smaller)
+        return min(self.profile.phase_k_max, smaller)
 
-    def phase_traces(self, phase: str, model: str | None = None, task: str | None = None) -> list:
+    def phase_traces(self, phase: str, model_name: str | None = None, task: str | None = None) -> list:
         """Phase-targeted pruning: k = 1..:meth:`phase_k_max` random layers removed from inside one phase, per seed
         (one trace per seed, the readout of every pruned network)."""
-        model = model or self.profile.main_model
+        model_name = model_name or self.profile.main_model
         task = task or self.profile.tasks[0]
-        phases = self.phases(model, task)
+        phases = self.phases(model_name, task)
         layers = {"silent": phases.silent, "decisive": phases.decisive}[phase]
-        n_remove = self.phase_k_max(model, task)
+        n_remove = self.phase_k_max(model_name, task)
         if not layers or not n_remove:
             return []
-        return self._traces(model, task, self.evaluation(task), "random_in_range", range(self.profile.n_phase_seeds),
+        return self._traces(model_name, task, self.evaluation(task), "random_in_range", range(self.profile.n_phase_seeds),
                             layers=layers, n_remove=n_remove)
 
-    def main_trace(self, schedule: str, model: str | None = None, task: str | None = None):
+    def main_trace(self, schedule: str, model_name: str | None = None, task: str | None = None):
         """One trace of the main model (default) on the main task with the profile's pruning items, for the
         schedules of :data:`MAIN_SCHEDULES`; ``decisive_first`` removes the intact network's Decisive Phase
         first (None when the readout has no transition, so no Decisive Phase)."""
         if schedule not in MAIN_SCHEDULES:
             raise ValueError(f"schedule {schedule!r} is not run on the main model; use one of {MAIN_SCHEDULES}")
-        model = model or self.profile.main_model
+        model_name = model_name or self.profile.main_model
         task = task or self.profile.tasks[0]
         if schedule != "decisive_first":
-            return self.traces(schedule, (0,), model=model, task=task)[0]
-        decisive = self.phases(model, task).decisive
+            return self.traces(schedule, (0,), model_name=model_name, task=task)[0]
+        decisive = self.phases(model_name, task).decisive
         if not decisive:
             return None
         calibration, evaluation, _ = self.items(task, self.profile.n_pruning_items, self.profile.n_pruning_calibration)
-        return self._traces(model, task, evaluation, schedule, (0,), calibration=calibration, layers=decisive)[0]
+        return self._traces(model_name, task, evaluation, schedule, (0,), calibration=calibration, layers=decisive)[0]
 
-    def cliff_traces(self, model: str | None = None) -> dict[str, Any]:
+    def cliff_traces(self, model_name: str | None = None) -> dict[str, Any]:
         """The pruning traces of one of the profile's :attr:`~Profile.cliff_models`, by schedule: the profile's
         schedules on the pruning model (``random``: a list, one trace per seed), :data:`MAIN_SCHEDULES` and the random
         orders on the main model (``decisive_first`` only where the readout has a Decisive Phase); both where they are
         one model."""
-        model = model or self.profile.pruning_model
-        if model not in self.profile.cliff_models:
-            raise ValueError(f"model {model!r} has no pruning traces in profile '{self.profile.name}'; "
+        model_name = model_name or self.profile.pruning_model
+        if model_name not in self.profile.cliff_models:
+            raise ValueError(f"model {model_name!r} has no pruning traces in profile '{self.profile.name}'; "
                              f"use one of {self.profile.cliff_models}")
         found: dict[str, Any] = {}
-        if model == self.profile.pruning_model:
+        if model_name == self.profile.pruning_model:
             for schedule in self.profile.schedules:
                 found[schedule] = self.random_traces() if schedule == "random" else self.trace(schedule)
-        if model == self.profile.main_model:
+        if model_name == self.profile.main_model:
             for schedule in MAIN_SCHEDULES:
-                if schedule not in found and (trace := self.main_trace(schedule, model)) is not None:
+                if schedule not in found and (trace := self.main_trace(schedule, model_name)) is not None:
                     found[schedule] = trace
             if "random" in self.profile.schedules and "random" not in found:
-                found["random"] = self.random_traces(model)
+                found["random"] = self.random_traces(model_name)
         return found
 
-    def iterative_trace(self, model: str | None = None):
+    def iterative_trace(self, model_name: str | None = None):
         """The Iterative Pruning trace (criterion: mean DM) of one of the profile's :attr:`~Profile.cliff_models`
         (default the pruning model): the one :meth:`cliff_traces` holds under ``"iterative"``."""
-        model = model or self.profile.pruning_model
-        if model == self.profile.pruning_model:
+        model_name = model_name or self.profile.pruning_model
+        if model_name == self.profile.pruning_model:
             return self.trace("iterative")
-        if model == self.profile.main_model:
-            return self.main_trace("iterative", model)
-        raise ValueError(f"model {model!r} has no pruning traces in profile '{self.profile.name}'; "
+        if model_name == self.profile.main_model:
+            return self.main_trace("iterative", model_name)
+        raise ValueError(f"model {model_name!r} has no pruning traces in profile '{self.profile.name}'; "
                          f"use one of {self.profile.cliff_models}")
 
-    def dynamics_trace(self, model: str | None = None, task: str | None = None):
+    def dynamics_trace(self, model_name: str | None = None, task: str | None = None):
         """Iterative Pruning (criterion: mean DM) of the main model with the readout of every pruned network:
         :meth:`main_trace` ("iterative"), the cliff-edge chapter's trace where the main model is the pruning
         model (the test and paper profiles)."""
-        model = model or self.profile.main_model
-        if self.profile.run_of(model).format != "letter":
-            raise ValueError(f"model {model!r} runs in {self.profile.run_of(model).format} format: the readout along "
+        model_name = model_name or self.profile.main_model
+        if self.profile.run_of(model_name).format != "letter":
+            raise ValueError(f"model {model_name!r} runs in {self.profile.run_of(model_name).format} format: the readout along "
                              "pruning traces is recorded for letter-format runs only")
-        return self.main_trace("iterative", model, task)
+        return self.main_trace("iterative", model_name, task)
 
     def lm_loss_along(self, trace) -> np.ndarray:
         """Mean next-token loss (nats/token) of the plain-text passages at every step of ``trace``: float64 [n_steps]."""
@@ -500,10 +435,10 @@ class Experiments:
                 "n_passages": len(texts)}
 
         def compute() -> dict[str, np.ndarray]:
-            from layercollapse.pruning.traces import lm_loss_along
+            from layercollapse.pruning.trace import lm_loss_along
 
-            net, tokenizer = self.model(trace.spec["model"])
-            return {"loss": lm_loss_along(net, tokenizer, texts, trace)}
+            model, tokenizer = self.loaded_model(trace.spec["model"])
+            return {"loss": lm_loss_along(model, tokenizer, texts, trace)}
 
         return self._cached("lm_loss", spec, compute).arrays["loss"]
 
@@ -514,9 +449,9 @@ class Experiments:
         def compute() -> pd.DataFrame:
             from layercollapse.controls.similarity import similarity_along
 
-            net, tokenizer = self.model(trace.spec["model"])
+            model, tokenizer = self.loaded_model(trace.spec["model"])
             items = items_by_id(trace.spec["task"], self.split(trace.spec["task"]), trace.spec["evaluation_ids"])
-            return similarity_along(net, tokenizer, items, trace, trace.spec["format"], trace.spec["task"],
+            return similarity_along(model, tokenizer, items, trace, trace.spec["format"], trace.spec["task"],
                                     shots=self.shots_of(trace.spec))
 
         return self._cached("similarity", spec, compute).table
@@ -537,12 +472,12 @@ class Experiments:
         def compute() -> tuple[pd.DataFrame, dict[str, np.ndarray]]:
             from layercollapse.pruning.margins import criterion_noise, replay_candidates
 
-            net, tokenizer = self.model(trace.spec["model"])
+            model, tokenizer = self.loaded_model(trace.spec["model"])
             task, shots = trace.spec["task"], self.shots_of(trace.spec)
             calibration = items_by_id(task, self.split(task), trace.spec["calibration_ids"])
-            values = replay_candidates(net, tokenizer, trace, calibration, shots=shots,
+            values = replay_candidates(model, tokenizer, trace, calibration, shots=shots,
                                        progress=self.progress and f"candidates {trace.schedule}")
-            noise = criterion_noise(net, tokenizer, trace, calibration, probes, shots=shots)
+            noise = criterion_noise(model, tokenizer, trace, calibration, probes, shots=shots)
             table = pd.DataFrame({"step": np.repeat(probes, len(NOISE_BUDGETS)),
                                   "token_budget": np.tile(NOISE_BUDGETS, len(probes)), "criterion": noise.ravel()})
             return table, {"values": values}
@@ -554,30 +489,31 @@ class Experiments:
 
     # ------------------------------------------------------------ perturbations
 
-    def noise_sweep(self, model: str | None = None, task: str | None = None) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
+    def noise_sweep(self, model_name: str | None = None, task: str | None = None) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
         """Noise h' = h + eps*sigma(h)*N(0, I) at the output of one layer at a time, per phase.
 
         Returns:
             (table with one row per (layer, phase, variance, draw) and its accuracy / mean DM,
              scores float32 [n_rows, n_items, n_options], gold int [n_items]).
         """
-        model = model or self.profile.main_model
+        model_name = model_name or self.profile.main_model
         task = task or self.profile.tasks[0]
-        phases = self.phases(model, task)
+        phases = self.phases(model_name, task)
         noise = self.profile.noise
         chosen = [(layer, "silent") for layer in evenly_spaced(phases.silent, noise.layers_per_phase)]
         chosen += [(layer, "decisive") for layer in evenly_spaced(phases.decisive, noise.layers_per_phase)]
         items = self.evaluation(task)
-        format = self.profile.run_of(model).format
+        format = self.profile.run_of(model_name).format
         spec = {"experiment": "noise", "layers": [layer for layer, _ in chosen], "sigma2": list(noise.sigma2),
-                "n_draws": noise.n_draws, **self._base_spec(model, task, items, format)}
+                "n_draws": noise.n_draws, **self._base_spec(model_name, task, items, format)}
 
         def compute():
             from layercollapse.controls.noise import noise_sweep
-            from layercollapse.pruning.traces import PrefixRunner, encode_items
+            from layercollapse.pruning.encoding import encode_items
+            from layercollapse.pruning.prefix import PrefixRunner
 
-            net, tokenizer = self.model(model)
-            runner = PrefixRunner(net, encode_items(net, tokenizer, items, format, task, shots=self.shots(task, format)))
+            model, tokenizer = self.loaded_model(model_name)
+            runner = PrefixRunner(model, encode_items(model, tokenizer, items, format, task, shots=self.shots(task, format)))
             runner.remember(range(phases.n_layers))
             table, scores = noise_sweep(runner, chosen, noise.sigma2, noise.n_draws)
             return table, {"scores": scores, "gold": np.array([i.gold for i in items])}
@@ -588,26 +524,26 @@ class Experiments:
         table["mean_dm"] = metrics.mean_decision_margin(scores, gold)
         return table, scores, gold
 
-    def finetune_recovery(self, model: str | None = None) -> tuple[pd.DataFrame, dict[str, np.ndarray]]:
+    def finetune_recovery(self, model_name: str | None = None) -> tuple[pd.DataFrame, dict[str, np.ndarray]]:
         """Prune to each fraction along a model's Iterative Pruning trace, fine-tune briefly, re-evaluate (C7).
 
-        ``model``: one of the profile's ``finetune_models`` (default the pruning model), fine-tuned as
+        ``model_name``: one of the profile's ``finetune_models`` (default the pruning model), fine-tuned as
         ``Profile.finetune_of`` says.
 
         Returns:
             (one row per fraction: n_removed, n_kept, accuracy / mean DM before and after, final training loss;
              arrays: scores_before / scores_after float32 [n_fractions, n_items, n_options], gold, losses).
         """
-        model = model or self.profile.pruning_model
-        spec_ft = self.profile.finetune_of(model)
+        model_name = model_name or self.profile.pruning_model
+        spec_ft = self.profile.finetune_of(model_name)
         if spec_ft is None:
-            raise ValueError(f"model {model!r} has no fine-tuning spec in profile '{self.profile.name}'; "
+            raise ValueError(f"model {model_name!r} has no fine-tuning spec in profile '{self.profile.name}'; "
                              f"use one of {self.profile.finetune_models}")
-        trace = self.iterative_trace(model)
+        trace = self.iterative_trace(model_name)
         task = trace.spec["task"]
         _, evaluation, training = self.items(task, self.profile.n_pruning_items, self.profile.n_pruning_calibration)
         training = subsample(training, spec_ft.n_train_items, self.profile.seeds[0])
-        format = self.profile.run_of(model).format
+        format = self.profile.run_of(model_name).format
         n_total = trace.n_layers
         steps = sorted({min(int(round(f * n_total)), trace.n_steps - 1) for f in spec_ft.prune_fractions})
         spec = {"experiment": "finetune", "trace_spec": trace.spec, "steps": steps, "train_ids": [i.id for i in training],
@@ -616,8 +552,8 @@ class Experiments:
         def compute():
             from layercollapse.controls.finetune import finetune_recovery
 
-            net, tokenizer = self.model(model)
-            rows, arrays = finetune_recovery(net, tokenizer, trace, steps, training, evaluation, format, task,
+            model, tokenizer = self.loaded_model(model_name)
+            rows, arrays = finetune_recovery(model, tokenizer, trace, steps, training, evaluation, format, task,
                                              train_steps=spec_ft.steps, lr=spec_ft.learning_rate,
                                              method=spec_ft.method, seed=self.profile.seeds[0],
                                              shots=self.shots_of(trace.spec))
@@ -640,19 +576,18 @@ class Experiments:
         with the steps whose results it reads (``needs``: the distributed waves run those first)."""
         p = self.profile
         main_task = p.tasks[0]
-        main_readout = f"readout {p.main_model} {main_task}"  # the intact phases that phase-aware steps read
-        steps = [PlanStep(main_readout, lambda: self.readout()),
-                 PlanStep("noise sweep", lambda: self.noise_sweep(), needs=(main_readout,))]
+        main_readout = PlanStep(f"readout {p.main_model} {main_task}", lambda: self.readout())  # the intact phases
+        steps = [main_readout, PlanStep("noise sweep", lambda: self.noise_sweep(), needs=(main_readout,))]
         for task in p.phase_tasks:
-            readout_step = f"readout {p.main_model} {task}"
+            readout = main_readout
             if task != main_task:  # the intact phases of a second task: its readout comes first
-                steps.append(PlanStep(readout_step, lambda t=task: self.readout(task=t)))
+                readout = PlanStep(f"readout {p.main_model} {task}", lambda t=task: self.readout(task=t))
+                steps.append(readout)
             for phase in ("silent", "decisive"):
                 name = f"phase-targeted {phase}" + ("" if task == main_task else f" {task}")
-                steps.append(PlanStep(name, lambda ph=phase, t=task: self.phase_traces(ph, task=t),
-                                      needs=(readout_step,)))
-        main_iterative = f"iterative with readouts {p.main_model}"
-        steps.append(PlanStep(main_iterative, lambda: self.dynamics_trace()))
+                steps.append(PlanStep(name, lambda ph=phase, t=task: self.phase_traces(ph, task=t), needs=(readout,)))
+        main_iterative = PlanStep(f"iterative with readouts {p.main_model}", lambda: self.dynamics_trace())
+        steps.append(main_iterative)
         for schedule in MAIN_SCHEDULES[1:]:
             steps.append(PlanStep(f"{schedule} {p.main_model}", lambda s=schedule: self.main_trace(s),
                                   needs=(main_readout,) if schedule in PHASE_AWARE else ()))
@@ -669,21 +604,25 @@ class Experiments:
             if "random" in p.schedules:
                 steps.append(PlanStep(f"random baseline {p.main_model}",
                                       lambda: [self.lm_loss_along(t) for t in self.random_traces(p.main_model)]))
+        pruning_traces = {}
         for schedule in p.schedules:
             if schedule == "random":
-                steps.append(PlanStep("random baseline", lambda: [self.lm_loss_along(t) for t in self.random_traces()]))
+                step = PlanStep("random baseline", lambda: [self.lm_loss_along(t) for t in self.random_traces()])
             else:
-                steps.append(PlanStep(f"trace {schedule}", lambda s=schedule: self.lm_loss_along(self.trace(s))))
-        readers = [PlanStep("similarity along iterative", lambda: self.similarity_along(self.trace("iterative"))),
-                   PlanStep("greedy margins along iterative", lambda: self.greedy_margins(self.trace("iterative")))]
+                step = PlanStep(f"trace {schedule}", lambda s=schedule: self.lm_loss_along(self.trace(s)))
+            pruning_traces[schedule] = step
+            steps.append(step)
+        # they read the pruning model's iterative trace, which its "trace iterative" step stores where there is one
+        iterative = tuple(step for schedule, step in pruning_traces.items() if schedule == "iterative")
+        steps += [PlanStep("similarity along iterative", lambda: self.similarity_along(self.trace("iterative")),
+                           needs=iterative),
+                  PlanStep("greedy margins along iterative", lambda: self.greedy_margins(self.trace("iterative")),
+                           needs=iterative)]
         if p.finetune is not None:
-            readers.append(PlanStep("fine-tuning recovery", lambda: self.finetune_recovery()))
-        if "iterative" in p.schedules:  # they read the pruning model's iterative trace, which "trace iterative" stores
-            readers = [step._replace(needs=("trace iterative",)) for step in readers]
-        steps += readers
+            steps.append(PlanStep("fine-tuning recovery", lambda: self.finetune_recovery(), needs=iterative))
         for run in p.models:
             for task in p.tasks:
-                if (run.name, task) != (p.main_model, main_task) and not (run.name == p.main_model and task in p.phase_tasks):
+                if run.name != p.main_model or (task != main_task and task not in p.phase_tasks):
                     steps.append(PlanStep(f"readout {run.name} {task}", lambda m=run.name, t=task: self.readout(m, t)))
         steps.append(PlanStep(f"tuned lens {p.main_model}", lambda: self.tuned_readout()))
         return steps
@@ -692,15 +631,16 @@ class Experiments:
 # ------------------------------------------------------------------ running the plan
 
 
-def run_plan_steps(experiments, only: str | None = None, check_only: bool = False):
-    """Run the plan's steps (those whose name contains ``only``); yield (name, problem, seconds) for each.
+def run_plan_steps(experiments, only: str | None = None, check_only: bool = False, names: Sequence[str] = ()):
+    """Run the plan's steps (those whose name contains ``only``, or is one of ``names``); yield (name, problem,
+    seconds) for each.
 
     ``problem`` is None for a stored (or just computed) step. ``check_only``: ``experiments`` must not
     compute; a step whose result is missing yields its ``MissingResult``, one with damaged files its
     ``CorruptResultError`` (otherwise a missing result is computed, and every error propagates).
     """
     for name, run, _ in experiments.plan:
-        if only and only not in name:
+        if (only and only not in name) or (names and name not in names):
             continue
         start = time.perf_counter()
         try:

@@ -14,7 +14,6 @@ Jupyter kernel in ``QUARTO_PROFILE``; chapters read it only through
 from __future__ import annotations
 
 import dataclasses
-import os
 import types
 import typing
 from dataclasses import dataclass, field
@@ -22,9 +21,10 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
+from layercollapse import settings
 from layercollapse.paths import project_root
 
-PROFILE_ENV = "LAYERCOLLAPSE_PROFILE"  # used when QUARTO_PROFILE is not set (scripts, tests)
+PROFILE_ENV = settings.PROFILE.name  # used when QUARTO_PROFILE is not set (scripts, tests)
 DEFAULT_PROFILE = "default"
 
 
@@ -49,11 +49,11 @@ def active_profile() -> str:
     profiles are active) wins: its first entry that has a ``profiles/<name>.yml``,
     else its first entry. Then ``LAYERCOLLAPSE_PROFILE``, then ``"default"``.
     """
-    quarto = [name.strip() for name in os.environ.get("QUARTO_PROFILE", "").split(",") if name.strip()]
+    quarto = settings.profile_names()
     if quarto:
         known = set(available_profiles())
         return next((name for name in quarto if name in known), quarto[0])
-    return os.environ.get(PROFILE_ENV, "").strip() or DEFAULT_PROFILE
+    return settings.profile_override() or DEFAULT_PROFILE
 
 
 @dataclass(frozen=True)
@@ -226,6 +226,11 @@ class Profile:
             if task.partition(":")[0] not in TASK_REGISTRY:
                 raise ProfileError(f"{where}: unknown task '{task}'; known tasks: "
                                    f"{', '.join(TASK_REGISTRY)} (and mmlu:<subject>)")
+        from layercollapse.pruning.schedules import SCHEDULES
+
+        unknown = [schedule for schedule in self.schedules if schedule not in SCHEDULES]
+        if unknown:
+            raise ProfileError(f"{where}: unknown schedule(s) {unknown}; registered schedules: {', '.join(SCHEDULES)}")
         for run in self.models:
             if Path(run.name).expanduser().is_dir():
                 continue
