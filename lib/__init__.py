@@ -3,7 +3,7 @@
 The flow of every experiment is ``spec -> option scores (stored) -> metrics ->
 statistics -> figure``; each arrow is one function of this package. The package
 is tiered, each sub-package one job, lower tiers never importing higher ones
-(``tests/test_architecture.py`` checks this list, and that every public name below resolves):
+(``tests/project/test_architecture.py`` checks this list, and that every public name below resolves):
 
 - ``model``: loading, the one place that knows architectures, layer views, layer hooks
 - ``data``: multiple-choice tasks and prompt formats

@@ -17,7 +17,7 @@ TINY_VOCAB = 49152  # SmolLM2's vocabulary, so its tokenizer drives the tiny mod
 TINY_HIDDEN = 64
 TINY_LAYERS = 5
 #: The tiny random model of each architecture the library declares (``SUPPORTED_ARCHITECTURES``): class name -> the
-#: ``arch`` name of :func:`build_tiny_model` (``tests/test_architecture.py`` fails when a declared class has none).
+#: ``arch`` name of :func:`build_tiny_model` (``tests/project/test_architecture.py`` fails when a declared class has none).
 TINY_ARCHITECTURE_OF = {"LlamaForCausalLM": "llama", "Qwen2ForCausalLM": "qwen2", "Qwen3ForCausalLM": "qwen3",
                         "MistralForCausalLM": "mistral", "Gemma3ForCausalLM": "gemma3"}
 TINY_ARCHITECTURES = tuple(TINY_ARCHITECTURE_OF.values())
@@ -114,3 +114,54 @@ def items():
     pool = load_task("arc_easy").items
     odd = [next(item for item in pool if len(item.options) == n) for n in (3, 5)]
     return subsample([item for item in pool if item not in odd], 10, seed=0) + tuple(odd)
+
+
+def _missing(marker: str) -> str | None:
+    """Why a test with ``marker`` cannot run here (None: it can)."""
+    import importlib.util
+    import shutil
+
+    if marker == "quarto" and shutil.which("quarto") is None:
+        return "no quarto on PATH (https://quarto.org/docs/get-started/); its Quarto-free twin runs instead"
+    if marker == "browser":
+        from browser import skip_reason
+
+        return skip_reason()
+    if marker == "gpu":
+        import torch
+
+        return None if torch.cuda.is_available() else "no CUDA GPU"
+    if marker == "distributed" and importlib.util.find_spec("submitit") is None:
+        return "submitit is not installed: pip install -e '.[distributed]'"
+    return None
+
+
+def pytest_collection_modifyitems(config, items) -> None:
+    """A test marked ``quarto``, ``browser``, ``gpu`` or ``distributed`` skips, saying why, where that is missing:
+    ``-m quarto`` selects everything that needs Quarto, ``-m "not slow"`` the unit suite."""
+    reasons: dict[str, str | None] = {}
+    for item in items:
+        for marker in ("quarto", "browser", "gpu", "distributed"):
+            if item.get_closest_marker(marker) is not None:
+                reason = reasons.setdefault(marker, _missing(marker))
+                if reason:
+                    item.add_marker(pytest.mark.skip(reason=reason))
+
+
+def store_content(root) -> dict:
+    """(kind, key) -> (spec, table records, arrays as lists) of the results store at ``root``, without timestamps:
+    two stores computed the same way compare equal."""
+    import json
+
+    import numpy as np
+    from layercollapse.storage.store import Store
+
+    store, content = Store(root), {}
+    for kind in store.kinds():
+        for sidecar in store.sidecars(kind):
+            result = store.load_key(kind, sidecar["key"])
+            table = result.table.astype(object).where(result.table.notna(), None)  # NaN == NaN for the comparison
+            content[kind, sidecar["key"]] = (json.dumps(result.spec, sort_keys=True), table.to_dict("list"),
+                                             {name: np.nan_to_num(array, nan=1e300).tolist() if array.dtype.kind == "f"
+                                              else array.tolist() for name, array in result.arrays.items()})
+    return content

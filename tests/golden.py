@@ -3,7 +3,7 @@
 Every kind of stored result is computed through the path the profiles use (``Experiments.plan``,
 as ``reproduce`` runs it) for a small profile on tiny random models, into a results store. The
 committed references live in ``tests/golden/store`` (a results store like ``data/store``, keyed
-the same way); ``tests/test_golden.py`` recomputes them and compares.
+the same way); ``tests/study/test_golden.py`` recomputes them and compares.
 
 After bumping a compute version (``COMPUTE_VERSIONS`` in ``lib/storage/provenance.py``), regenerate:
 

@@ -452,7 +452,12 @@ def retention_summary(tables: Mapping[str, pd.DataFrame]) -> pd.DataFrame:
             accuracy=[f"{a}/{n} / {b}/{m}" for a, n, b, m in zip(table["accuracy_silent"], table["n_silent"],
                                                                   table["accuracy_decisive"], table["n_decisive"])],
             registered=[f"{a} / {b}" for a, b in zip(table["registered_silent"], table["registered_decisive"])]))
-    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=["task", "k"])
+    if frames:
+        return pd.concat(frames, ignore_index=True)
+    columns = ["task", "k", "silent", "decisive", "accuracy", "registered", "outcomes_silent", "outcomes_decisive",
+               *(f"{name}_{phase}_{end}" for name in ("share_transition",) for phase in ("silent", "decisive")
+                 for end in ("low", "high")), "p_holm_transition", "p_holm_registered"]
+    return pd.DataFrame(columns=columns)  # no phase-targeted networks: the table says so by having no rows
 
 
 def outcome_text(networks: pd.DataFrame) -> str:
@@ -474,7 +479,7 @@ def prevention_text(table: pd.DataFrame) -> str:
     """At which k most Silent- or Decisive-pruned networks have no transition of their own (``retention_table``
     rows), as a sentence for the chapter."""
     if not len(table):
-        return "No phase-targeted networks were run."
+        return "Without a transition in the intact network there are no two phases to compare."
     parts = []
     for phase in ("silent", "decisive"):
         lost = table.loc[table[f"share_transition_{phase}"] < 0.5, "k"].astype(int).tolist()
@@ -771,7 +776,9 @@ def odds_table(fits: Mapping[str, CollapseOdds | None]) -> pd.DataFrame:
         for column in ("beta_silent", "beta_decisive", "difference"):
             row |= _interval_columns(column, getattr(fit, column))
         rows.append(row)
-    return pd.DataFrame(rows)
+    columns = ["fit", "n_traces", "n_networks", "n_collapsed",
+               *(f"{name}{end}" for name in ("beta_silent", "beta_decisive", "difference") for end in ("", "_low", "_high"))]
+    return pd.DataFrame(rows, columns=columns)
 
 
 @verdict_rule

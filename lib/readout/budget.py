@@ -1,7 +1,7 @@
 """How many tokens one forward pass should hold: the batching knob of scoring and pruning.
 
 In float32, results do not depend on it (batched scoring equals one-item-at-a-time scoring to
-~1e-5, ``tests/test_scoring.py``); only speed does. In bf16 they do: the backbone's bf16 matmuls
+~1e-5, ``tests/readout/test_scoring.py``); only speed does. In bf16 they do: the backbone's bf16 matmuls
 round differently for other batch shapes, and SmolLM2-135M option log-probabilities move by up to
 0.56 nats between budgets 128, 1,024 and 8,192 (mean 0.10; the float32 readout barely changes
 that, but halves to quarters the change of mean Decision Margin), enough to change a greedy

@@ -389,7 +389,7 @@ def _dodged(frame: pd.DataFrame, x: str, by: str, width: float = 0.25) -> pd.Dat
     by side."""
     levels = list(dict.fromkeys(frame[by]))
     offsets = {level: (index - (len(levels) - 1) / 2) * width for index, level in enumerate(levels)}
-    return frame.assign(**{f"{x}_at": frame[x] + frame[by].map(offsets)})
+    return frame.assign(**{f"{x}_at": frame[x] + frame[by].map(offsets).astype("float64")})
 
 
 def points_with_intervals(frame: pd.DataFrame, x: str, y: str, low: str | None, high: str | None, color: str, *,

@@ -3,7 +3,7 @@
 A result is keyed by its spec and the **compute version** of its kind (:data:`COMPUTE_VERSIONS`),
 an integer the author bumps when a change alters the numbers that kind stores. Nothing else is
 in the key: a comment, a rename or a refactor anywhere in the library keeps every stored result
-served. The versions are kept honest by golden-output tests (``tests/test_golden.py``): each
+served. The versions are kept honest by golden-output tests (``tests/study/test_golden.py``): each
 kind is computed through the same code path the profiles use, on tiny random models, and
 compared with a committed reference; a numerical change without a bump fails there, and says
 which version to bump.

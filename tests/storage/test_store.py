@@ -117,7 +117,7 @@ def test_default_root(monkeypatch, tmp_path):
     assert default_root() == tmp_path / "elsewhere"
     assert Store().root == tmp_path / "elsewhere"
     monkeypatch.delenv("LAYERCOLLAPSE_STORE")
-    repo = Path(__file__).resolve().parents[1]  # the checkout
+    repo = Path(__file__).resolve().parents[2]  # the checkout
     assert default_root("default") == repo / "data" / "store"
     assert default_root("paper") == repo / "data" / "store-paper"
     monkeypatch.setenv("LAYERCOLLAPSE_CACHE", str(tmp_path / "cache"))

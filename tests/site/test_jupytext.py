@@ -36,8 +36,7 @@ from layercollapse.site.chapters import project_chapters
 
 ROOT = project_root()
 PAGES = project_chapters()  # every page of the site, index.qmd included (it is rendered last)
-needs_quarto = pytest.mark.skipif(shutil.which("quarto") is None,
-                                  reason="no quarto on PATH: jupytext reads .qmd through `quarto convert`")
+needs_quarto = pytest.mark.quarto  # jupytext reads .qmd through `quarto convert` (conftest skips without Quarto)
 EDITED_CHAPTER = "chapters/04-phase-pruning.qmd"
 EDIT = ("costs little (C4)", "costs little at first (C4)")  # in its "**Claims C4 and C5.**" paragraph
 TOKEN = "layercollapse-test"

@@ -612,7 +612,7 @@ def test_each_cliff_model_has_the_fine_tuning_spec_the_profile_gives_it():
 
 
 # --- what a render with Quarto found: the theme, .gitignore, the ledger's words, folded setup --------
-# Quarto-free twins of the checks tests/test_rendered_site.py makes on a rendered site (Quarto and Chromium).
+# Quarto-free twins of the checks tests/site/test_rendered_site.py makes on a rendered site (Quarto and Chromium).
 
 #: What `quarto render` makes sure the project's .gitignore holds, comparing whole trimmed lines
 #: (``ensureGitignore``, src/project/project-gitignore.ts): "/.quarto/" (1.7; 1.8 adds "**/*.quarto_ipynb"), and
@@ -673,7 +673,7 @@ def ledger_word_rule(css: str) -> dict[str, str] | None:
 
 def test_the_ledger_keeps_every_word_whole():
     """Quarto lets links in tables break anywhere; the site's SCSS keeps the ledger's words (its chapter links
-    above all) whole (tests/test_rendered_site.py draws it in Chromium where one is installed)."""
+    above all) whole (tests/site/test_rendered_site.py draws it in Chromium where one is installed)."""
     from rendered_site import site_css_rules
 
     rules = site_css_rules(ROOT)

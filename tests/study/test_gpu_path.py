@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import store_content
 import torch
 from benchmark_scripts import load_benchmark
 from layercollapse.model.layers import drop_layers
@@ -31,7 +32,7 @@ from layercollapse.readout.lens import layerwise_scores
 from layercollapse.readout.scoring import score
 from layercollapse.storage.store import Store
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 GPU_BENCH = ROOT / "benchmarks" / "gpu_bench.py"
 
 
@@ -201,19 +202,6 @@ def fake_steps(experiments) -> list:
     return [first, *traces, PlanStep("similarity along iterative", similarity, needs=tuple(traces))]
 
 
-def store_content(root: Path) -> dict:
-    """(kind, key) -> (spec, table records, arrays as lists): the store without timestamps."""
-    store, content = Store(root), {}
-    for kind in store.kinds():
-        for sidecar in store.sidecars(kind):
-            result = store.load_key(kind, sidecar["key"])
-            table = result.table.astype(object).where(result.table.notna(), None)  # NaN == NaN for the comparison
-            content[kind, sidecar["key"]] = (json.dumps(result.spec, sort_keys=True), table.to_dict("list"),
-                                             {name: np.nan_to_num(array, nan=1e300).tolist() if array.dtype.kind == "f"
-                                              else array.tolist() for name, array in result.arrays.items()})
-    return content
-
-
 @pytest.mark.parametrize("profile", ["test", "default"])
 def test_plan_waves_run_every_step_after_the_steps_it_needs(profile):
     from layercollapse.study.distributed import plan_waves
@@ -287,9 +275,10 @@ class FakeExperiments:
 
 
 @pytest.mark.slow
+@pytest.mark.distributed
 def test_two_local_workers_fill_the_store_like_one(tmp_path, monkeypatch):
     """Real subprocesses through submitit's LocalExecutor, two at a time, writing one shared store."""
-    import submitit  # noqa: F401 - installed by scripts/install.sh (the distributed extra)
+    import submitit  # noqa: F401 - the distributed extra (the marker skips without it)
     from layercollapse.study.distributed import run_plan_distributed
 
     (tmp_path / "fake_experiments.py").write_text(FAKE_MODULE)
@@ -339,6 +328,27 @@ def test_concurrent_processes_write_one_store_safely(tmp_path):
     assert not list((tmp_path / "shared").glob("*.tmp")) and not list((tmp_path / "shared").glob(".*.tmp"))
 
 
+@pytest.mark.distributed
+def test_slurm_executor_writes_an_array_script(tmp_path, monkeypatch):
+    import submitit  # noqa: F401 - the distributed extra (the marker skips without it)
+    from layercollapse.study.distributed import make_executor
+
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "srun").write_text("#!/bin/sh\nexit 0\n")
+    (bin_dir / "srun").chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+    executor = make_executor("slurm", tmp_path / "sub", 4, time_min=600, slurm_partition="gpu", slurm_gpus=1,
+                             slurm_cpus=12, slurm_mem_gb=120, slurm_setup=["source .venv/bin/activate"])
+    executor.parameters["map_count"] = 9
+    text = executor._make_submission_file_text("python -u -m submitit.core._submit x", "uid")
+    for line in ("#SBATCH --partition=gpu", "#SBATCH --gpus-per-node=1", "#SBATCH --cpus-per-task=12",
+                 "#SBATCH --mem=120GB", "#SBATCH --time=600", "#SBATCH --array=0-8%4", "source .venv/bin/activate"):
+        assert line in text, line
+    with pytest.raises(ValueError, match="Unknown executor"):
+        make_executor("ray", tmp_path, 1)
+
+
 def test_cli_arguments(tmp_path, monkeypatch):
     import argparse
 
@@ -361,23 +371,3 @@ def test_cli_arguments(tmp_path, monkeypatch):
                               "--submitit-folder", str(tmp_path / "sub")])
     assert maybe_run_distributed(args) == 0
     assert len(store_content(tmp_path / "store")) == 6
-
-
-def test_slurm_executor_writes_an_array_script(tmp_path, monkeypatch):
-    import submitit  # noqa: F401 - installed by scripts/install.sh (the distributed extra)
-    from layercollapse.study.distributed import make_executor
-
-    bin_dir = tmp_path / "bin"
-    bin_dir.mkdir()
-    (bin_dir / "srun").write_text("#!/bin/sh\nexit 0\n")
-    (bin_dir / "srun").chmod(0o755)
-    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
-    executor = make_executor("slurm", tmp_path / "sub", 4, time_min=600, slurm_partition="gpu", slurm_gpus=1,
-                             slurm_cpus=12, slurm_mem_gb=120, slurm_setup=["source .venv/bin/activate"])
-    executor.parameters["map_count"] = 9
-    text = executor._make_submission_file_text("python -u -m submitit.core._submit x", "uid")
-    for line in ("#SBATCH --partition=gpu", "#SBATCH --gpus-per-node=1", "#SBATCH --cpus-per-task=12",
-                 "#SBATCH --mem=120GB", "#SBATCH --time=600", "#SBATCH --array=0-8%4", "source .venv/bin/activate"):
-        assert line in text, line
-    with pytest.raises(ValueError, match="Unknown executor"):
-        make_executor("ray", tmp_path, 1)

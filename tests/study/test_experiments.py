@@ -160,7 +160,7 @@ def test_two_reproduce_processes_on_one_empty_store_both_finish_with_the_store_o
     import subprocess
     import sys
 
-    from test_gpu_path import store_content
+    from conftest import store_content
 
     def start(store):
         env = {**os.environ, "LAYERCOLLAPSE_STORE": str(store), "HF_HUB_OFFLINE": "1"}

@@ -97,16 +97,6 @@ def test_a_folder_that_is_not_a_whole_model_names_what_it_lacks(tmp_path, files,
         load_model(str(tmp_path))
 
 
-def test_cli_reports_a_bad_model_folder_in_one_line(tmp_path, capsys):
-    from layercollapse.cli.main import main
-
-    (tmp_path / "config.json").write_text("{}")
-    with pytest.raises(SystemExit) as exit_info:
-        main(["evaluate", "--model", str(tmp_path), "--task", "arc_easy", "--limit", "2"])
-    err = capsys.readouterr().err.strip().splitlines()
-    assert exit_info.value.code == 2 and len(err) == 1 and err[0].startswith(f"error: Model folder '{tmp_path}'")
-
-
 def test_default_dtype_is_bf16_on_gpu():
     assert default_dtype("cuda") == torch.bfloat16
     assert default_dtype("cpu") in {torch.bfloat16, torch.float32}
@@ -185,20 +175,6 @@ def test_a_file_that_is_not_a_model_says_what_a_model_is_in_one_line(tmp_path):
                                            "smollm2-135m") as error:
         load_model(str(notes))
     assert "\n" not in str(error.value) and "does not exist" not in str(error.value)
-
-
-def test_cli_refuses_a_file_as_model_in_one_line_before_loading_the_task(tmp_path, capsys, monkeypatch):
-    from layercollapse.cli.main import main
-    from layercollapse.data import tasks
-
-    monkeypatch.setattr(tasks, "load_task", lambda *args, **kwargs: pytest.fail("the task loaded before --model"))
-    notes = tmp_path / "some.txt"
-    notes.write_text("not a model")
-    for command in (["evaluate"], ["prune", "--store", str(tmp_path / "store")]):
-        with pytest.raises(SystemExit) as exit_info:
-            main([*command, "--model", str(notes), "--limit", "2"])
-        err = capsys.readouterr().err.strip().splitlines()
-        assert exit_info.value.code == 2 and len(err) == 1 and err[0].startswith(f"error: Model '{notes}' is a file")
 
 
 @pytest.mark.slow

@@ -172,7 +172,7 @@ def test_offline_rendering_inlines_javascript(restore_altair, layer_curves, monk
     assert "cdn.jsdelivr" not in html and not _script_sources(html)
     assert not re.search(r"""(src|href)\s*=\s*["']?https?://""", html)
     assert "window.vegaEmbed=" in html and len(html) > 500_000  # the bundle itself
-    assert '"field": "accuracy"' in html  # the spec is there too
+    assert '"field":"accuracy"' in html  # the spec is there too (written compactly)
     # The default renderer, by contrast, loads the libraries from a CDN.
     alt.renderers.enable("default")
     assert "cdn.jsdelivr" in chart._repr_mimebundle_()["text/html"]
@@ -339,7 +339,7 @@ def _chart_page(tmp_path, charts: dict[str, alt.TopLevelMixin], column_px: int) 
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(browser.skip_reason() is not None, reason=str(browser.skip_reason()))
+@pytest.mark.browser
 def test_offline_charts_draw_inside_their_column_in_a_browser(tmp_path, restore_altair, layer_curves):
     """In Chromium with no network: every kind of chart the chapters draw fits a 900-px window and a 420-px column."""
     plots.use_site_theme()
@@ -365,7 +365,7 @@ def test_offline_charts_draw_inside_their_column_in_a_browser(tmp_path, restore_
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(browser.skip_reason() is not None, reason=str(browser.skip_reason()))
+@pytest.mark.browser
 def test_site_charts_load_the_bundle_once_and_draw_in_a_browser(tmp_path, monkeypatch, restore_altair, layer_curves):
     """Three charts of a page rendered in site mode, read in Chromium with no network: one bundle request."""
     _site_page(monkeypatch, tmp_path)

@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pytest
 
-README = Path(__file__).resolve().parents[1] / "README.md"
+README = Path(__file__).resolve().parents[2] / "README.md"
 
 #: What the test changes in a block so that it runs on a small model and few items.
-SHRINK = {'load_model("qwen2.5-coder-1.5b")': 'load_model("smollm2-135m")', ".items, 100, seed=0)": ".items, 6, seed=0)"}
+SHRINK = {'load_model("qwen2.5-coder-1.5b")': 'load_model("smollm2-135m")', "), 100, seed=0)": "), 6, seed=0)"}
 
 
 def python_blocks(text: str) -> list[str]:
@@ -118,3 +118,24 @@ def test_readme_lists_every_environment_variable_the_library_reads():
     assert [name for name, _, _ in rows] == [variable.name for variable in settings.VARIABLES]
     assert all(meaning == variable.meaning and default == variable.default
                for (_, meaning, default), variable in zip(rows, settings.VARIABLES))
+
+
+def test_readme_numerics_table_is_the_readout_precision_benchmark_s():
+    import json
+
+    measured = json.loads((README.parent / "benchmarks" / "results" / "readout_precision.json").read_text())["formats"]
+    section = README.read_text().split("## Numerics")[1]
+    rows = {name: cells for name, *cells in (
+        [cell.strip() for cell in line.strip("|").split("|")]
+        for line in section.splitlines() if line.startswith("| fp32") or line.startswith("| bf16"))}
+
+    def shown(value: float) -> str:
+        return f"{value:.2g}"
+
+    for row, key in (("fp32 model", "fp32 model"), ("bf16, readout in bf16 (`readout: model`)", "bf16, model readout"),
+                     ("bf16, float32 readout (library default)", "bf16, float32 readout")):
+        letter, cloze = measured["letter"][key], measured["cloze"][key]
+        assert rows[row] == [f"{shown(letter['max_abs_delta'])} / {shown(letter['mean_abs_delta'])}",
+                             shown(letter["max_delta_mean_dm"]),
+                             f"{shown(cloze['max_abs_delta'])} / {shown(cloze['mean_abs_delta'])}",
+                             shown(cloze["max_delta_mean_dm"])], row

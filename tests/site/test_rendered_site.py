@@ -25,7 +25,7 @@ from layercollapse.site.tables import Table
 from layercollapse.study.profiles import load_profile
 
 SITE = project_root() / "_site"
-needs_browser = pytest.mark.skipif(browser.skip_reason() is not None, reason=str(browser.skip_reason()))
+needs_browser = pytest.mark.browser  # conftest skips, saying why, without Chromium and playwright
 #: What Quarto 1.7's HTML theme does to links in tables (formats/html/bootstrap/_bootstrap-rules.scss): they may
 #: break anywhere, so a narrow ledger column cut the chapter titles mid-word ("Representati on").
 QUARTO_TABLE_CSS = ("table { border-collapse: collapse; } th, td { padding: .5rem; } "
@@ -75,6 +75,7 @@ def test_recorded_statuses_of_the_committed_default_verdicts_are_what_the_ledger
 
 
 @needs_browser
+@pytest.mark.quarto
 @pytest.mark.skipif(not (SITE / "index.html").is_file(),
                     reason="no rendered site in _site/: run `quarto render --profile default` (needs Quarto)")
 def test_rendered_default_site_reads_offline():
