@@ -24,13 +24,11 @@ def add_evaluate_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--layerwise", action="store_true", help="also read out every layer (logit lens)")
 
 
-def evaluate(args: argparse.Namespace) -> int:
-    """Print accuracy, mean Decision Margin and Option Frequency (per layer with --layerwise)."""
-    from layercollapse.data.tasks import TASK_REGISTRY, load_task, subsample
-    from layercollapse.measures import metrics
+def load_items_and_model(args: argparse.Namespace):
+    """What ``evaluate`` and ``diagnose`` score: the arguments checked before any work, then (task data, items, solved
+    examples, gold int64 [n_items], model, tokenizer)."""
+    from layercollapse.data.tasks import load_task, subsample
     from layercollapse.model.loading import load_model
-    from layercollapse.readout.lens import layerwise_scores
-    from layercollapse.readout.scoring import option_lengths, score
 
     check_shots(args)
     check_model(args)
@@ -40,6 +38,17 @@ def evaluate(args: argparse.Namespace) -> int:
     shots = shots_for(args, items)
     gold = np.array([item.gold for item in items])
     model, tokenizer = load_model(args.model, dtype=args.dtype)
+    return data, items, shots, gold, model, tokenizer
+
+
+def evaluate(args: argparse.Namespace) -> int:
+    """Print accuracy, mean Decision Margin and Option Frequency (per layer with --layerwise)."""
+    from layercollapse.data.tasks import TASK_REGISTRY
+    from layercollapse.measures import metrics
+    from layercollapse.readout.lens import layerwise_scores
+    from layercollapse.readout.scoring import option_lengths, score
+
+    data, items, shots, gold, model, tokenizer = load_items_and_model(args)
     print(f"{args.model} on {data.task}/{data.split} ({data.source}), {len(items)} items, {args.format} format"
           + (f", {len(shots)} shots" if shots else ""))
     if args.format == "cloze" and not TASK_REGISTRY[data.task.partition(":")[0]].harness_cloze:
@@ -76,21 +85,12 @@ def add_diagnose_arguments(parser: argparse.ArgumentParser) -> None:
 def diagnose(args: argparse.Namespace) -> int:
     """Print the intact readout's transition and phases, and what removing each layer alone costs, measured."""
     from layercollapse.claims.dynamics import single_layer_costs
-    from layercollapse.data.tasks import load_task, subsample
     from layercollapse.measures import metrics
-    from layercollapse.model.loading import load_model
+    from layercollapse.measures.phases import Readout, phases_from_readout
     from layercollapse.pruning.engine import single_layer_removals
     from layercollapse.site.tables import transition_text
-    from layercollapse.measures.phases import Readout, phases_from_readout
 
-    check_shots(args)
-    check_model(args)
-    data = load_task(args.task, args.split)
-    note_limit(args.limit, len(data), f"{data.task}/{data.split}")
-    items = subsample(data, args.limit, args.seed)
-    shots = shots_for(args, items)
-    gold = np.array([item.gold for item in items])
-    model, tokenizer = load_model(args.model, dtype=args.dtype)
+    data, items, shots, gold, model, tokenizer = load_items_and_model(args)
     removals = single_layer_removals(model, tokenizer, items, args.format, task=args.task, shots=shots)
     readout = Readout(removals["intact_readout"], gold, {"model": args.model, "task": data.task})
     phases = phases_from_readout(readout, n_resamples=args.n_bootstrap, seed=args.seed)

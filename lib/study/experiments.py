@@ -229,7 +229,7 @@ class Experiments:
         task = task or self.profile.tasks[0]
         format = self.profile.run_of(model_name).format
         items = self.evaluation(task)
-        spec = {"experiment": "readout", "lens": "logit", **self._base_spec(model_name, task, items, format)}
+        spec = self._readout_spec(model_name, task)
 
         def compute() -> dict[str, np.ndarray]:
             from layercollapse.readout.lens import layerwise_scores
@@ -241,6 +241,11 @@ class Experiments:
 
         result = self._cached("readout", spec, compute)
         return Readout(result.arrays["scores"], result.arrays["gold"], result.spec)
+
+    def _readout_spec(self, model_name: str, task: str) -> dict[str, Any]:
+        format = self.profile.run_of(model_name).format
+        return {"experiment": "readout", "lens": "logit",
+                **self._base_spec(model_name, task, self.evaluation(task), format)}
 
     def phases(self, model_name: str | None = None, task: str | None = None) -> Phases:
         """Silent / Decisive split of a network from its readout (bootstrap over items)."""
@@ -299,10 +304,19 @@ class Experiments:
 
         if self._loaded is not None and self._loaded[0] == name:
             return NetworkIdentity.of(self._loaded[1])
-        n_layers = model_depth(name)
+        n_layers = model_depth(name) or self._stored_depth(name)
         if n_layers is None:
             return NetworkIdentity.of(self.loaded_model(name)[0])
         return NetworkIdentity(name, self.dtype_name(), self.profile.readout, n_layers)
+
+    def _stored_depth(self, name: str) -> int | None:
+        """Decoder layers of one of the profile's models, read from its stored readout on the main task (a model
+        that only a loader knows, e.g. a test's tiny model); None when that readout is not stored."""
+        if name not in {run.name for run in self.profile.models}:
+            return None
+        stored = self.store.load("readout", self._readout_spec(name, self.profile.tasks[0]),
+                                 compute_version=compute_version("readout"), damaged=self.damaged)
+        return None if stored is None else int(stored.arrays["scores"].shape[0]) - 1
 
     def _traces(self, model_name: str, task: str, evaluation: Sequence[Item], schedule: str, seeds: Sequence[int], *,
                 calibration: Sequence[Item] = (), criterion: str = "dm",
