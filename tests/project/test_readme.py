@@ -139,3 +139,20 @@ def test_readme_numerics_table_is_the_readout_precision_benchmark_s():
                              shown(letter["max_delta_mean_dm"]),
                              f"{shown(cloze['max_abs_delta'])} / {shown(cloze['mean_abs_delta'])}",
                              shown(cloze["max_delta_mean_dm"])], row
+
+
+def test_readme_cold_run_figures_are_the_cold_total_file_s():
+    """The README's cold-run hours are those ``benchmarks/cold_total.py`` wrote, and the file adds up."""
+    import json
+
+    measured = json.loads((README.parent / "benchmarks" / "results" / "cold_total_default.json").read_text())
+    assert round(sum(part["hours"] for part in measured["parts"]), 1) == measured["total_hours"]
+    dose = measured["dose_response"]
+    assert measured["new_hours"] == dose["hours"]
+    assert dose["hours"] == pytest.approx(sum(dose["passes"].values()) * dose["seconds_per_layer_pass"] / 3600, abs=0.01)
+    text = " ".join(README.read_text().split())
+    assert f"about **{measured['total_hours']} hours** on 2 CPU cores" in text
+    assert f"The dose-response added **{measured['new_hours']} h**" in text
+    assert f"{sum(dose['passes'].values()):,} decoder-layer passes" in text
+    assert f"at {dose['seconds_per_layer_pass']} s per pass, the rate of the {dose['timed_alone']['traces']} " in text
+    assert f"sum to {dose['recorded_wall_hours']} h" in text
