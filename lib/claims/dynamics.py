@@ -646,8 +646,7 @@ def first_silent_removals(traces: Mapping[str, object], phases) -> pd.DataFrame:
             rows.append({"schedule": schedule, "seed": trace.seed, "step": step, "layer": " ".join(map(str, layers)),
                          "n_silent": len(phases.silent), "n_layers": phases.n_layers})
     table = pd.DataFrame(rows)
-    table["step"] = table["step"].astype("Int64")
-    return table
+    return table.astype({"step": "Int64", "seed": "Int64"})  # None: never / a schedule without a seed
 
 
 @verdict_rule
