@@ -197,6 +197,7 @@ def test_p1_is_inconclusive_when_the_pruner_never_reaches_the_silent_phase():
     assert verdict.status == "inconclusive" and "never removes a Silent-Phase layer" in verdict.text
 
 
+@pytest.mark.slow
 def test_the_dynamics_tables_follow_a_real_trace(tiny_model, tokenizer, items):
     model = tiny_model("llama")
     evaluation = items[5:]

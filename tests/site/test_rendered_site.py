@@ -69,6 +69,7 @@ def test_recorded_statuses_are_the_main_settings_verdict_of_each_claim_part(tmp_
     assert set(statuses) == {"C1", "C3b", "C5b"} | (set(CLAIMS) - {"C1", "C3", "C5"})
 
 
+@pytest.mark.slow
 def test_recorded_statuses_of_the_committed_default_verdicts_are_what_the_ledger_shows():
     """What the rendered ledger is checked against, computed apart from it, agrees with its rows."""
     assert recorded_statuses("default") == {row.claim: row.status for row in ledger_rows("default")}

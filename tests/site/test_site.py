@@ -266,6 +266,7 @@ def test_injected_parameters_override_the_parameters_cell(tmp_path):
     assert _stdout(plain).split()[:2] == ["30", "default"]
 
 
+@pytest.mark.slow
 def test_inline_expressions_resolve_like_quarto_where_their_paragraph_stands(tmp_path):
     path = _write_qmd(tmp_path, '''
         ---
@@ -511,6 +512,7 @@ def test_the_first_registered_rule_is_shown_beside_its_amendment_and_never_recor
     assert not (tmp_path / "verdicts").exists()
 
 
+@pytest.mark.slow
 def test_ledger_of_the_committed_default_verdicts_names_the_models_each_rests_on():
     rows = {row.claim: row for row in ledger.ledger_rows("default")}
     recorded = verdicts.load_verdicts("default")

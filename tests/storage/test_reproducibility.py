@@ -102,6 +102,7 @@ def test_render_check_stops_at_a_damaged_result_and_list_reports_it(store, monke
 # ------------------------------------------------------------------------ --verify
 
 
+@pytest.mark.slow
 def test_verify_recomputes_a_kind_without_touching_the_store(store):
     def files():  # results, not the readers' lock files
         return {path: path.read_bytes() for path in store.root.rglob("*") if path.is_file() and path.name[0] != "."}

@@ -28,6 +28,7 @@ def golden_copy(tmp_path):
     return Experiments(GOLDEN_PROFILE, store=Store(root), compute=False, progress=False, load_model=golden_loader())
 
 
+@pytest.mark.slow
 def test_the_sample_is_seeded_fits_its_budget_and_draws_every_kind_it_can(golden_copy):
     pool = candidates(golden_copy)
     assert {candidate.kind for candidate in pool} == set(COMPUTE_VERSIONS)  # every stored kind has a plan step

@@ -108,6 +108,7 @@ def test_missing_results_are_an_error_when_computing_is_off(tmp_path, monkeypatc
     assert Experiments("test", store=Store(tmp_path)).compute is True
 
 
+@pytest.mark.slow
 def test_render_refuses_missing_results_in_one_line_before_starting_a_kernel(tmp_path, monkeypatch, capsys):
     from layercollapse.cli.main import main
     from layercollapse.site import chapters
