@@ -105,8 +105,13 @@ def people_table(
         a :class:`Table` (a Markdown pipe table in Quarto and JupyterLab).
     Raises:
         KeyError: a named column is not in ``frame`` (the message lists the columns it has).
+        ValueError: two columns get the same header (one would hide the other).
     """
     intervals, missing = dict(intervals or {}), dict(missing or {})
+    headers = list(columns.values())
+    repeated = sorted({header for header in headers if headers.count(header) > 1})
+    if repeated:
+        raise ValueError(f"people_table: header(s) {repeated} given to more than one column; give each column its own")
     wanted = [name for name in columns if name not in intervals]
     wanted += [column for low_high in intervals.values() for column in low_high]
     absent = [name for name in wanted if name not in frame.columns]

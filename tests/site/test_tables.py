@@ -64,3 +64,10 @@ def test_transition_text_says_when_there_is_none():
 
     assert transition_text(22, (21, 23)) == "22 (95% CI 21–23)"
     assert transition_text(22, None) == "22" and transition_text(None, None) == "no transition"
+
+
+def test_two_columns_with_one_header_are_refused_instead_of_one_hiding_the_other():
+    frame = pd.DataFrame({"fit": ["primary"], "n_traces": [25]})
+    with pytest.raises(ValueError, match=r"header\(s\) \['Traces'\]"):
+        people_table(frame, {"fit": "Traces", "n_traces": "Traces"})
+    assert "primary" in str(people_table(frame, {"fit": "Fit", "n_traces": "Traces"})._repr_markdown_())
