@@ -26,13 +26,19 @@ accuracies are fractions, chance = accuracy of the best constant answer.
   k = 1 Decisive layer removed, per item (paired), BCa item bootstrap. Supported: interval
   at or below ``DROP_TOLERANCE`` (0.05); not supported: interval above it; inconclusive
   otherwise, and when there is no Decisive Phase to prune.
-- **C5, Silent pruning collapses at once.** With k = 1 Silent layer removed: the drop
-  (as in C4) must be significant (interval above 0) and either accuracy's interval reaches
-  chance (lower bound <= chance) or the Silent removal is significantly worse than the
-  Decisive one (McNemar test on pooled item x seed pairs, Holm-adjusted over k, p < 0.05).
-  Not supported: the drop's interval at or below 0.05, or accuracy's interval above
-  chance while Silent removal does no worse than Decisive removal. Inconclusive otherwise,
-  and when there is no transition (the Silent Phase is then undefined).
+- **C5, Silent pruning collapses at once** (amended rule). With k = 1 Silent layer removed, the
+  seed-mean accuracy (95% BCa item bootstrap) is compared with the collapse level of C1's rule,
+  chance + ``collapse.collapse_margin``. Supported: its interval lies at or below that level; not
+  supported: its interval lies above it; inconclusive otherwise, and when there is no transition
+  (the Silent Phase is then undefined). The accuracy drop and the McNemar test of Silent against
+  Decisive removal (pooled item x seed pairs, Holm-adjusted over k) are reported, not deciding.
+- **C5 as first registered** (``verdict_c5_registered``, shown beside the amended rule, never
+  recorded): the drop (as in C4) must be significant (interval above 0) and either accuracy's
+  interval reaches chance (lower bound <= chance) or the Silent removal is significantly worse
+  than the Decisive one (that McNemar test, p < 0.05). Not supported: the drop's interval at or
+  below 0.05, or accuracy's interval above chance while Silent removal does no worse than
+  Decisive removal. Inconclusive otherwise. Its second clause let C5 ("collapse") pass on a cost
+  that is not a collapse, hence the amendment.
 - **R2, transition inside the network.** The tuned-lens transition layer (same rule,
   same items and resamples) is compared with the logit-lens one. Gap = logit layer - tuned
   layer (positive: the tuned lens reads the answer earlier); its interval pairs the two
@@ -521,9 +527,71 @@ def verdict_c4(decisive: Sequence, phases, tolerance: float = DROP_TOLERANCE, n_
 
 @verdict_rule
 def verdict_c5(silent: Sequence, decisive: Sequence, phases, tests: pd.DataFrame | None = None,
+               n_resamples: int = 1000, seed: int = 0, confidence: float = 0.95) -> Verdict:
+    """C5 (amended rule): removing one Silent-Phase layer collapses accuracy, by C1's collapse level (module
+    docstring).
+
+    Args:
+        tests: ``phase_pruning_tests(silent, decisive)`` (reported in the text); computed here when None.
+    """
+    from layercollapse.claims.collapse import collapse_margin
+
+    statistic = "accuracy at k = 1 (Silent)"
+    if phases.layer is None or not silent or silent[0].n_steps < 2:
+        return Verdict("C5", "inconclusive", statistic, None, n=0,
+                       text="The main model has no transition, so its Silent Phase is undefined and C5 cannot be tested.")
+    if tests is None:
+        tests = phase_pruning_tests(silent, decisive, n_resamples, seed, confidence)
+    correct = _correct_by_seed(silent).astype(np.float64)
+    n_items = correct.shape[2]
+    accuracy = _mean_ci(correct[:, 1].mean(axis=0), n_resamples, seed, confidence)
+    drop = _drop_at_k1(silent, n_resamples, seed, confidence)
+    level = phases.chance + collapse_margin(phases.chance, n_items)
+    if accuracy[2] <= level:
+        status = "supported"
+    elif accuracy[1] > level:
+        status = "not supported"
+    else:
+        status = "inconclusive"
+    first = tests[tests["k"] == 1]
+    p = float(first["p_holm"].iloc[0]) if len(first) else None
+    versus = ("no Decisive Phase to compare with" if p is None else
+              f"Silent vs Decisive removal at k = 1 (reported, not deciding): McNemar on pooled item x seed pairs, "
+              f"Holm-adjusted p = {p:.3g}")
+    text = (f"Removing one random Silent-Phase layer (layers {phases.silent[0]}–{phases.silent[-1]}) of "
+            f"{silent[0].spec.get('model')}: accuracy {interval_text(accuracy)} (mean over {len(silent)} seeds; 95% "
+            f"BCa item bootstrap, {n_items} items) against the collapse level {level:.3f} (chance {phases.chance:.2f} "
+            f"+ C1's margin); drop from intact {interval_text(drop)}; {versus}.")
+    return Verdict("C5", status, statistic, accuracy[0], text, ci=accuracy[1:], n=n_items, p=p)
+
+
+def c5_summary(amended: Verdict, first: Verdict, phases) -> str:
+    """One sentence on C5 for the chapter's prose: the accuracy after one Silent layer against the collapse level,
+    both rules' statuses, and whether Silent and Decisive removal differ significantly."""
+    from layercollapse.claims.collapse import collapse_margin
+
+    if not amended.n or amended.value is None:
+        return f"C5 is *{amended.status}*: {amended.text}"
+    level = phases.chance + collapse_margin(phases.chance, amended.n)
+    if amended.p is None:
+        cost = "there is no Decisive Phase to compare a Silent removal with"
+    else:
+        how = "significantly" if amended.p < ALPHA else "not significantly"
+        cost = f"Silent and Decisive removal differ {how} (Holm-adjusted McNemar p = {amended.p:.2g})"
+    outcome = {"supported": "one Silent layer collapses the model",
+               "not supported": "one Silent layer does not collapse the model"}.get(
+        amended.status, "whether one Silent layer collapses the model is not resolved")
+    return (f"removing one random Silent layer leaves an accuracy of {interval_text((amended.value, *amended.ci))} "
+            f"against a collapse level of {level:.3f}, so C5 is *{amended.status}* and {outcome}; {cost}. The first "
+            f"registered rule, which also counted a significant difference from the Decisive removal, said *{first.status}*.")
+
+
+@verdict_rule
+def verdict_c5_registered(silent: Sequence, decisive: Sequence, phases, tests: pd.DataFrame | None = None,
                tolerance: float = DROP_TOLERANCE, n_resamples: int = 1000, seed: int = 0,
                confidence: float = 0.95) -> Verdict:
-    """C5: removing one Silent-Phase layer collapses accuracy to chance (rule: module docstring).
+    """C5 as first registered (module docstring): kept to be shown beside the amended :func:`verdict_c5`, never
+    recorded in the ledger.
 
     Args:
         tests: ``phase_pruning_tests(silent, decisive)``; computed here when None.

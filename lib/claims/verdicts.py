@@ -59,6 +59,10 @@ CLAIMS: dict[str, str] = {
 #: Claim parts whose rule was amended after it was registered: part -> why. The chapter shows the first rule and its
 #: result beside the amended one; a registered rule is never replaced silently.
 AMENDED: dict[str, str] = {
+    "C5": "Amended on 2026-12-06: Silent pruning 'triggers immediate collapse' when the accuracy after one Silent "
+          "layer is removed lies at or below C1's collapse level. The first rule also passed C5 when the Silent "
+          "removal was merely significantly worse than a Decisive one, which let a cost that is not a collapse "
+          "decide it.",
     "C5b": "Amended on 2026-12-06: a pruned network keeps the transition when its own readout has one. The first "
            "rule also required its final accuracy not to drop significantly, which re-tests C5 (the accuracy cost "
            "of Silent pruning) and let the verdict on the transition pass or fail for another reason.",

@@ -148,6 +148,29 @@ def test_c5_supported_when_silent_removal_falls_to_chance_and_not_when_harmless(
     assert T.verdict_c5(harmless, decisive, ph, n_resamples=200).status == "not supported"
 
 
+def test_c5_needs_a_collapse_a_significant_cost_alone_passed_only_the_first_registered_rule():
+    """One Silent layer costs accuracy, significantly more than a Decisive one, but leaves it far above chance: not the
+    collapse C5 claims. The amended rule says not supported; the first registered rule said supported."""
+    ph = phases(sharp_readout())
+    decisive = [trace([True, True, True], seed) for seed in (0, 1)]
+    costly = []
+    for seed in (0, 1):  # step 1: the first 70% of the items still right, the rest answer A
+        base = trace([True, True, True], seed)
+        predicted = np.where(np.arange(N_ITEMS) < 0.7 * N_ITEMS, GOLD, 0)
+        scores = base.scores.copy()
+        scores[1:] = scores_for(np.stack([predicted, predicted]))
+        costly.append(Trace(base.spec, base.removed, base.kept, scores, base.criterion, GOLD))
+    tests = T.phase_pruning_tests(costly, decisive, n_resamples=200)
+    amended = T.verdict_c5(costly, decisive, ph, tests, n_resamples=200)
+    first = T.verdict_c5_registered(costly, decisive, ph, tests, n_resamples=200)
+    assert amended.value == pytest.approx(0.7 + 0.3 / 4, abs=0.01) and amended.p < 0.05
+    assert amended.status == "not supported" and first.status == "supported"
+    assert amended.rule.endswith("verdict_c5") and first.rule.endswith("verdict_c5_registered")
+    summary = T.c5_summary(amended, first, ph)
+    assert "so C5 is *not supported* and one Silent layer does not collapse the model" in summary
+    assert "said *supported*" in summary and "differ significantly" in summary
+
+
 def test_c4_c5_inconclusive_without_a_transition_and_table_shape():
     flat = phases(collapsed_readout())
     silent = [trace([False, False], seed) for seed in (0, 1)]
