@@ -540,6 +540,16 @@ class Store:
         _RESULTS_READ[(str(self.root.resolve()), kind, key)] = content_digest(sidecar)
         return Result(key, kind, sidecar.get("spec", {}), table, arrays, sidecar)
 
+    def sidecar(self, kind: str, spec: Mapping[str, Any], *, compute_version: str = "") -> dict[str, Any] | None:
+        """The sidecar of the result stored for ``spec`` (its spec, provenance and the shapes of its arrays), or None;
+        not verified against its payload and not a read of the result (``results_read`` does not list it)."""
+        path = self.directory(kind) / (spec_key(spec, compute_version) + SIDECAR_SUFFIX)
+        try:
+            sidecar = json.loads(path.read_text())
+        except (FileNotFoundError, json.JSONDecodeError):
+            return None
+        return sidecar if sidecar.get("spec") == versioned_spec(spec, compute_version)["spec"] else None
+
     def exists(self, kind: str, spec: Mapping[str, Any], *, compute_version: str = "") -> bool:
         """Whether a valid result for ``spec`` is stored."""
         return self.load(kind, spec, compute_version=compute_version) is not None

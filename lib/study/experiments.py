@@ -310,13 +310,15 @@ class Experiments:
         return NetworkIdentity(name, self.dtype_name(), self.profile.readout, n_layers)
 
     def _stored_depth(self, name: str) -> int | None:
-        """Decoder layers of one of the profile's models, read from its stored readout on the main task (a model
-        that only a loader knows, e.g. a test's tiny model); None when that readout is not stored."""
+        """Decoder layers of one of the profile's models, read from the sidecar of its stored readout on the main task
+        (a model that only a loader knows, e.g. a test's tiny model; the readout itself is not read, so the trace
+        does not count it among its inputs); None when that readout is not stored."""
         if name not in {run.name for run in self.profile.models}:
             return None
-        stored = self.store.load("readout", self._readout_spec(name, self.profile.tasks[0]),
-                                 compute_version=compute_version("readout"), damaged=self.damaged)
-        return None if stored is None else int(stored.arrays["scores"].shape[0]) - 1
+        sidecar = self.store.sidecar("readout", self._readout_spec(name, self.profile.tasks[0]),
+                                     compute_version=compute_version("readout"))
+        shape = ((sidecar or {}).get("arrays") or {}).get("scores", {}).get("shape")
+        return None if not shape else int(shape[0]) - 1  # scores: [n_layers + 1, n_items, n_options]
 
     def _traces(self, model_name: str, task: str, evaluation: Sequence[Item], schedule: str, seeds: Sequence[int], *,
                 calibration: Sequence[Item] = (), criterion: str = "dm",

@@ -417,3 +417,17 @@ def test_written_files_follow_the_umask_not_mkstemp_0600(tmp_path):
         os.umask(previous)
     assert mode == 0o644
     assert not list(tmp_path.glob(".*.tmp")), "the temp file must be renamed away"
+
+
+def test_a_sidecar_is_read_without_reading_the_result(store):
+    """``Store.sidecar`` gives the spec and array shapes of a stored result without loading it: ``results_read`` (a
+    verdict's evidence, the audit's map of which step reads what) does not list it."""
+    scores = np.zeros((5, 3, 4), dtype=np.float32)
+    store.save("readout", SPEC, pd.DataFrame({"x": [1]}), {"scores": scores}, compute_version="readout.v9")
+    assert store.sidecar("readout", SPEC, compute_version="readout.v8") is None  # another compute version
+    assert store.sidecar("readout", {**SPEC, "seed": 1}, compute_version="readout.v9") is None
+    sidecar = store.sidecar("readout", SPEC, compute_version="readout.v9")
+    assert sidecar["arrays"]["scores"]["shape"] == [5, 3, 4]
+    assert store_mod.results_read(store) == []
+    store.load("readout", SPEC, compute_version="readout.v9")
+    assert [read["kind"] for read in store_mod.results_read(store)] == ["readout"]
