@@ -525,6 +525,36 @@ def verdict_c4(decisive: Sequence, phases, tolerance: float = DROP_TOLERANCE, n_
     return Verdict("C4", status, statistic, drop[0], text, ci=drop[1:], n=n_items)
 
 
+@dataclass(frozen=True)
+class _SilentK1:
+    """What both C5 rules read at k = 1: the seed-mean Silent accuracy and drop (estimate, low, high), the number of
+    items, and the Silent-vs-Decisive McNemar row (``first``: empty without a Decisive Phase) with its Holm p."""
+
+    accuracy: tuple
+    drop: tuple
+    n_items: int
+    first: pd.DataFrame
+    p: float | None
+
+
+C5_STATISTIC = "accuracy at k = 1 (Silent)"
+C5_UNDEFINED = "The main model has no transition, so its Silent Phase is undefined and C5 cannot be tested."
+
+
+def _silent_k1(silent: Sequence, decisive: Sequence, phases, tests: pd.DataFrame | None, n_resamples: int, seed: int,
+               confidence: float) -> _SilentK1 | None:
+    """:class:`_SilentK1` of the Silent traces, or None when there is no transition (no Silent Phase) or no k = 1."""
+    if phases.layer is None or not silent or silent[0].n_steps < 2:
+        return None
+    if tests is None:
+        tests = phase_pruning_tests(silent, decisive, n_resamples, seed, confidence)
+    correct = _correct_by_seed(silent).astype(np.float64)
+    first = tests[tests["k"] == 1]
+    return _SilentK1(_mean_ci(correct[:, 1].mean(axis=0), n_resamples, seed, confidence),
+                     _drop_at_k1(silent, n_resamples, seed, confidence), correct.shape[2], first,
+                     float(first["p_holm"].iloc[0]) if len(first) else None)
+
+
 @verdict_rule
 def verdict_c5(silent: Sequence, decisive: Sequence, phases, tests: pd.DataFrame | None = None,
                n_resamples: int = 1000, seed: int = 0, confidence: float = 0.95) -> Verdict:
@@ -536,16 +566,10 @@ def verdict_c5(silent: Sequence, decisive: Sequence, phases, tests: pd.DataFrame
     """
     from layercollapse.claims.collapse import collapse_margin
 
-    statistic = "accuracy at k = 1 (Silent)"
-    if phases.layer is None or not silent or silent[0].n_steps < 2:
-        return Verdict("C5", "inconclusive", statistic, None, n=0,
-                       text="The main model has no transition, so its Silent Phase is undefined and C5 cannot be tested.")
-    if tests is None:
-        tests = phase_pruning_tests(silent, decisive, n_resamples, seed, confidence)
-    correct = _correct_by_seed(silent).astype(np.float64)
-    n_items = correct.shape[2]
-    accuracy = _mean_ci(correct[:, 1].mean(axis=0), n_resamples, seed, confidence)
-    drop = _drop_at_k1(silent, n_resamples, seed, confidence)
+    read = _silent_k1(silent, decisive, phases, tests, n_resamples, seed, confidence)
+    if read is None:
+        return Verdict("C5", "inconclusive", C5_STATISTIC, None, n=0, text=C5_UNDEFINED)
+    accuracy, drop, n_items, p = read.accuracy, read.drop, read.n_items, read.p
     level = phases.chance + collapse_margin(phases.chance, n_items)
     if accuracy[2] <= level:
         status = "supported"
@@ -553,8 +577,6 @@ def verdict_c5(silent: Sequence, decisive: Sequence, phases, tests: pd.DataFrame
         status = "not supported"
     else:
         status = "inconclusive"
-    first = tests[tests["k"] == 1]
-    p = float(first["p_holm"].iloc[0]) if len(first) else None
     versus = ("no Decisive Phase to compare with" if p is None else
               f"Silent vs Decisive removal at k = 1 (reported, not deciding): McNemar on pooled item x seed pairs, "
               f"Holm-adjusted p = {p:.3g}")
@@ -562,7 +584,7 @@ def verdict_c5(silent: Sequence, decisive: Sequence, phases, tests: pd.DataFrame
             f"{silent[0].spec.get('model')}: accuracy {interval_text(accuracy)} (mean over {len(silent)} seeds; 95% "
             f"BCa item bootstrap, {n_items} items) against the collapse level {level:.3f} (chance {phases.chance:.2f} "
             f"+ C1's margin); drop from intact {interval_text(drop)}; {versus}.")
-    return Verdict("C5", status, statistic, accuracy[0], text, ci=accuracy[1:], n=n_items, p=p)
+    return Verdict("C5", status, C5_STATISTIC, accuracy[0], text, ci=accuracy[1:], n=n_items, p=p)
 
 
 def c5_summary(amended: Verdict, first: Verdict, phases) -> str:
@@ -588,26 +610,18 @@ def c5_summary(amended: Verdict, first: Verdict, phases) -> str:
 
 @verdict_rule
 def verdict_c5_registered(silent: Sequence, decisive: Sequence, phases, tests: pd.DataFrame | None = None,
-               tolerance: float = DROP_TOLERANCE, n_resamples: int = 1000, seed: int = 0,
-               confidence: float = 0.95) -> Verdict:
+                          tolerance: float = DROP_TOLERANCE, n_resamples: int = 1000, seed: int = 0,
+                          confidence: float = 0.95) -> Verdict:
     """C5 as first registered (module docstring): kept to be shown beside the amended :func:`verdict_c5`, never
     recorded in the ledger.
 
     Args:
         tests: ``phase_pruning_tests(silent, decisive)``; computed here when None.
     """
-    statistic = "accuracy at k = 1 (Silent)"
-    if phases.layer is None or not silent or silent[0].n_steps < 2:
-        return Verdict("C5", "inconclusive", statistic, None, n=0,
-                       text="The main model has no transition, so its Silent Phase is undefined and C5 cannot be tested.")
-    if tests is None:
-        tests = phase_pruning_tests(silent, decisive, n_resamples, seed, confidence)
-    correct = _correct_by_seed(silent).astype(np.float64)
-    n_items = correct.shape[2]
-    accuracy = _mean_ci(correct[:, 1].mean(axis=0), n_resamples, seed, confidence)
-    drop = _drop_at_k1(silent, n_resamples, seed, confidence)
-    first = tests[tests["k"] == 1]
-    p = float(first["p_holm"].iloc[0]) if len(first) else None
+    read = _silent_k1(silent, decisive, phases, tests, n_resamples, seed, confidence)
+    if read is None:
+        return Verdict("C5", "inconclusive", C5_STATISTIC, None, n=0, text=C5_UNDEFINED)
+    accuracy, drop, n_items, first, p = read.accuracy, read.drop, read.n_items, read.first, read.p
     worse = bool(len(first) and first["difference"].iloc[0] > 0)  # decisive - silent > 0
     significant_worse = bool(worse and p is not None and p < ALPHA)
     to_chance = accuracy[1] <= phases.chance
@@ -623,7 +637,7 @@ def verdict_c5_registered(silent: Sequence, decisive: Sequence, phases, tests: p
             f"{silent[0].spec.get('model')}: accuracy {interval_text(accuracy)} against chance {phases.chance:.2f}, "
             f"drop from intact {interval_text(drop)} (mean over {len(silent)} seeds; 95% BCa item bootstrap, "
             f"{n_items} items); {versus}.")
-    return Verdict("C5", status, statistic, accuracy[0], text, ci=accuracy[1:], n=n_items, p=p)
+    return Verdict("C5", status, C5_STATISTIC, accuracy[0], text, ci=accuracy[1:], n=n_items, p=p)
 
 
 # ------------------------------------------------------------------------------ R2: tuned lens
