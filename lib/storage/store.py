@@ -540,13 +540,19 @@ class Store:
         _RESULTS_READ[(str(self.root.resolve()), kind, key)] = content_digest(sidecar)
         return Result(key, kind, sidecar.get("spec", {}), table, arrays, sidecar)
 
-    def sidecar(self, kind: str, spec: Mapping[str, Any], *, compute_version: str = "") -> dict[str, Any] | None:
+    def sidecar(self, kind: str, spec: Mapping[str, Any], *, compute_version: str = "",
+                damaged: str = "warn") -> dict[str, Any] | None:
         """The sidecar of the result stored for ``spec`` (its spec, provenance and the shapes of its arrays), or None;
-        not verified against its payload and not a read of the result (``results_read`` does not list it)."""
+        not verified against its payload and not a read of the result (``results_read`` does not list it).
+
+        ``damaged``: an unreadable sidecar is reported as :meth:`sidecars` reports it (warn, or raise)."""
         path = self.directory(kind) / (spec_key(spec, compute_version) + SIDECAR_SUFFIX)
         try:
-            sidecar = json.loads(path.read_text())
-        except (FileNotFoundError, json.JSONDecodeError):
+            sidecar = json.loads(path.read_text("utf-8"))
+        except FileNotFoundError:
+            return None
+        except (OSError, ValueError) as err:
+            _report_damage(path, f"unreadable sidecar ({err})", damaged)
             return None
         return sidecar if sidecar.get("spec") == versioned_spec(spec, compute_version)["spec"] else None
 

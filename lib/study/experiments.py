@@ -316,7 +316,7 @@ class Experiments:
         if name not in {run.name for run in self.profile.models}:
             return None
         sidecar = self.store.sidecar("readout", self._readout_spec(name, self.profile.tasks[0]),
-                                     compute_version=compute_version("readout"))
+                                     compute_version=compute_version("readout"), damaged=self.damaged)
         shape = ((sidecar or {}).get("arrays") or {}).get("scores", {}).get("shape")
         return None if not shape else int(shape[0]) - 1  # scores: [n_layers + 1, n_items, n_options]
 

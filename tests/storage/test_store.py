@@ -431,3 +431,7 @@ def test_a_sidecar_is_read_without_reading_the_result(store):
     assert store_mod.results_read(store) == []
     store.load("readout", SPEC, compute_version="readout.v9")
     assert [read["kind"] for read in store_mod.results_read(store)] == ["readout"]
+    path = store.directory("readout") / (spec_key(SPEC, "readout.v9") + ".json")
+    path.write_text("{not json")  # damaged: said, as sidecars() says it, not taken for a missing result
+    with pytest.raises(store_mod.CorruptResultError, match="unreadable sidecar"):
+        store.sidecar("readout", SPEC, compute_version="readout.v9", damaged="raise")
