@@ -12,7 +12,6 @@ import dataclasses
 import functools
 import json
 import math
-import os
 import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass

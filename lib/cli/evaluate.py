@@ -84,7 +84,7 @@ def add_diagnose_arguments(parser: argparse.ArgumentParser) -> None:
 
 def diagnose(args: argparse.Namespace) -> int:
     """Print the intact readout's transition and phases, and what removing each layer alone costs, measured."""
-    from layercollapse.claims.dynamics import single_layer_costs
+    from layercollapse.claims.pruned_transitions import single_layer_costs
     from layercollapse.measures import metrics
     from layercollapse.measures.phases import Readout, phases_from_readout
     from layercollapse.pruning.engine import single_layer_removals

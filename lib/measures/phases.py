@@ -83,3 +83,44 @@ def phases_from_readout(readout: Readout, confidence: float = 0.95, n_resamples:
     if not dm_rising:  # the BRIEF's rule: accuracy above chance *and* mean DM rising
         return Phases(transition, None, None, False, chance, readout.n_layers)
     return Phases(transition, transition.layer, transition.layer_ci, True, chance, readout.n_layers)
+
+
+@dataclass(frozen=True)
+class Rise:
+    """Where a layer-wise readout's mean Decision Margin rises most steeply: a location that does not depend on how
+    high the readout climbs (the transition layer does: a lower curve crosses the above-chance line later).
+
+    Attributes:
+        row: readout row r (1 .. n_rows - 1) whose mean DM exceeds row r - 1's by the most.
+        row_ci: percentile item-bootstrap interval of ``row`` (the rule re-applied to each item resample).
+        gain: mean DM gained from row r - 1 to row r (Decision Margin units).
+    """
+
+    row: int
+    row_ci: tuple[int, int]
+    gain: float
+
+
+def steepest_rise(scores: np.ndarray, gold: np.ndarray, confidence: float = 0.95, n_resamples: int = 1000,
+                  seed: int = 0) -> Rise | None:
+    """The steepest rise of the mean Decision Margin between consecutive readout rows (:class:`Rise`).
+
+    Rows may skip removed layers (a pruned network's readout): the rise is per readout step, so the row whose output
+    shows the jump is the one named. The first of equal rises wins.
+
+    Args:
+        scores: float32 [n_rows, n_items, n_options], option scores read after each row (row 0 = embeddings).
+        gold: int [n_items].
+    Returns:
+        The rise, or None for fewer than two rows.
+    """
+    if scores.shape[0] < 2:
+        return None
+    margin = metrics.decision_margin(scores, gold).astype(np.float64)  # [n_rows, n_items]
+    mean = margin.mean(axis=1)  # [n_rows]
+    row = int(np.argmax(np.diff(mean))) + 1
+    draws = stats.resample_counts(margin.shape[1], n_resamples, seed)  # [n_resamples, n_items]
+    resampled = draws @ margin.T / margin.shape[1]  # [n_resamples, n_rows], mean DM per resample
+    rows = np.argmax(np.diff(resampled, axis=1), axis=1) + 1  # [n_resamples]
+    low, high = stats.percentile_interval(rows, confidence, method="inverted_cdf")
+    return Rise(row, (int(low), int(high)), float(mean[row] - mean[row - 1]))

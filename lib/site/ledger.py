@@ -48,6 +48,7 @@ CLAIM_SHORT: dict[str, str] = {
     "C4": "Decisive pruning costs little",
     "C5": "Silent pruning collapses at once",
     "C5b": "Silent pruning removes the transition",
+    "C5c": "…beyond the accuracy it costs",
     "C6": "Silent Phase is noise-sensitive",
     "C7": "Fine-tuning recovery plateaus",
     "R1": "Error bars, models and tasks",
@@ -71,6 +72,7 @@ CHAPTER_OF: dict[str, str] = {
     "R2": "chapters/07-probes.qmd",
     "R3": "chapters/08-random-controls.qmd",
     "C5b": "chapters/11-pruned-dynamics.qmd",
+    "C5c": "chapters/11-pruned-dynamics.qmd",
     "P1": "chapters/11-pruned-dynamics.qmd",
 }
 

@@ -262,7 +262,7 @@ def depth_heatmap(cells: pd.DataFrame, x: str, value: str, *, x_title: str, valu
     read-out layer among the remaining layers (0 = embeddings, at the bottom), coloured by ``value``.
 
     Args:
-        cells: tidy, one row per (x, depth) (``claims.dynamics.dynamics_table`` / ``seed_mean_dynamics``).
+        cells: tidy, one row per (x, depth) (``claims.pruned_transitions.dynamics_table`` / ``seed_mean_dynamics``).
         domain: colour-scale domain (accuracy: (0, 1)); None: the data's range.
         tooltip: extra columns of ``cells`` shown on hover (missing ones skipped).
         transitions: rows (x, transition_depth) of the located transitions, drawn as rings; a
@@ -424,7 +424,7 @@ def dose_response_panels(networks: pd.DataFrame, shares: pd.DataFrame, chance: f
     the final accuracy (dashed: chance).
 
     Args:
-        networks: ``claims.dynamics.phase_networks`` rows (phase, k, seed, shift, height, final_accuracy, ...).
+        networks: ``claims.pruned_transitions.phase_networks`` rows (phase, k, seed, shift, height, final_accuracy, ...).
         shares: per (phase, k): share, share_low, share_high, n (networks).
     """
     series = list(dict.fromkeys(networks["phase"]))
@@ -453,7 +453,7 @@ def collapse_phase_diagram(table: pd.DataFrame, jitter: float = 0.18) -> alt.Cha
     (a deterministic jitter of up to ``jitter`` layers) so each stays visible and hoverable.
 
     Args:
-        table: ``claims.dynamics.collapse_table`` rows.
+        table: ``claims.predictions.collapse_table`` rows.
     """
     spread = table.groupby(["n_silent", "n_decisive"]).cumcount().to_numpy()
     angle = spread * 2.39996  # the golden angle: successive marks at one spot fan out

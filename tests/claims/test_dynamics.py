@@ -1,25 +1,25 @@
-"""Decision dynamics of pruned networks (claims.dynamics): transitions located in original layers, the C5b and P1
+"""Decision dynamics of pruned networks (claims.pruned_transitions, claims.mechanism, claims.predictions): transitions located in original layers, the C5b and P1
 rules on traces built by hand, and the tidy tables against a trace run on a tiny model."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
-from layercollapse.claims.dynamics import (
+from layercollapse.claims.mechanism import retention_table, verdict_c5b, verdict_c5b_registered
+from layercollapse.claims.predictions import (
     collapse_odds,
     collapse_table,
+    predicted_collapse_step,
+    verdict_p1,
+    verdict_p1b,
+)
+from layercollapse.claims.pruned_transitions import (
     dynamics_table,
     phase_networks,
-    predicted_collapse_step,
     pruned_transition,
-    retention_table,
     seed_mean_dynamics,
     seed_transitions,
     transitions_along,
-    verdict_c5b,
-    verdict_c5b_registered,
-    verdict_p1,
-    verdict_p1b,
 )
 from layercollapse.measures import metrics
 from layercollapse.pruning.trace import Trace

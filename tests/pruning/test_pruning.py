@@ -451,7 +451,7 @@ def test_a_trace_is_found_by_the_key_of_the_one_spec_builder_and_never_served_sh
 
 
 def test_single_layer_costs_equal_removing_each_layer_from_scratch(tiny_model, tokenizer, items):
-    from layercollapse.claims.dynamics import single_layer_costs
+    from layercollapse.claims.pruned_transitions import single_layer_costs
     from layercollapse.model.layers import drop_layers
     from layercollapse.pruning.engine import single_layer_removals
     from layercollapse.readout.lens import layerwise_scores
