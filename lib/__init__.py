@@ -12,8 +12,8 @@ is tiered, each sub-package one job, lower tiers never importing higher ones
 - ``storage``: the results store, keyed by spec and compute version; provenance
 - ``pruning``: schedules and resumable traces
 - ``controls``: noise, representation similarity, fine-tuning
+- ``claims``: the rule behind each verdict of the ledger, and the rule that chooses the settings studied
 - ``study``: profiles, the experiments of a profile and the plan ``reproduce`` runs
-- ``claims``: the rule behind each verdict of the ledger
 - ``site``: plots, tables, the ledger, the chapter runner
 - ``cli``: ``python -m layercollapse``
 

@@ -11,6 +11,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from layercollapse.paths import project_root
+
 
 @dataclass(frozen=True)
 class Variable:
@@ -108,3 +110,32 @@ def debug() -> bool:
 def hub_offline() -> bool:
     """Whether the Hugging Face Hub must not be reached (``$HF_HUB_OFFLINE``)."""
     return _get(HUB_OFFLINE).lower() in _TRUE
+
+
+# ------------------------------------------------------------------ the active profile
+
+DEFAULT_PROFILE = "default"
+
+
+def profiles_dir() -> Path:
+    """Folder of the experiment specs, ``<root>/profiles``."""
+    return project_root() / "profiles"
+
+
+def available_profiles() -> list[str]:
+    """Names of the profiles that have an experiment spec, sorted."""
+    return sorted(path.stem for path in profiles_dir().glob("*.yml"))
+
+
+def active_profile() -> str:
+    """Name of the active profile.
+
+    ``QUARTO_PROFILE`` (set by Quarto for the kernel; comma-separated when several
+    profiles are active) wins: its first entry that has a ``profiles/<name>.yml``,
+    else its first entry. Then ``LAYERCOLLAPSE_PROFILE``, then ``"default"``.
+    """
+    quarto = profile_names()
+    if quarto:
+        known = set(available_profiles())
+        return next((name for name in quarto if name in known), quarto[0])
+    return profile_override() or DEFAULT_PROFILE

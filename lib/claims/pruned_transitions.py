@@ -38,7 +38,7 @@ import pandas as pd
 from layercollapse.claims.transition import depth_table
 from layercollapse.claims.verdicts import lies_above
 from layercollapse.measures import metrics, stats
-from layercollapse.measures.phases import Readout, phases_from_readout, steepest_rise
+from layercollapse.measures.phases import Readout, height_gains, phases_from_readout, steepest_rise
 from scipy.stats import binomtest
 
 __all__ = [
@@ -53,6 +53,8 @@ __all__ = [
     "seed_transitions",
     "phase_networks",
     "task_transitions",
+    "transition_summary",
+    "LAYER_COLUMNS",
     "transition_shares",
     "outcome_text",
     "outcome_changes",
@@ -145,38 +147,42 @@ class PrunedTransition:
         return tuple(value - self.rise_expected for value in (self.rise_layer, *self.rise_ci))
 
 
-def _height_items(scores: np.ndarray, gold: np.ndarray, row: int) -> tuple[np.ndarray, np.ndarray]:
-    """Per item, what the readout gains from row ``row - 1`` to the last row: (correct, Decision Margin), each
-    float64 [n_items]. ``scores``: float32 [n_rows, n_items, n_options]."""
-    correct = metrics.correct(scores[[row - 1, -1]], gold).astype(np.float64)  # [2, n_items]
-    margin = metrics.decision_margin(scores[[row - 1, -1]], gold)  # [2, n_items]
-    return correct[1] - correct[0], margin[1] - margin[0]
+def transition_summary(readout: Readout, confidence: float = 0.95, n_resamples: int = 1000,
+                       seed: int = 0) -> dict[str, Any]:
+    """The intact network's transition in one readout, as a table row: layer, layer_low / layer_high (item
+    bootstrap), found (share of resamples with a transition), rise_layer, rise_low / rise_high (the steepest rise of
+    mean DM, original layers), height and dm_height (accuracy and mean DM gained across the transition, BCa item
+    bootstrap, with _low / _high; None without one), final_accuracy, chance (best constant answer), n_layers, n_items."""
+    phases = phases_from_readout(readout, confidence, n_resamples, seed)
+    row = {"layer": phases.layer, "layer_low": (phases.layer_ci or (None, None))[0],
+           "layer_high": (phases.layer_ci or (None, None))[1], "found": phases.transition.found_fraction,
+           "final_accuracy": float(metrics.accuracy(readout.scores[-1], readout.gold)), "chance": phases.chance,
+           "n_layers": phases.n_layers, "n_items": len(readout.gold)}
+    heights = (None, None)
+    if phases.layer is not None:
+        gains = height_gains(readout.scores, readout.gold, phases.transition.row)
+        heights = tuple(stats.bootstrap_ci(values, confidence=confidence, n_resamples=n_resamples, seed=seed)
+                        for values in gains)
+    rise = steepest_rise(readout.scores, readout.gold, confidence, n_resamples, seed)
+    row |= {"rise_layer": rise.row - 1, "rise_low": rise.row_ci[0] - 1, "rise_high": rise.row_ci[1] - 1}
+    return row | interval_columns("height", heights[0]) | interval_columns("dm_height", heights[1])
+
+
+#: The integer columns of :func:`transition_summary` (nullable: None without a transition).
+LAYER_COLUMNS = ("layer", "layer_low", "layer_high", "rise_layer", "rise_low", "rise_high")
 
 
 def task_transitions(readouts: Mapping[str, Readout], confidence: float = 0.95, n_resamples: int = 1000,
                      seed: int = 0) -> pd.DataFrame:
     """The intact network's transition on each task, to choose the dose-response's second task by: one row per task
-    with layer, layer_low / layer_high (item bootstrap), found (share of resamples with a transition), rise_layer,
-    rise_low / rise_high (the steepest rise of mean DM, original layers), height and dm_height (accuracy and mean DM
-    gained across the transition, with _low / _high; NaN without one), final_accuracy. Sorted by height, largest
-    first."""
-    rows = []
-    for task, readout in readouts.items():
-        phases = phases_from_readout(readout, confidence, n_resamples, seed)
-        row = {"task": task, "layer": phases.layer, "layer_low": (phases.layer_ci or (None, None))[0],
-               "layer_high": (phases.layer_ci or (None, None))[1], "found": phases.transition.found_fraction,
-               "final_accuracy": float(metrics.accuracy(readout.scores[-1], readout.gold))}
-        heights = (None, None)
-        if phases.layer is not None:
-            gains = _height_items(readout.scores, readout.gold, phases.transition.row)
-            heights = tuple(stats.bootstrap_ci(values, confidence=confidence, n_resamples=n_resamples, seed=seed)
-                            for values in gains)
-        rise = steepest_rise(readout.scores, readout.gold, confidence, n_resamples, seed)
-        row |= {"rise_layer": rise.row - 1, "rise_low": rise.row_ci[0] - 1, "rise_high": rise.row_ci[1] - 1}
-        rows.append(row | interval_columns("height", heights[0]) | interval_columns("dm_height", heights[1]))
+    (task, then :func:`transition_summary`'s columns), sorted by height, largest first."""
+    rows = [{"task": task, **transition_summary(readout, confidence, n_resamples, seed)}
+            for task, readout in readouts.items()]
     table = pd.DataFrame(rows).sort_values("height", ascending=False, na_position="last", kind="stable")
-    for name in ("layer", "layer_low", "layer_high", "rise_layer", "rise_low", "rise_high"):
+    for name in LAYER_COLUMNS:
         table[name] = table[name].astype("Int64")
+    for name in ("height", "height_low", "height_high", "dm_height", "dm_height_low", "dm_height_high"):
+        table[name] = table[name].astype("float64")
     return table.reset_index(drop=True)
 
 
@@ -238,7 +244,7 @@ def transition_change(layers: Sequence[int], scores: np.ndarray, gold: np.ndarra
     drop = stats.paired_bootstrap_ci(intact_final, final, confidence=confidence, n_resamples=n_resamples, seed=seed)
     height = dm_height = gains = None
     if layer is not None:
-        gains = _height_items(scores, gold, phases.transition.row)
+        gains = height_gains(scores, gold, phases.transition.row)
         height, dm_height = (stats.bootstrap_ci(values, confidence=confidence, n_resamples=n_resamples, seed=seed)
                              for values in gains)
     rise = steepest_rise(scores, gold, confidence, n_resamples, seed)
@@ -253,7 +259,7 @@ def transition_change(layers: Sequence[int], scores: np.ndarray, gold: np.ndarra
                                    for reference in (intact.layer, intact.rise_layer))
         height_drop = None
         if gains is not None and intact.layer is not None:
-            intact_gain, _ = _height_items(intact_scores, gold, intact.result.row)
+            intact_gain, _ = height_gains(intact_scores, gold, intact.result.row)
             height_drop = stats.paired_bootstrap_ci(intact_gain, gains[0], confidence=confidence,
                                                     n_resamples=n_resamples, seed=seed)
     return PrunedTransition(step, removed, tuple(layers), phases.transition, layer, layer_ci, phases.dm_rising,

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from layercollapse import settings
+from layercollapse.settings import active_profile
 from layercollapse.paths import project_root
 from layercollapse.storage.store import (
     Store,
@@ -27,7 +28,6 @@ from layercollapse.storage.store import (
     results_read,
     write_atomic,
 )
-from layercollapse.study.profiles import active_profile
 
 STATUSES = ("supported", "not supported", "inconclusive")
 METADATA_KEY = "layercollapse-verdict"  # display-metadata key the chapter tests look for

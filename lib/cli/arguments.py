@@ -67,10 +67,10 @@ def add_model_task_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def add_shots_argument(parser: argparse.ArgumentParser) -> None:
-    """--shots K: solved examples prepended to letter-format prompts."""
+    """--shots K: solved examples prepended to every prompt (letter and cloze format)."""
     parser.add_argument("--shots", type=non_negative_int, default=0,
-                        help="letter format: K solved examples from the task's few-shot split, disjoint from the "
-                             "evaluated items and drawn by --seed (default 0)")
+                        help="K solved examples from the task's few-shot split before every prompt (letter and cloze), "
+                             "disjoint from the evaluated items and drawn by --seed (default 0)")
 
 
 def shots_for(args: argparse.Namespace, items, seed: int | None = None) -> tuple:
@@ -79,13 +79,6 @@ def shots_for(args: argparse.Namespace, items, seed: int | None = None) -> tuple
     from layercollapse.data.tasks import fewshot_examples
 
     return fewshot_examples(args.task, args.shots, args.seed if seed is None else seed, exclude=items)
-
-
-def check_shots(args: argparse.Namespace) -> None:
-    """Refuse --shots with the cloze format before any data or model loads."""
-    if args.shots and args.format != "letter":
-        raise ValueError(f"--shots applies only to --format letter, not to '{args.format}' "
-                         "(cloze prompts are zero-shot, as lm-evaluation-harness scores them)")
 
 
 def check_model(args: argparse.Namespace) -> None:

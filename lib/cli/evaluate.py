@@ -9,7 +9,6 @@ from layercollapse.cli.arguments import (
     add_model_task_arguments,
     add_shots_argument,
     check_model,
-    check_shots,
     format_frequency,
     layer_spans,
     note_limit,
@@ -30,7 +29,6 @@ def load_items_and_model(args: argparse.Namespace):
     from layercollapse.data.tasks import load_task, subsample
     from layercollapse.model.loading import load_model
 
-    check_shots(args)
     check_model(args)
     data = load_task(args.task, args.split)
     note_limit(args.limit, len(data), f"{data.task}/{data.split}")

@@ -10,7 +10,6 @@ from layercollapse.cli.arguments import (
     add_model_task_arguments,
     add_shots_argument,
     check_model,
-    check_shots,
     format_frequency,
     non_negative_int,
     note_limit,
@@ -86,7 +85,6 @@ def add_prune_arguments(parser: argparse.ArgumentParser) -> None:
 
 def check_prune_arguments(args: argparse.Namespace) -> None:
     """Refuse option combinations that would be ignored or fail late, before any data or model loads."""
-    check_shots(args)
     schedule = get_schedule(args.schedule)
     with_layers = [name for name, other in SCHEDULES.items() if other.layers]
     greedy = [name for name, other in SCHEDULES.items() if other.greedy]

@@ -16,7 +16,7 @@ from layercollapse.study.distributed import (
     add_distributed_arguments,
     maybe_run_distributed,
 )
-from layercollapse.study.experiments import (
+from layercollapse.study.plan import (
     missing_experiments,
     run_plan_steps,
     unread_results,

@@ -70,21 +70,35 @@ def option_letters(n_options: int, item: Item | None = None) -> list[str]:
     return [f" {LETTERS[k]}" for k in range(n_options)]
 
 
-def cloze_pairs(item: Item, task: str | None = None) -> list[tuple[str, str]]:
+def cloze_pairs(item: Item, task: str | None = None, shots: Sequence[Item] = ()) -> list[tuple[str, str]]:
     """(context, continuation) per option, as lm-evaluation-harness formats the task.
 
     Except where the harness has no cloze variant (``TaskSpec.harness_cloze`` False, i.e.
     ``commonsense_qa``, whose harness task is letter format): there the generic
     ``Question: …\nAnswer:`` template of this project is used. WinoGrande uses the harness's partial scoring: the option fills the blank in
-    the context and the rest of the sentence is the shared continuation.
+    the context and the rest of the sentence is the shared continuation. ``shots``: solved examples before the item,
+    each its context and its gold continuation followed by a blank line, as the harness writes k-shot contexts (the
+    MMLU header once, on top).
     """
     key = _task_key(task)
+    header = _mmlu_header(item) if key == "mmlu" and item.subject else ""
+    solved = "".join(_solved_cloze(shot, task) for shot in shots)
     if key == "winogrande":
         cut = item.question.index("_")
         rest = " " + item.question[cut + 1 :].strip()
-        return [(item.question[:cut] + option, rest) for option in item.options]
+        return [(header + solved + item.question[:cut] + option, rest) for option in item.options]
+    context = _cloze_context(item, key)
+    return [(header + solved + context, " " + option) for option in item.options]
+
+
+def _cloze_context(item: Item, key: str | None) -> str:
     template = TASK_REGISTRY[key].cloze_template if key in TASK_REGISTRY else "Question: {question}\nAnswer:"
-    context = template.format(question=item.question.strip(), passage=item.passage.strip())
-    if key == "mmlu" and item.subject:
-        context = _mmlu_header(item) + context
-    return [(context, " " + option) for option in item.options]
+    return template.format(question=item.question.strip(), passage=item.passage.strip())
+
+
+def _solved_cloze(shot: Item, task: str | None) -> str:
+    """One solved k-shot example in cloze format: the context and the gold continuation, then a blank line."""
+    key = _task_key(task)
+    if key == "winogrande":
+        return shot.question.replace("_", shot.options[shot.gold], 1).strip() + "\n\n"
+    return f"{_cloze_context(shot, key)} {shot.options[shot.gold]}\n\n"

@@ -124,3 +124,12 @@ def steepest_rise(scores: np.ndarray, gold: np.ndarray, confidence: float = 0.95
     rows = np.argmax(np.diff(resampled, axis=1), axis=1) + 1  # [n_resamples]
     low, high = stats.percentile_interval(rows, confidence, method="inverted_cdf")
     return Rise(row, (int(low), int(high)), float(mean[row] - mean[row - 1]))
+
+
+def height_gains(scores: np.ndarray, gold: np.ndarray, row: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per item, what a readout gains from row ``row - 1`` (the row before a transition at ``row``) to its last row:
+    (correct, Decision Margin), each float64 [n_items]; their means are the transition's height in accuracy and in
+    mean DM. ``scores``: float32 [n_rows, n_items, n_options]."""
+    correct = metrics.correct(scores[[row - 1, -1]], gold).astype(np.float64)  # [2, n_items]
+    margin = metrics.decision_margin(scores[[row - 1, -1]], gold)  # [2, n_items]
+    return correct[1] - correct[0], margin[1] - margin[0]

@@ -67,7 +67,7 @@ def build_requests(
         if format == "letter":
             requests.append(Request(index, -1, tuple(encode_text(tokenizer, letter_prompt(item, task, shots))), 0))
             continue
-        for option, (context, continuation) in enumerate(cloze_pairs(item, task)):
+        for option, (context, continuation) in enumerate(cloze_pairs(item, task, shots)):
             context_ids, target_ids = encode_cloze_pair(tokenizer, context, continuation)
             if not target_ids:
                 raise ValueError(f"Item '{item.id}' option {option}: the continuation {continuation!r} is empty")
@@ -190,7 +190,7 @@ def score(model: nn.Module, tokenizer, items: Sequence[Item], format: str = "let
         layers: original indices of the decoder layers to run (None: all, or those of an active
             ``drop_layers`` view: ``with drop_layers(model, [3]): score(...)`` scores the pruned network).
         task: task name, for task-specific templates (MMLU header, WinoGrande partial scoring).
-        shots: solved examples prepended in letter format (k-shot).
+        shots: solved examples prepended to every prompt (k-shot; letter and cloze format).
         token_budget: max rows x padded length per batch (None: ``budget.default_token_budget``
             of the model's device); halved on GPU out-of-memory.
         shared_context: cloze: run each item's context once, its options packed behind it

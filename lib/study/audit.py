@@ -165,7 +165,7 @@ def recompute(experiments, chosen: Sequence[Candidate], scratch: Path,
               tolerance: float = DEFAULT_TOLERANCE) -> list[Recomputed]:
     """Recompute ``chosen`` in ``scratch`` (a copy of the store without them) through their plan steps, and compare
     each with the stored result of the same key."""
-    from layercollapse.study.experiments import run_plan_steps
+    from layercollapse.study.plan import run_plan_steps
 
     stored = experiments.store
     shutil.copytree(stored.root, scratch)

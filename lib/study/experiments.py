@@ -11,10 +11,9 @@ indices are always those of the intact model.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Sequence
 from functools import cached_property
-from typing import Any, NamedTuple
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -28,7 +27,7 @@ from layercollapse.data.tasks import (
 from layercollapse.measures import metrics
 from layercollapse.measures.phases import Phases, Readout, phases_from_readout
 from layercollapse.storage.provenance import audit_record, compute_version
-from layercollapse.storage.store import CorruptResultError, Result, Store, cached
+from layercollapse.storage.store import Result, Store, cached
 from layercollapse.study.items import (
     evaluation_split,
     items_by_id,
@@ -56,20 +55,9 @@ MAIN_SCHEDULES = ("iterative", "block_influence", "angular_distance", "reverse",
 #: Main-model schedules that read the intact network's phases (its readout) before they run.
 PHASE_AWARE = ("decisive_first",)
 
-
-class PlanStep(NamedTuple):
-    """One experiment of a profile's plan.
-
-    Attributes:
-        name: what ``reproduce`` prints and ``--only`` matches.
-        run: reads the step's results from the store, or computes them (``Experiments(compute=True)``).
-        needs: the plan steps whose results it reads (the steps themselves, so that a renamed step keeps its
-            dependants; they run in an earlier distributed wave).
-    """
-
-    name: str
-    run: Callable[[], Any]
-    needs: tuple[PlanStep, ...] = ()
+#: The schedules of the pruning study on every studied setting besides the main one (:meth:`Experiments.study`), one
+#: trace each; the random orders (``n_random_orders``) and the phase-targeted dose-response run beside them.
+SETTING_SCHEDULES = ("iterative", "block_influence", "reverse", "decisive_first")
 
 
 #: Environment variable that lets a chapter compute missing results ("1"); set by ``render --compute``.
@@ -88,6 +76,16 @@ class MissingResult(LookupError):
         what = " / ".join(str(spec[field]) for field in ("model", "task") if field in spec)
         super().__init__(f"the '{kind}' result for {what} is not stored (profile '{profile}'): compute it with "
                          f"`python -m layercollapse reproduce --profile {profile}`, or render with --compute")
+
+
+class _Memory:
+    """The one model an :class:`Experiments` holds in memory (name, model, tokenizer), and the intact passes its traces
+    share (``pruning.IntactPrefixes``); one object shared with the per-setting experiments it derives
+    (:meth:`Experiments.for_setting`), so that settings of one model load it once."""
+
+    def __init__(self) -> None:
+        self.loaded: tuple[str, Any, Any] | None = None
+        self.intact = None
 
 
 class Experiments:
@@ -116,9 +114,17 @@ class Experiments:
         self.repair = repair
         self.progress = progress
         self._load_model = load_model
-        self._loaded: tuple[str, Any, Any] | None = None
-        self._intact = None  # pruning.IntactPrefixes of the loaded model: its traces share their step 0
+        self._memory = _Memory()
         self._shots: dict[str, tuple[Item, ...]] = {}
+
+    def for_setting(self, setting) -> Experiments:
+        """The experiments of one setting (``profiles.Setting``): this profile narrowed to it
+        (``Profile.setting_profile``), over the same store, sharing the loaded model. Its ``readout()``, ``phases()``,
+        ``phase_traces(...)``, ``main_trace(...)`` and ``random_traces()`` are the setting's."""
+        derived = Experiments(self.profile.setting_profile(setting), store=self.store, compute=self.compute,
+                              progress=self.progress, load_model=self._load_model, repair=self.repair)
+        derived._memory = self._memory
+        return derived
 
     def on_store(self, store: Store, *, compute: bool) -> Experiments:
         """The same experiments (profile, model loader, progress) over another store."""
@@ -135,16 +141,17 @@ class Experiments:
     def loaded_model(self, name: str):
         """(model, tokenizer) of the model ``name`` of the profile, loaded once (study code calls short names
         ``model_name`` and the loaded ``nn.Module`` ``model``)."""
-        if self._loaded is None or self._loaded[0] != name:
+        memory = self._memory
+        if memory.loaded is None or memory.loaded[0] != name:
             from layercollapse.model.architectures import set_readout
             from layercollapse.model.loading import load_model
 
-            self._loaded = self._intact = None
+            memory.loaded = memory.intact = None
             dtype = None if self.profile.dtype == "auto" else self.profile.dtype
             model, tokenizer = (self._load_model or load_model)(name, dtype=dtype)
             set_readout(model, self.profile.readout)
-            self._loaded = (name, model, tokenizer)
-        return self._loaded[1], self._loaded[2]
+            memory.loaded = (name, model, tokenizer)
+        return memory.loaded[1], memory.loaded[2]
 
     def dtype_name(self) -> str:
         """The weights dtype the profile asks for, as torch names it ("bfloat16", "float32"), recorded in specs."""
@@ -171,9 +178,10 @@ class Experiments:
         return text_passages(self.profile.text_corpus, self.profile.n_text_passages)
 
     def shots(self, task: str, format: str) -> tuple[Item, ...]:
-        """The solved examples of the profile's k-shot letter prompts for ``task`` (none for cloze or ``shots: 0``):
-        ``tasks.fewshot_examples`` drawn by the first seed, disjoint from every item the profile scores of ``task``."""
-        if format != "letter" or not self.profile.shots:
+        """The solved examples of the profile's k-shot prompts for ``task`` (none for ``shots: 0``):
+        ``tasks.fewshot_examples`` drawn by the first seed, disjoint from every item the profile scores of ``task``.
+        ``format``: the prompt format (letter and cloze prompts both take them)."""
+        if not self.profile.shots:
             return ()
         if task not in self._shots:
             from layercollapse.data.tasks import fewshot_examples
@@ -215,7 +223,7 @@ class Experiments:
             from layercollapse.readout.batching import model_device
             from layercollapse.readout.budget import default_token_budget
 
-            device = model_device(self._loaded[1]) if self._loaded else None
+            device = model_device(self._memory.loaded[1]) if self._memory.loaded else None
             return audit_record(kind, device=None if device is None else str(device), dtype=self.dtype_name(),
                                 token_budget=None if device is None else default_token_budget(device), wall_s=wall_s)
 
@@ -302,8 +310,8 @@ class Experiments:
         from layercollapse.model.loading import model_depth
         from layercollapse.pruning.trace import NetworkIdentity
 
-        if self._loaded is not None and self._loaded[0] == name:
-            return NetworkIdentity.of(self._loaded[1])
+        if self._memory.loaded is not None and self._memory.loaded[0] == name:
+            return NetworkIdentity.of(self._memory.loaded[1])
         n_layers = model_depth(name) or self._stored_depth(name)
         if n_layers is None:
             return NetworkIdentity.of(self.loaded_model(name)[0])
@@ -322,18 +330,20 @@ class Experiments:
 
     def _traces(self, model_name: str, task: str, evaluation: Sequence[Item], schedule: str, seeds: Sequence[int], *,
                 calibration: Sequence[Item] = (), criterion: str = "dm",
-                layers: Sequence[int] | None = None, n_remove: int | None = None) -> list:
+                layers: Sequence[int] | None = None, n_remove: int | None = None,
+                readout: bool | None = None) -> list:
         """Stored traces with these specs, the missing ones (``compute=True``) from ``pruning.prune_seeds``.
 
-        Letter-format traces carry the logit-lens readout of every pruned network (it costs ~1.0x: one read
-        position per item, ``benchmarks/readout_along_traces.py``); cloze traces do not (1.5-2.6x: every
-        continuation position goes through the vocabulary product)."""
+        ``readout``: record the logit-lens readout of every pruned network. None: letter-format traces do (it costs
+        ~1.0x: one read position per item, ``benchmarks/readout_along_traces.py``), cloze traces do not (1.5-2.6x:
+        every continuation position goes through the vocabulary product); the phase-targeted traces always do
+        (C5b and C5c read it)."""
         from layercollapse.pruning.engine import prune_seeds
         from layercollapse.pruning.prefix import IntactPrefixes
         from layercollapse.pruning.trace import Trace, trace_spec
 
         format = self.profile.run_of(model_name).format
-        readout = format == "letter"
+        readout = format == "letter" if readout is None else readout
         shots = self.shots(task, format)
         network = self.network(model_name)
         found = {seed: Trace.load(self.store, trace_spec(network, schedule, evaluation, calibration, criterion=criterion,
@@ -347,11 +357,11 @@ class Experiments:
                                 self.profile.name)
         if missing:
             model, tokenizer = self.loaded_model(model_name)
-            self._intact = self._intact or IntactPrefixes()
+            self._memory.intact = self._memory.intact or IntactPrefixes()
             computed = prune_seeds(model, tokenizer, evaluation, schedule, missing, calibration=calibration,
                                    criterion=criterion, layers=layers, n_remove=n_remove, format=format, task=task,
                                    split=self.split(task), readout=readout, shots=shots, store=self.store,
-                                   progress=self.progress and schedule, intact=self._intact)
+                                   progress=self.progress and schedule, intact=self._memory.intact)
             found.update(zip(missing, computed))
         return [found[seed] for seed in seeds]
 
@@ -384,7 +394,7 @@ class Experiments:
         if not layers or not n_remove:
             return []
         return self._traces(model_name, task, self.evaluation(task), "random_in_range", range(self.profile.n_phase_seeds),
-                            layers=layers, n_remove=n_remove)
+                            layers=layers, n_remove=n_remove, readout=True)
 
     def main_trace(self, schedule: str, model_name: str | None = None, task: str | None = None):
         """One trace of the main model (default) on the main task with the profile's pruning items, for the
@@ -503,6 +513,50 @@ class Experiments:
         noise = float(spread.max())
         return greedy_margins(trace, result.arrays["values"], noise), noise
 
+    # ------------------------------------------------------------ settings
+
+    def candidate_readouts(self) -> dict:
+        """The intact readout of every candidate setting (``Profile.candidate_settings``, the main setting first):
+        ``profiles.Setting`` -> ``Readout``."""
+        return {setting: self.for_setting(setting).readout() for setting in self.profile.candidate_settings}
+
+    @cached_property
+    def candidates(self) -> pd.DataFrame:
+        """``claims.breadth.candidate_table`` of every candidate setting: its intact transition and whether it
+        qualifies for the pruning study (the registered rule)."""
+        from layercollapse.claims.breadth import candidate_table
+
+        return candidate_table(self.candidate_readouts(), n_resamples=self.profile.n_bootstrap,
+                               seed=self.profile.seeds[0])
+
+    def studied_settings(self) -> tuple:
+        """The settings the pruning study runs on: the main setting, then the candidates that qualify
+        (``claims.breadth``; every candidate where the profile's ``study`` is ``all``), in candidate order."""
+        from layercollapse.study.profiles import Setting
+
+        table = self.candidates
+        chosen = table if self.profile.study == "all" else table[table["qualifies"]]
+        return tuple(dict.fromkeys([self.profile.main_setting, *(Setting.from_key(key) for key in chosen["setting"])]))
+
+    def studies(self, setting) -> bool:
+        """Whether the pruning study runs on ``setting`` (:meth:`studied_settings`)."""
+        return setting in self.studied_settings()
+
+    def study(self, setting) -> None:
+        """The pruning study of one studied setting besides the main one (whose experiments are the plan's own): the
+        phase-targeted dose-response (k = 1 .. the smaller phase, readout of every network), :data:`SETTING_SCHEDULES`,
+        the random orders, and the LM loss along Iterative Pruning and the random orders. Nothing for a setting that
+        is not studied."""
+        if not self.studies(setting):
+            return
+        experiments = self.for_setting(setting)
+        for phase in ("silent", "decisive"):
+            experiments.phase_traces(phase)
+        traces = [experiments.main_trace(schedule) for schedule in SETTING_SCHEDULES]
+        experiments.lm_loss_along(traces[0])
+        for trace in experiments.random_traces():
+            experiments.lm_loss_along(trace)
+
     # ------------------------------------------------------------ perturbations
 
     def noise_sweep(self, model_name: str | None = None, task: str | None = None) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
@@ -587,125 +641,8 @@ class Experiments:
     # ----------------------------------------------------------------- the plan
 
     @cached_property
-    def plan(self) -> list[PlanStep]:
-        """Every experiment of the profile, in the order ``reproduce`` runs them (one model loaded at a time), each
-        with the steps whose results it reads (``needs``: the distributed waves run those first)."""
-        p = self.profile
-        main_task = p.tasks[0]
-        main_readout = PlanStep(f"readout {p.main_model} {main_task}", lambda: self.readout())  # the intact phases
-        steps = [main_readout, PlanStep("noise sweep", lambda: self.noise_sweep(), needs=(main_readout,))]
-        for task in p.phase_tasks:
-            readout = main_readout
-            if task != main_task:  # the intact phases of a second task: its readout comes first
-                readout = PlanStep(f"readout {p.main_model} {task}", lambda t=task: self.readout(task=t))
-                steps.append(readout)
-            for phase in ("silent", "decisive"):
-                name = f"phase-targeted {phase}" + ("" if task == main_task else f" {task}")
-                steps.append(PlanStep(name, lambda ph=phase, t=task: self.phase_traces(ph, task=t), needs=(readout,)))
-        main_iterative = PlanStep(f"iterative with readouts {p.main_model}", lambda: self.dynamics_trace())
-        steps.append(main_iterative)
-        for schedule in MAIN_SCHEDULES[1:]:
-            steps.append(PlanStep(f"{schedule} {p.main_model}", lambda s=schedule: self.main_trace(s),
-                                  needs=(main_readout,) if schedule in PHASE_AWARE else ()))
-        if p.main_model != p.pruning_model:  # LM loss (R3), similarity (C2), greedy margins, fine-tuning (C7) there too
-            steps.append(PlanStep(f"LM loss along iterative {p.main_model}",
-                                  lambda: self.lm_loss_along(self.main_trace("iterative")), needs=(main_iterative,)))
-            steps.append(PlanStep(f"similarity along iterative {p.main_model}",
-                                  lambda: self.similarity_along(self.main_trace("iterative")), needs=(main_iterative,)))
-            steps.append(PlanStep(f"greedy margins along iterative {p.main_model}",
-                                  lambda: self.greedy_margins(self.main_trace("iterative")), needs=(main_iterative,)))
-            if p.finetune_main is not None:
-                steps.append(PlanStep(f"fine-tuning recovery {p.main_model}",
-                                      lambda: self.finetune_recovery(p.main_model), needs=(main_iterative,)))
-            if "random" in p.schedules:
-                steps.append(PlanStep(f"random baseline {p.main_model}",
-                                      lambda: [self.lm_loss_along(t) for t in self.random_traces(p.main_model)]))
-        pruning_traces = {}
-        for schedule in p.schedules:
-            if schedule == "random":
-                step = PlanStep("random baseline", lambda: [self.lm_loss_along(t) for t in self.random_traces()])
-            else:
-                step = PlanStep(f"trace {schedule}", lambda s=schedule: self.lm_loss_along(self.trace(s)))
-            pruning_traces[schedule] = step
-            steps.append(step)
-        # they read the pruning model's iterative trace, which its "trace iterative" step stores where there is one
-        iterative = tuple(step for schedule, step in pruning_traces.items() if schedule == "iterative")
-        steps += [PlanStep("similarity along iterative", lambda: self.similarity_along(self.trace("iterative")),
-                           needs=iterative),
-                  PlanStep("greedy margins along iterative", lambda: self.greedy_margins(self.trace("iterative")),
-                           needs=iterative)]
-        if p.finetune is not None:
-            steps.append(PlanStep("fine-tuning recovery", lambda: self.finetune_recovery(), needs=iterative))
-        for run in p.models:
-            for task in p.tasks:
-                if run.name != p.main_model or (task != main_task and task not in p.phase_tasks):
-                    steps.append(PlanStep(f"readout {run.name} {task}", lambda m=run.name, t=task: self.readout(m, t)))
-        steps.append(PlanStep(f"tuned lens {p.main_model}", lambda: self.tuned_readout()))
-        return steps
+    def plan(self) -> list:
+        """Every experiment of the profile, in the order ``reproduce`` runs them (``study.plan.build_plan``)."""
+        from layercollapse.study.plan import build_plan
 
-
-# ------------------------------------------------------------------ running the plan
-
-
-def run_plan_steps(experiments, only: str | None = None, check_only: bool = False, names: Sequence[str] = ()):
-    """Run the plan's steps (those whose name contains ``only``, or is one of ``names``); yield (name, problem,
-    seconds) for each.
-
-    ``problem`` is None for a stored (or just computed) step. ``check_only``: ``experiments`` must not
-    compute; a step whose result is missing yields its ``MissingResult``, one with damaged files its
-    ``CorruptResultError`` (otherwise a missing result is computed, and every error propagates).
-    """
-    for name, run, _ in experiments.plan:
-        if (only and only not in name) or (names and name not in names):
-            continue
-        start = time.perf_counter()
-        try:
-            run()
-        except (LookupError, CorruptResultError) as problem:
-            if not check_only:
-                raise
-            yield name, problem, time.perf_counter() - start
-            continue
-        yield name, None, time.perf_counter() - start
-
-
-def missing_experiments(profile) -> list[str]:
-    """Names of the plan steps of ``profile`` (a name or a loaded Profile) whose results are not all stored
-    (computes nothing).
-
-    Raises:
-        CorruptResultError: a stored result's files are damaged (its message names the file and the fix).
-    """
-    experiments = Experiments(profile, compute=False, progress=False)
-    missing = []
-    for name, problem, _ in run_plan_steps(experiments, check_only=True):
-        if isinstance(problem, CorruptResultError):
-            raise problem
-        if problem is not None:
-            missing.append(name)
-    return missing
-
-
-def unused_results(experiments: Experiments) -> pd.DataFrame:
-    """The current results of the experiments' store that no step of the plan reads (``store.list_results`` rows):
-    results of an older spec, left behind when a spec changed. Runs the plan without computing.
-
-    Raises:
-        MissingResult, CorruptResultError: a step's results are not all stored, or are damaged; what the plan reads
-            is then not known, so nothing can be called unused.
-    """
-    for _, problem, _ in run_plan_steps(experiments.on_store(experiments.store, compute=False), check_only=True):
-        if problem is not None:
-            raise problem
-    return unread_results(experiments.store)
-
-
-def unread_results(store: Store) -> pd.DataFrame:
-    """The current results of ``store`` this process has not read (``store.results_read``): after a run of the
-    whole plan that found everything stored, the results no step reads."""
-    from layercollapse.storage.provenance import current_results
-    from layercollapse.storage.store import results_read
-
-    read = {(result["kind"], result["key"]) for result in results_read(store)}
-    current = current_results(store)
-    return current[[(kind, key) not in read for kind, key in zip(current["kind"], current["key"])]].reset_index(drop=True)
+        return build_plan(self)

@@ -22,38 +22,13 @@ from typing import Any, Literal
 
 import yaml
 from layercollapse import settings
-from layercollapse.paths import project_root
+from layercollapse.settings import active_profile, available_profiles, profiles_dir  # re-exported: where profiles are
 
 PROFILE_ENV = settings.PROFILE.name  # used when QUARTO_PROFILE is not set (scripts, tests)
-DEFAULT_PROFILE = "default"
 
 
 class ProfileError(ValueError):
     """A profile file that is missing, not YAML, or does not match :class:`Profile`."""
-
-
-def profiles_dir() -> Path:
-    """Folder of the experiment specs, ``<root>/profiles``."""
-    return project_root() / "profiles"
-
-
-def available_profiles() -> list[str]:
-    """Names of the profiles that have an experiment spec, sorted."""
-    return sorted(path.stem for path in profiles_dir().glob("*.yml"))
-
-
-def active_profile() -> str:
-    """Name of the active profile.
-
-    ``QUARTO_PROFILE`` (set by Quarto for the kernel; comma-separated when several
-    profiles are active) wins: its first entry that has a ``profiles/<name>.yml``,
-    else its first entry. Then ``LAYERCOLLAPSE_PROFILE``, then ``"default"``.
-    """
-    quarto = settings.profile_names()
-    if quarto:
-        known = set(available_profiles())
-        return next((name for name in quarto if name in known), quarto[0])
-    return settings.profile_override() or DEFAULT_PROFILE
 
 
 @dataclass(frozen=True)
@@ -104,6 +79,57 @@ class FinetuneSpec:
     n_train_items: int = 512
 
 
+@dataclass(frozen=True, order=True)
+class Setting:
+    """One model scored one way on one task: a column of the verdict matrix, and the unit every per-setting claim is
+    decided on.
+
+    Attributes:
+        model: short model name; task: task name; format: ``letter`` or ``cloze``; shots: solved examples prepended
+            to every prompt (0 = zero-shot; drawn as ``Profile.shots`` says).
+    """
+
+    model: str
+    task: str
+    format: Literal["letter", "cloze"]
+    shots: int = 0
+
+    @property
+    def key(self) -> str:
+        """``model@task@format@<shots>shot``: how verdict files and matrix cells name the setting."""
+        return f"{self.model}@{self.task}@{self.format}@{self.shots}shot"
+
+    @property
+    def label(self) -> str:
+        """For people: ``arc_easy, cloze, 5-shot`` (the model is named apart, where the matrix groups by it)."""
+        return f"{self.task}, {self.format}, {self.shots}-shot"
+
+    @classmethod
+    def from_key(cls, key: str) -> Setting:
+        """Inverse of :attr:`key`."""
+        model, task, format, shots = key.split("@")
+        return cls(model, task, format, int(shots.removesuffix("shot")))
+
+
+@dataclass(frozen=True)
+class CandidateGrid:
+    """Candidate settings of the study: every model x task x format x shots. Each candidate's intact readout is
+    measured; the pruning study runs on those that qualify (``claims.breadth``).
+
+    Attributes:
+        models, tasks: short model names and task names; formats: prompt formats; shots: numbers of solved examples.
+    """
+
+    models: tuple[str, ...]
+    tasks: tuple[str, ...]
+    formats: tuple[Literal["letter", "cloze"], ...] = ("letter",)
+    shots: tuple[int, ...] = (0,)
+
+    def settings(self) -> list[Setting]:
+        return [Setting(model, task, format, shots) for model in self.models for task in self.tasks
+                for format in self.formats for shots in self.shots]
+
+
 @dataclass(frozen=True)
 class Profile:
     """The experiment spec of a site build (``profiles/<name>.yml``).
@@ -139,9 +165,15 @@ class Profile:
         finetune: fine-tuning recovery (C7) along the pruning model's iterative trace; None skips it.
         finetune_main: fine-tuning recovery along the main model's iterative trace, where the main model is not
             the pruning model (its own spec: a 1.5B model on a CPU is fine-tuned with LoRA); None skips it.
-        shots: solved examples prepended to every letter-format prompt (k-shot; drawn once per task by the first
-            seed from its few-shot split, disjoint from the profile's items, and recorded in every spec as
-            ``shot_ids``); 0 = zero-shot, as the harness scores letter format by default. Cloze runs are zero-shot.
+        shots: solved examples prepended to every prompt (k-shot; drawn once per task by the first seed from its
+            few-shot split, disjoint from the profile's items, and recorded in every spec as ``shot_ids``); 0 =
+            zero-shot, as the harness scores by default.
+        candidates: grids of candidate settings (:class:`CandidateGrid`) measured by their intact readout; the
+            pruning study runs on those that qualify (``claims.breadth``) and on the main setting. Empty: the main
+            setting only.
+        study: which candidates get the pruning study: ``qualifying`` (the registered rule of ``claims.breadth``), or
+            ``all`` (the test profile: every candidate, to run the plumbing of several settings; its numbers test
+            code, never a claim).
         dtype: weights dtype (``auto``: bf16 on GPU or bf16-capable CPU, else fp32).
         readout: precision after the last hidden state (final norm, unembedding): ``float32``
             (default) or ``model`` (the weights dtype; see ``architectures.set_readout``).
@@ -174,6 +206,8 @@ class Profile:
     finetune: FinetuneSpec | None = field(default_factory=FinetuneSpec)
     finetune_main: FinetuneSpec | None = None
     shots: int = 0
+    candidates: tuple[CandidateGrid, ...] = ()
+    study: Literal["qualifying", "all"] = "qualifying"
     dtype: Literal["auto", "bf16", "fp16", "fp32"] = "auto"
     readout: Literal["float32", "model"] = "float32"
 
@@ -208,8 +242,9 @@ class Profile:
         if self.finetune_main is not None and self.main_model == self.pruning_model:
             raise ProfileError(f"profile '{self.name}': 'finetune_main' applies only where main_model is not the "
                                f"pruning_model (here both are '{self.main_model}'); use 'finetune'")
-        if self.shots < 0:
-            raise ProfileError(f"profile '{self.name}': 'shots' must be >= 0 (0 = zero-shot), got {self.shots}")
+        if self.shots < 0 or any(shots < 0 for grid in self.candidates for shots in grid.shots):
+            raise ProfileError(f"profile '{self.name}': 'shots' must be >= 0 (0 = zero-shot), got {self.shots}"
+                               + "".join(f", candidates {list(grid.shots)}" for grid in self.candidates))
         if self.n_items is not None and self.n_items < 1:
             raise ProfileError(f"profile '{self.name}': 'n_items' must be >= 1 or null, got {self.n_items}")
         if not self.seeds or len(set(self.seeds)) != len(self.seeds):
@@ -222,7 +257,8 @@ class Profile:
         from layercollapse.model.loading import MODEL_REGISTRY, looks_like_path
 
         where = where or f"profile '{self.name}'"
-        for task in (*self.tasks, self.pruning_task, *self.phase_tasks):
+        candidate_tasks = [task for grid in self.candidates for task in grid.tasks]
+        for task in (*self.tasks, self.pruning_task, *self.phase_tasks, *candidate_tasks):
             if task.partition(":")[0] not in TASK_REGISTRY:
                 raise ProfileError(f"{where}: unknown task '{task}'; known tasks: "
                                    f"{', '.join(TASK_REGISTRY)} (and mmlu:<subject>)")
@@ -231,7 +267,7 @@ class Profile:
         unknown = [schedule for schedule in self.schedules if schedule not in SCHEDULES]
         if unknown:
             raise ProfileError(f"{where}: unknown schedule(s) {unknown}; registered schedules: {', '.join(SCHEDULES)}")
-        for run in self.models:
+        for run in (*self.models, *(ModelRun(model, "letter") for grid in self.candidates for model in grid.models)):
             if Path(run.name).expanduser().is_dir():
                 continue
             if looks_like_path(run.name):
@@ -267,6 +303,25 @@ class Profile:
         if model == self.pruning_model:
             return self.finetune
         return self.finetune_main if model == self.main_model else None
+
+    @property
+    def main_setting(self) -> Setting:
+        """The main model on the main task, in its format, with the profile's shots."""
+        return Setting(self.main_model, self.tasks[0], self.main_run.format, self.shots)
+
+    @property
+    def candidate_settings(self) -> tuple[Setting, ...]:
+        """Every candidate setting, the main setting first, each once."""
+        return tuple(dict.fromkeys([self.main_setting, *(s for grid in self.candidates for s in grid.settings())]))
+
+    def setting_profile(self, setting: Setting) -> Profile:
+        """This profile narrowed to one setting: its one model in its format, its task as the main, pruning and
+        phase task, its shots; the rest (items, seeds, bootstrap, schedules, store) unchanged, so a result of the
+        setting has the spec it would have in a profile built for it alone."""
+        return dataclasses.replace(self, models=(ModelRun(setting.model, setting.format),), main_model=setting.model,
+                                   pruning_model=setting.model, tasks=(setting.task,), pruning_task=setting.task,
+                                   phase_tasks=(setting.task,), shots=setting.shots, finetune_main=None,
+                                   candidates=())
 
     def run_of(self, model: str) -> ModelRun:
         """The (first) run of a model of this profile."""

@@ -111,7 +111,7 @@ def verify_kind(experiments, kind: str, only: str | None = None, tolerance: floa
     Returns:
         one Comparison per recomputed result that the store held under the same key, in key order.
     """
-    from layercollapse.study.experiments import run_plan_steps
+    from layercollapse.study.plan import run_plan_steps
 
     stored = experiments.store
     with tempfile.TemporaryDirectory(prefix="layercollapse-verify-", dir=workdir) as tmp:

@@ -47,10 +47,7 @@ def test_cli_prints_the_per_step_table_and_where_the_trace_is(tiny_model, tokeni
     (["prune", "--layers", "1,2"],
      "error: --layers applies only to --schedule random_in_range or decisive_first, not to 'iterative'"),
     (["prune", "--schedule", "decisive_first"], "error: --schedule decisive_first needs --layers"),
-    (["evaluate", "--format", "cloze", "--shots", "2"], "error: --shots applies only to --format letter, not to 'cloze'"),
-    (["diagnose", "--format", "cloze", "--shots", "1"], "error: --shots applies only to --format letter, not to 'cloze'"),
     (["diagnose", "--shots", "-1"], "argument --shots: '-1' is not a non-negative integer"),
-    (["prune", "--format", "cloze", "--shots", "3"], "error: --shots applies only to --format letter, not to 'cloze'"),
     (["prune", "--shots", "x"], "argument --shots: 'x' is not a non-negative integer"),
     (["prune", "--schedule", "random_in_range"], "error: --schedule random_in_range needs --layers"),
     (["prune", "--passages", "p.txt"], "error: --passages applies only to --criterion lm_loss, not to 'dm'"),
@@ -255,3 +252,4 @@ def test_cli_refuses_a_file_as_model_in_one_line_before_loading_the_task(tmp_pat
             main([*command, "--model", str(notes), "--limit", "2"])
         err = capsys.readouterr().err.strip().splitlines()
         assert exit_info.value.code == 2 and len(err) == 1 and err[0].startswith(f"error: Model '{notes}' is a file")
+

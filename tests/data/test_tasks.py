@@ -120,6 +120,24 @@ def test_cloze_pairs_follow_the_harness():
         prompts.check_format("essay")
 
 
+def test_k_shot_cloze_contexts_are_written_as_the_harness_writes_them():
+    # lm-evaluation-harness: each shot is doc_to_text + target_delimiter (" ") + its gold target, joined by the few-shot
+    # delimiter ("\n\n"), then the item's context; MMLU's description once on top
+    item = Item("x", "What is 2+2?", ("three", "four"), 1)
+    shots = (Item("a", "Sky colour?", ("blue", "red"), 0), Item("b", "1+1?", ("3", "2"), 1))
+    solved = "Question: Sky colour?\nAnswer: blue\n\nQuestion: 1+1?\nAnswer: 2\n\n"
+    assert prompts.cloze_pairs(item, "arc_easy", shots) == [
+        (solved + "Question: What is 2+2?\nAnswer:", " three"), (solved + "Question: What is 2+2?\nAnswer:", " four")]
+    mmlu = Item("m", "Q?", ("a", "b"), 0, subject="virology")
+    context = prompts.cloze_pairs(mmlu, "mmlu", (Item("s", "S?", ("c", "d"), 1, subject="virology"),))[0][0]
+    assert context == ("The following are multiple choice questions (with answers) about virology.\n\n"
+                       "S?\nAnswer: d\n\nQ?\nAnswer:")
+    wino = Item("w", "Ann helped Bo because _ was kind.", ("Ann", "Bo"), 0)
+    shot = Item("v", "Cy thanked Di because _ was nice.", ("Cy", "Di"), 1)
+    assert prompts.cloze_pairs(wino, "winogrande", (shot,))[1] == (
+        "Cy thanked Di because Di was nice.\n\nAnn helped Bo because Bo", " was kind.")
+
+
 def test_letter_format_with_too_many_options_names_the_item_and_the_fix():
     item = Item("wide", "?", tuple(f"option {k}" for k in range(30)), 0)
     with pytest.raises(ValueError, match=r"at most 10 options; item 'wide' has 30: score it in cloze format"):

@@ -10,7 +10,7 @@ import pytest
 
 LIB = Path(layercollapse.__file__).resolve().parent
 #: The tiers in order (the README's table); the top-level modules ``progress``, ``paths`` and ``settings`` serve every tier.
-TIERS = ["model", "data", "readout", "measures", "storage", "pruning", "controls", "study", "claims", "site", "cli"]
+TIERS = ["model", "data", "readout", "measures", "storage", "pruning", "controls", "claims", "study", "site", "cli"]
 UTILITIES = {"progress", "paths", "settings"}
 IMPORT = re.compile(r"^\s*(?:from|import) layercollapse\.(\w+)", re.M)
 

@@ -357,7 +357,10 @@ VALID_SPEC = {"description": "d", "models": [{"name": "smollm2-135m", "format": 
 
 @pytest.fixture
 def spec_dir(tmp_path, monkeypatch):
+    from layercollapse import settings
+
     monkeypatch.setattr(profiles, "profiles_dir", lambda: tmp_path)
+    monkeypatch.setattr(settings, "profiles_dir", lambda: tmp_path)
 
     def write(data, name="x"):
         (tmp_path / f"{name}.yml").write_text(yaml.safe_dump(data) if not isinstance(data, str) else data)

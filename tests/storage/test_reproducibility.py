@@ -22,11 +22,8 @@ from layercollapse.storage.store import (
     Store,
     spec_key,
 )
-from layercollapse.study.experiments import (
-    Experiments,
-    missing_experiments,
-    run_plan_steps,
-)
+from layercollapse.study.experiments import Experiments
+from layercollapse.study.plan import missing_experiments, run_plan_steps
 from layercollapse.study.verify import compare_results, verify_kind
 
 
@@ -230,12 +227,8 @@ def test_a_verdict_whose_results_changed_is_refused(recorded, store):
 def test_results_no_plan_step_reads_are_listed_and_removed_on_request(tmp_path, monkeypatch, capsys):
     from layercollapse.cli.main import main
     from layercollapse.storage.provenance import compute_version
-    from layercollapse.study.experiments import (
-        Experiments,
-        MissingResult,
-        PlanStep,
-        unused_results,
-    )
+    from layercollapse.study.experiments import Experiments, MissingResult
+    from layercollapse.study.plan import PlanStep, unused_results
 
     store = Store(tmp_path)
     version = compute_version("noise")

@@ -147,7 +147,7 @@ def test_only_that_matches_nothing_is_an_error_that_lists_the_names(tmp_path, mo
 def test_a_cpu_without_fast_bf16_serves_every_committed_default_result(monkeypatch):
     """The default profile pins its dtype, so the committed results do not depend on the CPU's bf16 support."""
     from layercollapse.model import loading as models
-    from layercollapse.study.experiments import missing_experiments
+    from layercollapse.study.plan import missing_experiments
 
     monkeypatch.delenv("LAYERCOLLAPSE_STORE", raising=False)
     monkeypatch.setattr(models, "cpu_supports_fast_bf16", lambda: False)
@@ -221,7 +221,7 @@ def test_both_cliff_models_have_the_random_orders_on_the_items_of_their_iterativ
     assert any(step.name == f"random baseline {GOLDEN_PROFILE.main_model}" for step in experiments.plan)
 
 
-def test_a_profile_with_shots_scores_its_letter_runs_k_shot_and_records_the_shots(tmp_path):
+def test_a_profile_with_shots_scores_k_shot_and_records_the_shots(tmp_path):
     import dataclasses
 
     from golden import GOLDEN_PROFILE, golden_loader
@@ -232,7 +232,7 @@ def test_a_profile_with_shots_scores_its_letter_runs_k_shot_and_records_the_shot
     shots = experiments.shots("arc_easy", "letter")
     used = {item.id for n in (None, profile.n_pruning_items) for part in experiments.items("arc_easy", n) for item in part}
     assert len(shots) == 2 and not {shot.id for shot in shots} & used
-    assert experiments.shots("arc_easy", "cloze") == ()  # cloze runs stay zero-shot
+    assert experiments.shots("arc_easy", "cloze") == shots  # cloze prompts take the same solved examples
     readout = experiments.readout()
     assert readout.spec["shot_ids"] == [shot.id for shot in shots]
     model, tokenizer = experiments.loaded_model(profile.main_model)
@@ -244,6 +244,10 @@ def test_a_profile_with_shots_scores_its_letter_runs_k_shot_and_records_the_shot
     evaluation = experiments.items("arc_easy", profile.n_pruning_items, profile.n_pruning_calibration)[1]
     np.testing.assert_allclose(trace.scores[0], score(model, tokenizer, evaluation, "letter", task="arc_easy",
                                                       shots=shots, progress=False), atol=1e-5)
-    assert "shot_ids" not in experiments.readout(profile.pruning_model).spec
+    cloze = experiments.readout(profile.pruning_model)  # the cloze model: its prompts take the same shots
+    assert cloze.spec["format"] == "cloze" and cloze.spec["shot_ids"] == [shot.id for shot in shots]
+    np.testing.assert_allclose(cloze.scores, layerwise_scores(*experiments.loaded_model(profile.pruning_model), items,
+                                                              "cloze", task="arc_easy", shots=shots, progress=False),
+                               atol=1e-5)
     with pytest.raises(Exception, match="'shots' must be >= 0"):
         dataclasses.replace(GOLDEN_PROFILE, shots=-1)

@@ -195,7 +195,7 @@ def fake_steps(experiments) -> list:
             raise RuntimeError("the traces must be stored before the similarity step runs")
         store.save("similarity", {"fake": "similarity"}, pd.DataFrame({"n": [4]}))
 
-    from layercollapse.study.experiments import PlanStep
+    from layercollapse.study.plan import PlanStep
 
     first = PlanStep("readout fake model", readout)
     traces = [PlanStep(f"trace fake {i}", lambda i=i: trace(i), needs=(first,)) for i in range(4)]
