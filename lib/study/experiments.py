@@ -186,9 +186,11 @@ class Experiments:
         if task not in self._shots:
             from layercollapse.data.tasks import fewshot_examples
 
+            # the calibration and evaluation items of both item sets (not the training remainder: on a task whose
+            # few-shot split is its evaluation split, HellaSwag's, that is every other item)
             used = [item for split in (self.items(task), self.items(task, self.profile.n_pruning_items,
                                                                    self.profile.n_pruning_calibration))
-                    for part in split for item in part]
+                    for part in split[:2] for item in part]
             self._shots[task] = fewshot_examples(task, self.profile.shots, self.profile.seeds[0], exclude=used)
         return self._shots[task]
 
