@@ -188,14 +188,14 @@ def collapse_odds(table: pd.DataFrame, n_resamples: int = 1000, seed: int = 0,
 
 def odds_table(fits: Mapping[str, CollapseOdds | None]) -> pd.DataFrame:
     """P1b's fits side by side: one row per fit (its name: "random" = the primary fit, "greedy" = the schedules that
-    choose layers by a criterion, a task name = that task's phase-targeted traces) with n_traces, n_networks,
-    n_collapsed and beta_silent, beta_decisive, difference with _low / _high."""
+    choose layers by a criterion, any other name shown as it is) with n_traces, n_networks, n_collapsed and
+    beta_silent, beta_decisive, difference with _low / _high."""
     names = {"random": "random orders and phase-targeted (primary)", "greedy": "chosen by a criterion"}
     rows = []
     for name, fit in fits.items():
         if fit is None:
             continue
-        row = {"fit": names.get(name, f"phase-targeted, {name}"), "n_traces": fit.n_traces,
+        row = {"fit": names.get(name, name), "n_traces": fit.n_traces,
                "n_networks": fit.n_networks, "n_collapsed": fit.n_collapsed}
         for column in ("beta_silent", "beta_decisive", "difference"):
             row |= interval_columns(column, getattr(fit, column))

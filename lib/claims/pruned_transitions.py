@@ -43,6 +43,7 @@ from scipy.stats import binomtest
 
 __all__ = [
     "OUTCOMES",
+    "RISE_AMENDMENT",
     "PrunedTransition",
     "pruned_transition",
     "transition_change",
@@ -65,6 +66,13 @@ __all__ = [
 
 #: What pruning did to a network's transition (module docstring), in the order the site lists them.
 OUTCOMES = ("kept", "weakened", "delayed", "earlier", "prevented")
+
+#: Why the outcome classes were re-derived with the steepest-rise location (shown beside the registered classes).
+RISE_AMENDMENT = ("Amended on 2026-12-07: a transition's location is the layer where the mean Decision Margin rises "
+                  "most steeply, not the first layer whose accuracy stays above chance. The registered location moves "
+                  "later when the whole readout is lower, even where the rise happens at the same layer, so it classed "
+                  "networks whose readout is only lower as 'delayed'; with the height-free location 'delayed' means "
+                  "that the rise itself moved. Whether a network has a transition at all is decided as registered.")
 
 
 def _phase_name(layer: int, phases) -> str:

@@ -13,7 +13,7 @@ import functools
 import json
 import math
 import re
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -105,9 +105,11 @@ class Verdict:
         p: p-value of the test, if one was run.
         text: one or two sentences: what was tested, on what, and why this status.
         rule: the function that decided it (``module.function``; set by :func:`verdict_rule`).
-        model: the model the verdict is decided on, where a chapter decides a claim once per model (C1 on the
-            main model and on the pruning model); None where one verdict covers the chapter's models.
-        task: the task the verdict is decided on, where a claim is decided once per (model, task) (C5b); else None.
+        model: the model the verdict is decided on, where a chapter decides a claim once per model or setting; None
+            where one verdict covers the chapter's models (R1).
+        task: the task the verdict is decided on, where a claim is decided once per (model, task) or setting.
+        format, shots: the prompt format and the number of solved examples, where a claim is decided once per
+            setting (``profiles.Setting``: every claim of the verdict matrix); else None.
     """
 
     claim: str
@@ -121,6 +123,8 @@ class Verdict:
     rule: str = ""
     model: str | None = None
     task: str | None = None
+    format: str | None = None
+    shots: int | None = None
 
     def __post_init__(self) -> None:
         claim_base(self.claim)
@@ -138,14 +142,28 @@ class Verdict:
 
     @property
     def key(self) -> str:
-        """Name of the verdict's file and marker: the claim, ``@model`` for a verdict decided on one model, and
-        ``@task`` after it for one decided on one (model, task)."""
-        return self.claim + "".join(f"@{part}" for part in (self.model, self.task) if part is not None)
+        """Name of the verdict's file and marker: the claim, ``@model`` for a verdict decided on one model, ``@task``
+        after it for one decided on one (model, task), and ``@format@<shots>shot`` for one decided on a setting
+        (``claim@`` + ``Setting.key``)."""
+        parts = (self.model, self.task, self.format, None if self.shots is None else f"{self.shots}shot")
+        return self.claim + "".join(f"@{part}" for part in parts if part is not None)
+
+    @property
+    def setting_key(self) -> str:
+        """The ``Setting.key`` a verdict is decided on (``model@task@format@<k>shot``), "" for a claim decided once."""
+        return self.key.partition("@")[2]
 
     @property
     def setting(self) -> str:
-        """The model (and task) a verdict is decided on, e.g. ``qwen2.5-coder-1.5b, arc_easy``; "" for none."""
-        return ", ".join(part for part in (self.model, self.task) if part is not None)
+        """The setting a verdict is decided on, for people: ``qwen2.5-coder-1.5b, arc_easy, letter, 0-shot``; "" for
+        none."""
+        shots = None if self.shots is None else f"{self.shots}-shot"
+        return ", ".join(part for part in (self.model, self.task, self.format, shots) if part is not None)
+
+    def on(self, setting) -> Verdict:
+        """This verdict decided on ``setting`` (a ``profiles.Setting``): its model, task, format and shots."""
+        return dataclasses.replace(self, model=setting.model, task=setting.task, format=setting.format,
+                                   shots=setting.shots)
 
     @property
     def marker(self) -> str:
@@ -197,7 +215,7 @@ class Verdict:
         folder = verdicts_dir(profile)
         folder.mkdir(parents=True, exist_ok=True)
         path = folder / f"{self.key}.json"
-        # a claim is decided either once, once per model or once per (model, task): the other forms' files are superseded
+        # a claim is decided once, once per model, per (model, task) or per setting: the other forms' files are superseded
         parts = self.key.count("@")
         superseded = [path for path in (*folder.glob(f"{self.claim}@*.json"), folder / f"{self.claim}.json")
                       if path.stem.count("@") != parts]
@@ -214,6 +232,21 @@ class Verdict:
 
         self.record(profile)
         display(self, metadata={METADATA_KEY: self.to_dict()})
+
+
+def record_settings(verdicts: Sequence[Verdict], profile: str | None = None) -> list[Path]:
+    """Record one claim part's verdicts on every setting it is decided on (:meth:`Verdict.record`), and remove that
+    part's files of settings not among them (a setting no longer studied): what the folder holds for the part is then
+    exactly this decision. Returns the paths written."""
+    claims = {verdict.claim for verdict in verdicts}
+    if len(claims) > 1:
+        raise ValueError(f"record_settings takes the verdicts of one claim part, got {sorted(claims)}")
+    paths = [verdict.record(profile) for verdict in verdicts]
+    if verdicts:
+        for path in verdicts_dir(profile).glob(f"{verdicts[0].claim}@*.json"):
+            if path not in paths:
+                path.unlink()
+    return paths
 
 
 def lies_above(ci: Sequence[float], threshold: float, strict: bool = True) -> bool:
@@ -248,19 +281,6 @@ def all_of(*statuses: str) -> str:
     if "not supported" in statuses:
         return "not supported"
     return "supported" if all(status == "supported" for status in statuses) else "inconclusive"
-
-
-def agreement_text(verdicts: Iterable[Verdict]) -> str:
-    """A sentence on one claim decided on several models, the main model's verdict first, e.g. "Across models: supported
-    on qwen2.5-coder-1.5b, inconclusive on smollm2-135m (1 of 2 agree with the main model)."; per (model, task):
-    "Across settings: ..."; "" for one verdict."""
-    first, *others = verdicts
-    if not others:
-        return ""
-    n_agree = 1 + sum(other.status == first.status for other in others)
-    listed = ", ".join(f"{verdict.status} on {verdict.setting}" for verdict in (first, *others))
-    what = "setting" if any(verdict.task for verdict in (first, *others)) else "model"
-    return f"Across {what}s: {listed} ({n_agree} of {1 + len(others)} agree with the main {what})."
 
 
 def _stable(x: float) -> float:

@@ -24,12 +24,15 @@ class ModelEntry:
         note: one line for the README and error messages.
         n_layers: its decoder layers, so that a stored result's key is known without loading the weights
             (:func:`model_depth`; the embedded models' are checked against the loaded models in the tests).
+        architecture: its family as the site groups settings ("Qwen2", "Gemma-3", "Llama", ...; checked against
+            the loaded embedded models' ``model_type`` in the tests).
     """
 
     source: str | embedded.EmbeddedGGUF
     note: str
     tokenizer: str | None = None
     n_layers: int | None = None
+    architecture: str | None = None
 
     @property
     def is_embedded(self) -> bool:
@@ -38,17 +41,27 @@ class ModelEntry:
 
 MODEL_REGISTRY: dict[str, ModelEntry] = {
     "smollm2-135m": ModelEntry(embedded.SMOLLM2, "SmolLM2-135M-Instruct, 30 layers, GGUF Q4_1 (embedded, fast)",
-                               n_layers=30),
+                               n_layers=30, architecture="Llama"),
     "gemma3-270m": ModelEntry(embedded.GEMMA3_270M, "Gemma-3-270M base, 18 layers, GGUF Q4_K_M (embedded)",
-                              n_layers=18),
+                              n_layers=18, architecture="Gemma-3"),
     "qwen2.5-coder-1.5b": ModelEntry(
-        embedded.QWEN25_CODER_15B, "Qwen2.5-Coder-1.5B-Instruct, 28 layers, GGUF (embedded, strongest)", n_layers=28
-    ),
-    "llama2-7b": ModelEntry("meta-llama/Llama-2-7b-hf", "Llama-2-7B, 32 layers (Hub, gated)", n_layers=32),
-    "llama3-8b": ModelEntry("meta-llama/Meta-Llama-3-8B", "Llama-3-8B, 32 layers (Hub, gated)", n_layers=32),
-    "qwen3-4b": ModelEntry("Qwen/Qwen3-4B", "Qwen3-4B, 36 layers (Hub)", n_layers=36),
-    "mistral-7b": ModelEntry("mistralai/Mistral-7B-v0.1", "Mistral-7B-v0.1, 32 layers (Hub)", n_layers=32),
+        embedded.QWEN25_CODER_15B, "Qwen2.5-Coder-1.5B-Instruct, 28 layers, GGUF (embedded, strongest)", n_layers=28,
+        architecture="Qwen2"),
+    "llama2-7b": ModelEntry("meta-llama/Llama-2-7b-hf", "Llama-2-7B, 32 layers (Hub, gated)", n_layers=32,
+                            architecture="Llama"),
+    "llama3-8b": ModelEntry("meta-llama/Meta-Llama-3-8B", "Llama-3-8B, 32 layers (Hub, gated)", n_layers=32,
+                            architecture="Llama"),
+    "qwen3-4b": ModelEntry("Qwen/Qwen3-4B", "Qwen3-4B, 36 layers (Hub)", n_layers=36, architecture="Qwen3"),
+    "mistral-7b": ModelEntry("mistralai/Mistral-7B-v0.1", "Mistral-7B-v0.1, 32 layers (Hub)", n_layers=32,
+                             architecture="Mistral"),
 }
+
+
+def model_architecture(name: str) -> str:
+    """The family a model's settings are grouped under (:attr:`ModelEntry.architecture`); a name the registry does not
+    know is its own group."""
+    entry = MODEL_REGISTRY.get(name)
+    return entry.architecture if entry is not None and entry.architecture else name
 
 EMBEDDED_MODELS = tuple(name for name, entry in MODEL_REGISTRY.items() if entry.is_embedded)
 

@@ -238,6 +238,39 @@ def _quarto_client_class():
     return QuartoClient
 
 
+def _kernel_manager_class():
+    """jupyter_client's async kernel manager, made quiet on a healthy run.
+
+    * CurveZMQ transport encryption wherever the kernelspec declares it (``metadata.supported_encryption``, as
+      ipykernel's does) and pyzmq has it, so that the kernel does not log its warning that it "is running over TCP
+      without encryption" at every start.
+    * A graceful shutdown is a ``shutdown_request`` alone: jupyter_client sends SIGINT first, and a kernel that gets
+      it while it is still finishing the last request logs ``ERROR | KeyboardInterrupt caught in kernel`` on a run
+      that went well. A kernel that does not exit on the request is still terminated, then killed
+      (``finish_shutdown``), and ``now=True`` (or a restart) keeps jupyter_client's own path.
+    """
+    import zmq
+    from jupyter_client.manager import AsyncKernelManager
+
+    class QuietKernelManager(AsyncKernelManager):
+        def __init__(self, **kwargs):
+            super().__init__(**kwargs)
+            if self.has_trait("transport_encryption") and zmq.has("curve"):
+                self.transport_encryption = "auto"  # provisions keys only where the kernelspec declares support
+
+        async def shutdown_kernel(self, now: bool = False, restart: bool = False) -> None:
+            if now or restart or not self.owns_kernel or not self.has_kernel:
+                await super().shutdown_kernel(now=now, restart=restart)
+                return
+            self.shutting_down = True
+            self.stop_restarter()
+            await self.request_shutdown()
+            await self.finish_shutdown()
+            await self.cleanup_resources()
+
+    return QuietKernelManager
+
+
 @dataclass
 class CellSummary:
     """What one executed code cell produced.
@@ -362,6 +395,7 @@ def execute_chapter(
     kernel_env = {**os.environ, **(env or {}), settings.QUARTO_PROFILE.name: profile}
     client = _quarto_client_class()(
         notebook, timeout=timeout, kernel_name=kernel_name, allow_errors=False,
+        kernel_manager_class=_kernel_manager_class(),
         resources={"metadata": {"path": str(chapter.path.parent.resolve())}},
     )
     try:
@@ -397,12 +431,13 @@ def _as_list(value: str | list[str] | None) -> list[str]:
 
 
 def site_sources(root: Path) -> list[Path]:
-    """What Quarto needs to render the site, relative to ``root``: its config, pages, pre-render script and the
-    SCSS layers of its HTML theme."""
+    """What Quarto needs to render the site, relative to ``root``: its config, pages, pre-render script, the
+    SCSS layers of its HTML theme and its favicon."""
     config = project_config(root)
     theme = _as_list(config.get("format", {}).get("html", {}).get("theme"))
     names = ["_quarto.yml", *(p.name for p in sorted(root.glob("_quarto-*.yml"))), *config["project"]["render"],
-             *_as_list(config["project"].get("pre-render")), *(layer for layer in theme if layer.endswith(".scss"))]
+             *_as_list(config["project"].get("pre-render")), *(layer for layer in theme if layer.endswith(".scss")),
+             *_as_list(config.get("website", {}).get("favicon"))]
     return [Path(name) for name in names]
 
 

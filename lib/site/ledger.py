@@ -1,15 +1,15 @@
 """The claims ledger of the site's front page: one compact row per claim, read from the verdict files.
 
 Each row names the claim in a few words, shows its verdict as a coloured badge (a Bootstrap
-``badge`` span that Quarto's HTML theme styles; plain text elsewhere), the deciding number with its
-95% interval, the models the verdict rests on (read from the results it was decided from) and a
-link to its chapter. The long finding stays in the chapter's verdict callout. A claim decided once per
-model (C1 on the main model and on the pruning model) shows the main model's verdict and how many of
-the models agree with it.
+``badge`` span that Quarto's HTML theme styles; plain text elsewhere), how the settings it is decided on went, the
+main setting's deciding number with its 95% interval and a link to its chapter. A claim decided on several settings
+shows the status they agree on, or *mixed* where they disagree: no single setting's verdict stands for the others
+(the verdict matrix, ``site.matrix``, shows every cell). The long finding stays in the chapter's verdict callout.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 import tempfile
@@ -22,6 +22,7 @@ import pandas as pd
 from layercollapse.claims.verdicts import (
     AMENDED,
     CLAIMS,
+    STATUSES,
     Verdict,
     claim_base,
     load_verdict_records,
@@ -34,9 +35,11 @@ from layercollapse.storage.store import SIDECAR_SUFFIX, Store
 from layercollapse.study.profiles import load_profile
 
 NOT_COMPUTED = "not computed"
-#: Bootstrap 5.3 background class of each ledger status (green, red, amber, grey).
+#: A claim part whose settings disagree.
+MIXED = "mixed"
+#: Bootstrap 5.3 background class of each ledger status (green, red, amber, blue, grey).
 BADGE_CLASS = {"supported": "text-bg-success", "not supported": "text-bg-danger",
-               "inconclusive": "text-bg-warning", NOT_COMPUTED: "text-bg-secondary"}
+               "inconclusive": "text-bg-warning", MIXED: "text-bg-info", NOT_COMPUTED: "text-bg-secondary"}
 
 #: Each claim of :data:`verdicts.CLAIMS` in a few words (a part such as ``C3b`` may have its own).
 CLAIM_SHORT: dict[str, str] = {
@@ -127,12 +130,14 @@ def verdict_models(evidence: list[dict], store: Store) -> list[str]:
 
 @dataclass(frozen=True)
 class LedgerRow:
-    """One ledger row: a claim (or a part of one) and its recorded verdict, if any.
+    """One ledger row: a claim (or a part of one) and its recorded verdicts, if any.
 
     Attributes:
-        models: the models the shown verdict rests on (with its task, for a claim decided per model and task).
-        others: (model or "model, task", status) of the claim's verdicts on further settings (empty for a claim
-            decided once).
+        status: the status every setting the part is decided on agrees on, :data:`MIXED` where they disagree, or
+            :data:`NOT_COMPUTED`.
+        number: the deciding number of the main setting's verdict (the only one, for a part decided once).
+        models: the settings (or, for a part decided once, the models of the results it read) it rests on.
+        counts: settings per status (empty for a part decided once).
         amended: its rule was amended after it was registered (:data:`verdicts.AMENDED`; the chapter shows both).
     """
 
@@ -141,34 +146,36 @@ class LedgerRow:
     number: str
     models: list[str]
     chapter: tuple[str, str]
-    others: tuple[tuple[str, str], ...] = ()
+    counts: dict[str, int] = dataclasses.field(default_factory=dict)
     amended: bool = False
 
     def agreement(self) -> str:
-        """How many of the claim's models reach the shown verdict, e.g. ``1 of 2 (smollm2-135m: inconclusive)``."""
-        if not self.others:
-            return ""
-        differ = [f"{model}: {status}" for model, status in self.others if status != self.status]
-        n_agree = 1 + len(self.others) - len(differ)
-        return f"{n_agree} of {1 + len(self.others)}" + (f" ({'; '.join(differ)})" if differ else "")
+        """How the settings went, e.g. ``supported in 2 of 3 settings (inconclusive 1)``; "" for one setting."""
+        return agreement_summary(self.counts) if sum(self.counts.values()) > 1 else ""
 
 
-def headline_first(verdicts: list[Verdict], main_model: str, main_task: str = "") -> list[Verdict]:
-    """A claim part's verdicts with the one the ledger shows first: the main model's (or the one without a model), on
-    the main task where a part is decided per (model, task)."""
-    return sorted(verdicts, key=lambda verdict: (verdict.model not in (None, main_model),
-                                                 verdict.task not in (None, main_task)))
+def agreement_summary(counts: dict[str, int]) -> str:
+    """How many settings support a claim, and how the others went: "supported in 3 of 5 settings (inconclusive 2)"."""
+    total = sum(counts.values())
+    others = ", ".join(f"{status} {n}" for status, n in counts.items() if n and status != "supported")
+    return f"supported in {counts.get('supported', 0)} of {total} setting{'s' * (total != 1)}" + (
+        f" ({others})" if others else "")
+
+
+def headline_first(verdicts: list[Verdict], main_setting: str = "") -> list[Verdict]:
+    """A claim part's verdicts with the one the ledger quotes first: the main setting's (``Setting.key``), or the
+    one decided once."""
+    return sorted(verdicts, key=lambda verdict: verdict.setting_key not in ("", main_setting))
 
 
 def ledger_rows(profile: str | None = None) -> list[LedgerRow]:
-    """Every claim of :data:`CLAIMS` in order, one row per claim part with a recorded verdict (the main model's where
-    a part is decided per model; a claim without any: "not computed")."""
+    """Every claim of :data:`CLAIMS` in order, one row per claim part with a recorded verdict (a claim without any:
+    "not computed"). A part decided on several settings is :data:`MIXED` where they disagree: no single setting's
+    verdict stands for the others."""
     records = load_verdict_records(profile)
     store = Store(profile=profile) if records else None
-    # the main model and task matter only where a claim part is decided per model (or per model and task)
-    per_model = any(verdict.model for verdict, _ in records.values())
-    spec = load_profile(profile) if per_model else None
-    main_model, main_task = (spec.main_model, spec.tasks[0]) if spec else ("", "")
+    per_setting = any(verdict.setting_key for verdict, _ in records.values())
+    main_setting = load_profile(profile).main_setting.key if per_setting else ""
     rows = []
     for claim in CLAIMS:
         parts: dict[str, list[Verdict]] = {}
@@ -178,16 +185,21 @@ def ledger_rows(profile: str | None = None) -> list[LedgerRow]:
         if not parts:
             rows.append(LedgerRow(claim, NOT_COMPUTED, "", [], chapter_of(claim)))
         for part, verdicts in parts.items():
-            shown, *others = headline_first(verdicts, main_model, main_task)
-            models = [shown.setting] if shown.model else verdict_models(records[shown.key][1], store)
-            rows.append(LedgerRow(part, shown.status, key_number(shown), models, chapter_of(part),
-                                  tuple((other.setting, other.status) for other in others), amended=part in AMENDED))
+            shown, *others = headline_first(verdicts, main_setting)
+            statuses = {verdict.status for verdict in verdicts}
+            status = statuses.pop() if len(statuses) == 1 else MIXED
+            counts = {status: sum(verdict.status == status for verdict in verdicts) for status in STATUSES} \
+                if shown.setting_key else {}
+            models = ([verdict.setting for verdict in (shown, *others)] if shown.model
+                      else verdict_models(records[shown.key][1], store))
+            rows.append(LedgerRow(part, status, key_number(shown), models, chapter_of(part), counts,
+                                  amended=part in AMENDED))
     return rows
 
 
 def ledger_table(profile: str | None = None, link_prefix: str = "") -> Table:
-    """The ledger as a Markdown table for people: claim, in short, verdict badge, key number, models, how many
-    models agree, chapter.
+    """The ledger as a Markdown table for people: claim, in short, verdict badge (or *mixed*), how the settings went,
+    the main setting's deciding number, chapter.
 
     Args:
         profile: profile whose verdicts to read (None: the active profile).
@@ -199,29 +211,28 @@ def ledger_table(profile: str | None = None, link_prefix: str = "") -> Table:
         "In short": [(CLAIM_SHORT.get(row.claim) or CLAIM_SHORT[claim_base(row.claim)])
                      + (" (rule amended)" if row.amended else "") for row in rows],
         "Verdict": [badge(row.status, row.claim) for row in rows],
-        "Deciding number (95% CI)": [row.number or "—" for row in rows],
-        "Models": [", ".join(row.models) or "—" for row in rows],
-        "Models agreeing": [row.agreement() or "—" for row in rows],
+        "Across settings": [row.agreement() or ("one setting" if row.counts else "—") for row in rows],
+        "Deciding number, main setting (95% CI)": [row.number or "—" for row in rows],
         "Chapter": [f"[{row.chapter[0]}]({link_prefix}{row.chapter[1]})" for row in rows],
     })
     return Table(frame)
 
 
 #: The ledger rows the front page's summary states in words: the paper's account of the collapse and its mechanism.
-HEADLINE_PARTS = ("C1", "C4", "C5", "C5b", "P1", "P1b")
+HEADLINE_PARTS = ("C1", "C4", "C5", "C5b", "C5c", "P1", "P1b")
 
 
 def findings_text(rows: list[LedgerRow]) -> str:
     """The front page's summary of this build, from the recorded verdicts (:data:`HEADLINE_PARTS`): one Markdown
-    bullet per claim part, its status, deciding number and how many settings agree."""
+    bullet per claim part, its status (or *mixed*) over the settings and the main setting's deciding number."""
     lines = []
     for row in rows:
         if row.claim not in HEADLINE_PARTS or row.status == NOT_COMPUTED:
             continue
-        agree = f"; {row.agreement()} settings agree" if row.agreement() else ""
         short = CLAIM_SHORT.get(row.claim) or CLAIM_SHORT[claim_base(row.claim)]
-        lines.append(f"- **{row.claim}** ({short.lower()}): *{row.status}* on {', '.join(row.models) or 'the data'} "
-                     f"({row.number}{agree}).")
+        across = f"{row.agreement()}; " if row.agreement() else ""
+        lines.append(f"- **{row.claim}** ({short.lower()}): *{row.status}*: {across}on the main setting "
+                     f"({row.models[0] if row.models else 'the data'}) {row.number}.")
     return "\n".join(lines)
 
 

@@ -38,6 +38,7 @@ __all__ = [
     "points_with_intervals",
     "dose_response_panels",
     "collapse_phase_diagram",
+    "transition_accuracy_chart",
 ]
 
 THEME_NAME = "layercollapse"
@@ -420,8 +421,9 @@ def dose_response_panels(networks: pd.DataFrame, shares: pd.DataFrame, chance: f
                          width: int | None = None) -> alt.VConcatChart:
     """The dose-response of phase-targeted pruning, k layers removed inside one phase (x) for both phases (colour):
     the share of networks with a transition of their own (Clopper-Pearson interval), and per network (one point per
-    seed, item-bootstrap interval) the transition's shift from where the intact one is expected, its height and
-    the final accuracy (dashed: chance).
+    seed, item-bootstrap interval) the transition's shift from where the intact one is expected by both locations
+    (the first layer whose accuracy stays above chance; the steepest rise of mean DM), its height and the final
+    accuracy (dashed: chance).
 
     Args:
         networks: ``claims.pruned_transitions.phase_networks`` rows (phase, k, seed, shift, height, final_accuracy, ...).
@@ -432,19 +434,21 @@ def dose_response_panels(networks: pd.DataFrame, shares: pd.DataFrame, chance: f
     found = networks[networks["has_transition"]]
     panels = [
         points_with_intervals(shares, "k", "share", "share_low", "share_high", y_title="share with a transition",
-                              tooltip=("n",), line=True, **common).properties(title="Has a transition", height=150),
+                              tooltip=("n",), line=True, **common).properties(title="Has a transition", height=130),
         points_with_intervals(found, "k", "shift", "shift_low", "shift_high", y_title="shift (layers)",
                               tooltip=("seed", "transition_layer", "outcome"), **common)
-        .properties(title="Where: shift from the intact transition", height=150),
+        .properties(title="Where it stays above chance: shift from the intact transition", height=130),
+        points_with_intervals(found, "k", "rise_shift", "rise_shift_low", "rise_shift_high", y_title="shift (layers)",
+                              tooltip=("seed", "rise_layer", "outcome_rise"), **common)
+        .properties(title="Where it rises: shift of the steepest rise of mean DM", height=130),
         points_with_intervals(found, "k", "height", "height_low", "height_high", y_title="accuracy gained",
                               tooltip=("seed", "dm_height", "outcome"), **common)
-        .properties(title="Height: accuracy gained across it", height=150),
+        .properties(title="Height: accuracy gained across it", height=130),
         alt.layer(points_with_intervals(networks, "k", "final_accuracy", None, None, y_title="accuracy",
                                         tooltip=("seed", "outcome"), **common),
-                  chance_rule(chance, "accuracy")).properties(title="Final accuracy", height=150),
+                  chance_rule(chance, "accuracy")).properties(title="Final accuracy", height=130),
     ]
-    chart = alt.vconcat(*panels, spacing=10)
-    return chart if width is None else chart.properties(width=width)
+    return alt.vconcat(*(panel if width is None else panel.properties(width=width) for panel in panels), spacing=10)
 
 
 def collapse_phase_diagram(table: pd.DataFrame, jitter: float = 0.18) -> alt.Chart:
@@ -472,3 +476,41 @@ def collapse_phase_diagram(table: pd.DataFrame, jitter: float = 0.18) -> alt.Cha
         tooltip=[alt.Tooltip("design", type="nominal"), alt.Tooltip("seed"), alt.Tooltip("step"),
                  alt.Tooltip("n_silent", title="Silent removed"), alt.Tooltip("n_decisive", title="Decisive removed"),
                  _numeric_tooltip("accuracy"), alt.Tooltip("state", type="nominal")])
+
+
+def transition_accuracy_chart(networks: pd.DataFrame, curves: pd.DataFrame, jitter: float = 0.06) -> alt.LayerChart:
+    """C5c's data: whether each phase-targeted network has a transition of its own (0 / 1, spread a little so marks
+    stay apart) against its final accuracy, coloured by phase, shaped by k; over it the fitted probability of a
+    transition per phase with its bootstrap band.
+
+    Args:
+        networks: ``claims.pruned_transitions.phase_networks`` rows with k >= 1 (phase, k, seed, has_transition,
+            final_accuracy, transition_layer, outcome).
+        curves: ``claims.mechanism.transition_curves`` rows (phase, final_accuracy, probability, low, high).
+    """
+    pruned = networks[networks["k"] >= 1]
+    spread = pruned.groupby(["phase", "has_transition"]).cumcount().to_numpy()
+    offset = jitter * ((spread * 0.618034) % 1 - 0.5)  # a deterministic spread within +-jitter/2
+    marks = pruned.assign(transition=pruned["has_transition"].astype(float) + offset,
+                          has=np.where(pruned["has_transition"], "yes", "no"))
+    marks = marks[["phase", "k", "seed", "final_accuracy", "transition", "has", "transition_layer", "outcome"]]
+    domain = list(dict.fromkeys([*curves["phase"], *marks["phase"]]))
+    color = alt.Color("phase", type="nominal", scale=series_scale(domain), title="phase pruned")
+    x = alt.X("final_accuracy", type="quantitative", title="final accuracy of the pruned network")
+    y_title = "has a transition (points) / fitted probability (lines)"
+    band = alt.Chart(curves).mark_area(opacity=0.18).encode(x=x, y=alt.Y("low", type="quantitative", title=y_title),
+                                                            y2="high", color=color)
+    line = alt.Chart(curves).mark_line().encode(x=x, y=alt.Y("probability", type="quantitative", title=y_title),
+                                                color=color,
+                                                tooltip=[alt.Tooltip("phase", type="nominal"),
+                                                         _numeric_tooltip("final_accuracy"),
+                                                         _numeric_tooltip("probability", "fitted probability"),
+                                                         _numeric_tooltip("low", "band low"),
+                                                         _numeric_tooltip("high", "band high")])
+    points = alt.Chart(marks).mark_point(filled=True, size=34, opacity=0.7).encode(
+        x=x, y=alt.Y("transition", type="quantitative", title=y_title, scale=alt.Scale(domain=(-0.1, 1.1))),
+        color=color, shape=alt.Shape("k", type="ordinal", title="k"),
+        tooltip=[alt.Tooltip("phase", type="nominal"), alt.Tooltip("k"), alt.Tooltip("seed"),
+                 _numeric_tooltip("final_accuracy"), alt.Tooltip("has", type="nominal", title="has a transition"),
+                 alt.Tooltip("transition_layer", title="transition layer"), alt.Tooltip("outcome", type="nominal")])
+    return alt.layer(band, line, points)

@@ -184,6 +184,19 @@ class FirstRule:
                 f"*Why the rule was amended.* {self.reason}\n:::\n")
 
 
+@dataclass(frozen=True)
+class Amendment:
+    """A registered rule that decides no verdict of its own (a classification) shown as amended: a grey callout with
+    the reason, beside the tables that show its results under both rules."""
+
+    title: str
+    reason: str
+
+    def _repr_markdown_(self) -> str:
+        title = self.title.replace('"', "'")
+        return f"::: {{.callout-note title=\"{title}\"}}\n{self.reason}\n:::\n"
+
+
 def collapse_evidence(rows: Sequence[Mapping], claim: str, value: str, value_ci: str, *, fraction: bool = True,
                       digits: Mapping[str, int] | None = None) -> Table:
     """The per-model evidence table of a claim decided on each model's Iterative Pruning trace (C1, C2, R3): one
@@ -205,3 +218,25 @@ def random_baseline_text(areas: Mapping[str, object], n_seeds: Mapping[str, int]
     return " ".join(f"On {model}, the area between the iterative and the mean random accuracy curve is "
                     f"{estimate_text(area.estimate, (area.low, area.high))} ({area.method}, {n_seeds[model]} seeds)."
                     for model, area in areas.items())
+
+
+def candidate_people_table(candidates: pd.DataFrame) -> Table:
+    """The candidate settings of the study (``claims.breadth.candidate_table``) for people, seven columns that fit the
+    text column: the setting, the transition layer with its interval, the share of resamples that find it, its height
+    with its interval, the final accuracy, chance and whether (or why not) the setting qualifies."""
+    def interval(value, low, high, digits):
+        return MISSING if _undefined(value) else (f"{format_number(value, digits)} "
+                                                  f"[{format_number(low, digits)}, {format_number(high, digits)}]")
+
+    frame = pd.DataFrame({
+        "setting": [f"{row.model} · {row.task} · {row.format}, {row.shots}-shot" for row in candidates.itertuples()],
+        "layer": [interval(row.layer if not pd.isna(row.layer) else None, row.layer_low, row.layer_high, 0)
+                  for row in candidates.itertuples()],
+        "found": candidates["found"], "height": [interval(row.height, row.height_low, row.height_high, 2)
+                                                 for row in candidates.itertuples()],
+        "final_accuracy": candidates["final_accuracy"], "chance": candidates["chance"],
+        "qualifies": ["yes" if row.qualifies else f"no: {row.why_not}" for row in candidates.itertuples()]})
+    return people_table(frame, {"setting": "Setting", "layer": "Transition layer [95% CI]", "found": "Found in",
+                                "height": "Accuracy gained [95% CI]", "final_accuracy": "Final accuracy",
+                                "chance": "Chance", "qualifies": "Qualifies"},
+                        digits={"found": 2, "final_accuracy": 2, "chance": 2}, fold_after=None)

@@ -540,6 +540,36 @@ class Experiments:
         chosen = table if self.profile.study == "all" else table[table["qualifies"]]
         return tuple(dict.fromkeys([self.profile.main_setting, *(Setting.from_key(key) for key in chosen["setting"])]))
 
+    def per_setting(self, extra: Sequence = ()) -> dict:
+        """The experiments of every studied setting (:meth:`studied_settings`, the main setting first), then of the
+        ``extra`` settings not among them (e.g. :meth:`cliff_settings`): ``profiles.Setting`` -> :meth:`for_setting`."""
+        settings = dict.fromkeys([*self.studied_settings(), *extra])
+        return {setting: self.for_setting(setting) for setting in settings}
+
+    def cliff_setting(self, model_name: str):
+        """The setting of one of the profile's :attr:`~Profile.cliff_models`' schedule traces: the main setting, or the
+        pruning model on the pruning task in its format."""
+        from layercollapse.study.profiles import Setting
+
+        if model_name == self.profile.main_model:
+            return self.profile.main_setting
+        return Setting(model_name, self.profile.pruning_task, self.profile.run_of(model_name).format, self.profile.shots)
+
+    def cliff_settings(self) -> tuple:
+        """:meth:`cliff_setting` of every cliff model, the main model's first."""
+        return tuple(self.cliff_setting(model) for model in self.profile.cliff_models)
+
+    def schedule_traces(self, setting) -> dict[str, Any]:
+        """The schedule traces of one studied setting, by schedule (``random``: a list, one trace per seed): the main
+        setting's :data:`MAIN_SCHEDULES` (and the pruning model's schedules where it is the main model), another
+        setting's :data:`SETTING_SCHEDULES` (the study runs those); ``decisive_first`` only where the readout has a
+        Decisive Phase."""
+        experiments = self.for_setting(setting)
+        schedules = MAIN_SCHEDULES if setting == self.profile.main_setting else SETTING_SCHEDULES
+        found = {schedule: experiments.main_trace(schedule) for schedule in schedules}
+        found["random"] = experiments.random_traces()
+        return {schedule: trace for schedule, trace in found.items() if trace is not None}
+
     def studies(self, setting) -> bool:
         """Whether the pruning study runs on ``setting`` (:meth:`studied_settings`)."""
         return setting in self.studied_settings()

@@ -85,6 +85,42 @@ def test_rendered_default_site_reads_offline():
     assert rendered_site.check_site(SITE, recorded_statuses("default")) == []
 
 
+_LINK_TAG = re.compile(r"<link\b[^>]*>", re.I)
+_ATTRIBUTE = re.compile(r"""([\w-]+)\s*=\s*(?:"([^"]*)"|'([^']*)')""")
+
+
+def page_icons(page: Path) -> list[str]:
+    """The ``href`` of each ``<link rel="icon">`` (or ``shortcut icon``) of an HTML page."""
+    icons = []
+    for tag in _LINK_TAG.findall(page.read_text()):
+        attributes = {name.lower(): double or single for name, double, single in _ATTRIBUTE.findall(tag)}
+        if "icon" in attributes.get("rel", "").lower().split():
+            icons.append(attributes.get("href", ""))
+    return icons
+
+
+def test_page_icons_reads_link_tags_in_any_order(tmp_path):
+    page = tmp_path / "index.html"
+    page.write_text('<head><link href="./a.svg" rel="icon" type="image/svg+xml"><link rel="stylesheet" href="s.css">'
+                    "<LINK rel='shortcut icon' href='b.ico'></head>")
+    assert page_icons(page) == ["./a.svg", "b.ico"]
+
+
+@pytest.mark.quarto
+@pytest.mark.skipif(not (SITE / "index.html").is_file(),
+                    reason="no rendered site in _site/: run `quarto render --profile default` (needs Quarto)")
+def test_rendered_pages_link_a_favicon_that_is_in_the_site():
+    """Every page names the favicon (else a browser asks for /favicon.ico, a 404 in its console) and Quarto copied it."""
+    pages = [SITE / "index.html", *sorted((SITE / "chapters").glob("*.html"))]
+    for page in pages:
+        icons = page_icons(page)
+        assert icons, f"{page.relative_to(SITE)} links no favicon"
+        for href in icons:
+            target = (page.parent / href.split("?")[0]).resolve()
+            assert target.is_file() and target.is_relative_to(SITE.resolve()), (
+                f"{page.relative_to(SITE)} links the favicon {href}, not in _site/")
+
+
 _SPAN = re.compile(r"\[([^\]]*)\]\{([^}]*)\}")  # Pandoc's bracketed span: [text]{.class key="value"}
 _LINK = re.compile(r"\[([^\]]*)\]\(([^)]*)\)")
 

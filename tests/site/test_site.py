@@ -135,6 +135,21 @@ def test_project_is_a_website_whose_render_list_and_navigation_exist():
     assert [name for name in navigation if CLAIM_CHAPTER.match(name)] == numbered
 
 
+def test_the_site_has_a_small_favicon_that_every_profile_renders_with():
+    """Without ``website: favicon`` a browser asks for /favicon.ico on the first page it opens and logs a 404."""
+    favicon = (yaml.safe_load((ROOT / "_quarto.yml").read_text()).get("website") or {}).get("favicon")
+    assert isinstance(favicon, str) and favicon, "_quarto.yml sets no `website: favicon:`"
+    path = ROOT / favicon
+    assert path.is_file(), f"website.favicon names {favicon}, which does not exist"
+    assert path.suffix in {".svg", ".png", ".ico"} and path.stat().st_size < 4096, (
+        f"{favicon}: {path.stat().st_size} bytes; a favicon is a small .svg, .png or .ico")
+    if path.suffix == ".svg":
+        assert path.read_text().lstrip().startswith("<svg") and "http://www.w3.org/2000/svg" in path.read_text()
+    for overlay in ROOT.glob("_quarto-*.yml"):
+        assert "favicon" not in ((yaml.safe_load(overlay.read_text()) or {}).get("website") or {}), overlay.name
+    assert Path(favicon) in chapters.site_sources(ROOT), "profiles rendered in a copy (_render/<profile>/) need it"
+
+
 def test_every_quarto_profile_has_an_experiment_spec_and_vice_versa():
     config = yaml.safe_load((ROOT / "_quarto.yml").read_text())
     groups = config["profile"]["group"]
@@ -181,7 +196,10 @@ def test_chapter_front_matter_and_cells_follow_conventions(path):
     assert "profile = None" in parameter_cells[0].source, f"{path.name}: the parameters cell sets profile = None"
     if CLAIM_CHAPTER.match(str(path.relative_to(ROOT))):
         assert any(str(cell.label).startswith("fig-") for cell in chapter.code_cells), f"{path.name}: no figure"
-        assert any(re.search(r"\b(Verdict|verdict_\w+)\(", cell.source) for cell in chapter.code_cells), (
+        # by a rule: verdict_<claim>(...), or on every setting: SettingVerdicts.decide(verdict_<claim>, ...) /
+        # SettingVerdicts(<rules applied per setting>)
+        assert any(re.search(r"\b(Verdict|verdict_\w+|SettingVerdicts)\(|SettingVerdicts\.decide\([\w.]*verdict_\w+",
+                             cell.source) for cell in chapter.code_cells), (
             f"{path.name}: a claim chapter computes its verdict by a rule: verdict_<claim>(...)")
         shown = next((i for i, cell in enumerate(chapter.cells) if cell.label == "verdict"), None)
         assert shown is not None and ".show(" in chapter.cells[shown].source, (
@@ -338,6 +356,78 @@ def test_a_failing_cell_names_the_chapter_the_cell_and_the_traceback(tmp_path):
     assert "never run" not in message.split("--- traceback ---")[1] and "tolerated" not in message
 
 
+def _kernel_signals(monkeypatch) -> list[str]:
+    """Record every signal, terminate and kill that jupyter_client's local provisioner sends a kernel."""
+    from jupyter_client.provisioning.local_provisioner import LocalProvisioner
+
+    sent: list[str] = []
+    for name in ("send_signal", "terminate", "kill"):
+        original = getattr(LocalProvisioner, name)
+
+        async def spy(self, *args, _name=name, _original=original, **kwargs):
+            sent.append(f"{_name}{args}")
+            return await _original(self, *args, **kwargs)
+
+        monkeypatch.setattr(LocalProvisioner, name, spy)
+    return sent
+
+
+KERNEL_NOISE = re.compile(r"ERROR|KeyboardInterrupt|without encryption")
+
+
+def test_a_healthy_chapter_prints_nothing_but_its_own_output(tmp_path, capfd, monkeypatch):
+    """The kernel inherits the runner's stdout and stderr: a clean run leaves no kernel log line there (no warning
+    about TCP without encryption, no ``ERROR | KeyboardInterrupt caught in kernel`` from an interrupting shutdown)."""
+    path = _write_qmd(tmp_path, '''
+        ---
+        title: "Quiet"
+        ---
+
+        ```{python}
+        print("hello from the kernel")
+        ```
+        ''')
+    sent = _kernel_signals(monkeypatch)
+    executed = execute_chapter(path, profile="test", timeout=60)
+    captured = capfd.readouterr()
+    assert _stdout(executed) == "hello from the kernel\n"
+    noise = [line for line in (captured.out + captured.err).splitlines() if KERNEL_NOISE.search(line)]
+    assert noise == [], f"a clean execution printed kernel log lines: {noise}"
+    assert sent == [], f"a healthy kernel was shut down with signals, not a shutdown request: {sent}"
+
+
+def test_a_raising_cell_is_still_reported_in_full_and_its_kernel_shut_down_quietly(tmp_path, capfd, monkeypatch):
+    path = _write_qmd(tmp_path, '''
+        ---
+        title: "Raising"
+        ---
+
+        ```{python}
+        def inner():
+            raise LookupError("deep inside")
+
+        def outer():
+            inner()
+        ```
+
+        ```{python}
+        #| label: calls
+        outer()
+        ```
+        ''')
+    sent = _kernel_signals(monkeypatch)
+    with pytest.raises(ChapterError) as caught:
+        execute_chapter(path, profile="test", timeout=60)
+    captured = capfd.readouterr()
+    message = str(caught.value)
+    assert "tiny.qmd" in message and "label 'calls'" in message and "LookupError: deep inside" in message
+    traceback = message.split("--- traceback ---")[1]
+    assert "Traceback (most recent call last)" in traceback
+    assert traceback.index("outer()") < traceback.index("inner()") < traceback.index('raise LookupError("deep inside")')
+    noise = [line for line in (captured.out + captured.err).splitlines() if KERNEL_NOISE.search(line)]
+    assert noise == [] and sent == [], (noise, sent)
+
+
 def test_notebook_keeps_cell_options_and_marks_eval_false_cells_raw(tmp_path):
     path = _write_qmd(tmp_path, '''
         ```{python}
@@ -443,64 +533,43 @@ def test_verdicts_validate_render_with_a_marker_and_round_trip_through_the_store
     rows = ledger.ledger_rows("unit")
     assert [row.claim for row in rows] == ["C1", "C2", "C3b", "C4", "C5", "C6", "C7", "R1", "R2", "R3", "P1"]
     assert rows[2].status == "supported" and rows[0].status == "not computed"
-    assert rows[2].number == "accuracy gap: 0.250 [0.100, 0.400]" and rows[2].models == []
+    assert rows[2].number == "accuracy gap: 0.250 [0.100, 0.400]" and rows[2].models == [] and rows[2].agreement() == ""
     assert rows[2].chapter == ("Option frequency", "chapters/03-option-frequency.qmd")
     # the link text is the chapter's own title (its front matter), not a second copy of it
     assert rows[1].chapter == ("Representation similarity and the collapse", "chapters/05-representation-similarity.qmd")
     markdown = ledger.ledger_table("unit", link_prefix="../").to_markdown().splitlines()
-    assert markdown[0] == ("| Claim | In short | Verdict | Deciding number (95% CI) | Models | Models agreeing | "
+    assert markdown[0] == ("| Claim | In short | Verdict | Across settings | Deciding number, main setting (95% CI) | "
                            "Chapter |")
     assert markdown[4] == ('| C3b | Option Frequency collapses before it | [supported]{.badge .text-bg-success .verdict-badge '
-                           'data-claim="C3b"} | accuracy gap: 0.250 [0.100, 0.400] | — | — | '
+                           'data-claim="C3b"} | — | accuracy gap: 0.250 [0.100, 0.400] | '
                            '[Option frequency](../chapters/03-option-frequency.qmd) |')
     assert '[not computed]{.badge .text-bg-secondary .verdict-badge data-claim="C1"}' in markdown[2]
-    assert ledger.status_counts(rows) == {"supported": 1, "not supported": 0, "inconclusive": 0, "not computed": 10}
+    assert ledger.status_counts(rows) == {"supported": 1, "not supported": 0, "inconclusive": 0, "mixed": 0,
+                                          "not computed": 10}
 
 
-def test_a_claim_decided_per_model_shows_the_main_models_verdict_and_how_many_models_agree(tmp_path, monkeypatch):
+def test_a_claim_decided_once_supersedes_its_per_setting_verdicts_and_back(tmp_path, monkeypatch):
     monkeypatch.setenv(verdicts.DATA_ENV, str(tmp_path))
-    main = profiles.load_profile("test").main_model
+    spec = profiles.load_profile("test")
     folder = tmp_path / "verdicts" / "test"
-    verdicts.Verdict("C1", "supported", "excess", 0.2, "Once.").record("test")
-    other = verdicts.Verdict("C1", "inconclusive", "excess", 0.1, "Other.", ci=(-0.1, 0.3), model="other-model")
-    shown = verdicts.Verdict("C1", "supported", "excess", 0.3, "Main.", ci=(0.1, 0.5), model=main)
-    for verdict in (other, shown):  # the other model's first: the ledger still shows the main model's
+    shown = verdicts.Verdict("C1", "supported", "excess", 0.3, "Main.", ci=(0.1, 0.5)).on(spec.main_setting)
+    other = verdicts.Verdict("C1", "inconclusive", "excess", 0.1, "Other.", ci=(-0.1, 0.3)).on(
+        profiles.Setting("other-model", "arc_easy", "cloze", 0))
+    for verdict in (other, shown):  # the other setting's first: the ledger still quotes the main setting's number
         verdict.record("test")
-    assert sorted(path.name for path in folder.glob("*.json")) == ["C1@other-model.json", f"C1@{main}.json"]
-    assert shown.marker == f"<!-- verdict:C1@{main} -->" and f'title="Verdict on C1 ({main}): supported"' in \
-        shown._repr_markdown_()
+    assert sorted(path.name for path in folder.glob("*.json")) == sorted([f"C1@{other.setting_key}.json",
+                                                                           f"C1@{shown.setting_key}.json"])
     row = ledger.ledger_rows("test")[0]
-    assert (row.claim, row.status, row.models, row.number) == ("C1", "supported", [main], "excess: 0.300 [0.100, 0.500]")
-    assert row.agreement() == "1 of 2 (other-model: inconclusive)"
-    assert verdicts.agreement_text([shown, other]) == (f"Across models: supported on {main}, inconclusive on "
-                                                       "other-model (1 of 2 agree with the main model).")
-    assert verdicts.agreement_text([shown]) == ""
+    assert (row.claim, row.status, row.number) == ("C1", "mixed", "excess: 0.300 [0.100, 0.500]")
+    assert row.models == [shown.setting, other.setting] and row.agreement() == "supported in 1 of 2 settings " \
+                                                                                 "(inconclusive 1)"
     verdicts.Verdict("C1", "not supported", "excess", -0.1, "Once again.").record("test")  # supersedes both
     assert [path.name for path in folder.glob("*.json")] == ["C1.json"]
     assert ledger.ledger_rows("test")[0].agreement() == ""
-
-
-def test_a_claim_decided_per_model_and_task_shows_the_main_task_and_counts_the_others(tmp_path, monkeypatch):
-    monkeypatch.setenv(verdicts.DATA_ENV, str(tmp_path))
-    spec = profiles.load_profile("test")
-    main, task = spec.main_model, spec.tasks[0]
-    verdicts.Verdict("C5b", "supported", "share", 0.2, "First.").record("test")  # a claim once decided once
-    second = verdicts.Verdict("C5b", "not supported", "share", 0.9, "Second.", ci=(0.6, 1.0), model=main,
-                              task="arc_challenge")
-    shown = verdicts.Verdict("C5b", "not supported", "share", 1.0, "Main.", ci=(0.7, 1.0), model=main, task=task)
-    for verdict in (second, shown):
-        verdict.record("test")
-    folder = tmp_path / "verdicts" / "test"
-    assert sorted(path.name for path in folder.glob("*.json")) == [f"C5b@{main}@arc_challenge.json",
-                                                                     f"C5b@{main}@{task}.json"]
-    assert shown.key == f"C5b@{main}@{task}" and f"Verdict on C5b ({main}, {task})" in shown._repr_markdown_()
-    row = next(row for row in ledger.ledger_rows("test") if row.claim == "C5b")
-    assert row.models == [f"{main}, {task}"] and row.agreement() == "2 of 2" and row.amended
-    assert verdicts.agreement_text([shown, second]) == (f"Across settings: not supported on {main}, {task}, not "
-                                                        f"supported on {main}, arc_challenge (2 of 2 agree with the "
-                                                        "main setting).")
+    shown.record("test")  # and a per-setting verdict supersedes the one decided once
+    assert [path.name for path in folder.glob("*.json")] == [f"C1@{shown.setting_key}.json"]
     table = ledger.ledger_table("test").to_markdown()
-    assert "Silent pruning removes the transition (rule amended)" in table
+    assert "| one setting |" in table
 
 
 def test_the_first_registered_rule_is_shown_beside_its_amendment_and_never_recorded(tmp_path, monkeypatch):
