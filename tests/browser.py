@@ -18,9 +18,11 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-
                  "--disable-component-update", "--disable-sync"]
 LOCAL_HOSTS = {"localhost", "127.0.0.1", "::1", ""}  # "" = file: and data: URLs
 
-# What a page does once drawn: every Vega chart's SVG/canvas size inside its element, the page's overflow, and the
+# What a page does once drawn: every Vega chart's SVG/canvas size inside its element, the page's overflow, the
 # words of table cells drawn on two lines (a word: text between the spaces, hyphens, dashes and slashes a line may
-# break at).
+# break at), and the rendered width of every chart and table against the text column (Quarto's `main.content`, or
+# the element a test marks `data-text-column`): a wide element inside a scrolling box widens no page, but a reader
+# sees only the part that fits. Each element is named by the nearest id around it (a figure's or table's label).
 _MEASURE = r"""() => { const WORD = /[^\s\-\u2010\u2013\u2014\/]+/g; return ({
   charts: [...document.querySelectorAll('.vega-visualization, .vega-embed')].filter(
       el => !el.parentElement.closest('.vega-visualization, .vega-embed')).map(el => {
@@ -29,6 +31,13 @@ _MEASURE = r"""() => { const WORD = /[^\s\-\u2010\u2013\u2014\/]+/g; return ({
             drawn: !!drawn, width: drawn ? drawn.getBoundingClientRect().width : 0};
   }),
   scroll_width: document.documentElement.scrollWidth,
+  column: (() => { const c = document.querySelector('[data-text-column], main.content, #quarto-document-content');
+                   return c ? c.getBoundingClientRect().width : null; })(),
+  elements: [...document.querySelectorAll('svg.marks, canvas.marks, table')].map(el => {
+    const named = el.closest('[id]:not(svg):not(canvas)');
+    return {kind: el.tagName === 'TABLE' ? 'table' : 'chart', name: named ? named.id : '',
+            width: Math.round(Math.max(el.getBoundingClientRect().width, el.scrollWidth || 0))};
+  }),
   text: document.body.innerText,
   scripts: [...document.querySelectorAll('script[src]')].map(s => s.src),
   badges: [...document.querySelectorAll('.verdict-badge')].map(el => [el.dataset.claim, el.innerText.trim()]),
@@ -61,6 +70,18 @@ class PageReport:
     scripts: list[str] = dataclasses.field(default_factory=list)  # src of every script element (static or added)
     badges: list[list[str]] = dataclasses.field(default_factory=list)  # [claim, status] of each ledger badge
     broken_words: list[str] = dataclasses.field(default_factory=list)  # words of table cells drawn on two lines
+    column: float | None = None  # width of the text column (px), None where the page has none
+    elements: list[dict] = dataclasses.field(default_factory=list)  # {kind: chart | table, name, width} of each
+
+    def wider_than_column(self, slack: float = 1.0) -> list[dict]:
+        """The charts and tables drawn wider than the text column (by more than ``slack`` px)."""
+        if self.column is None:
+            return []
+        return [element for element in self.elements if element["width"] > self.column + slack]
+
+    def widest(self) -> dict | None:
+        """The widest chart or table of the page, or None."""
+        return max(self.elements, key=lambda element: element["width"], default=None)
 
 
 def skip_reason() -> str | None:
@@ -107,7 +128,7 @@ def open_pages(urls: list[str], width: int = 900, height: int = 1000, settle_ms:
                 measured = page.evaluate(_MEASURE)
                 reports.append(PageReport(url, measured["charts"], measured["scroll_width"], measured["text"],
                                           errors, outside, measured["scripts"], measured["badges"],
-                                          measured["broken_words"]))
+                                          measured["broken_words"], measured["column"], measured["elements"]))
                 page.close()
         finally:
             browser.close()

@@ -3,8 +3,10 @@
 :func:`check_site` serves the folder on localhost, opens every page at 900 px with every request
 outside localhost blocked, and returns the problems it found (an empty list when none):
 a chart that did not draw, a console error, a request that left the machine, "NaN" in the text,
-horizontal overflow, a word of a table broken mid-word (the ledger also at 1280 px), the Vega bundle loaded
-more than once, the ledger's badges differing from the verdict files, a site heavier than its budget.
+horizontal overflow, a word of a table broken mid-word (the ledger also at 1280 px), a chart or table drawn wider than
+the text column at 1280 px (on every page: a wide element inside a scrolling box widens no page, but a reader sees
+only what fits), the Vega bundle loaded more than once, the ledger's badges differing from the verdict files, a site
+heavier than its budget.
 """
 
 from __future__ import annotations
@@ -21,7 +23,8 @@ import browser
 import yaml
 
 WINDOW_PX = 900
-WIDE_WINDOW_PX = 1280  # the ledger is read at this width too (its columns narrow beside the sidebar and contents)
+WIDE_WINDOW_PX = 1280  # every page is read at this width too (its text column narrows beside the sidebar and contents)
+TEXT_COLUMN_PX = 778  # Quarto's text column in a 1280 px window (measured on the rendered site)
 LEDGER_PAGE = "index.html"
 SITE_BUDGET_BYTES = 4_000_000  # the whole default site (issue: light enough to read on a slow line)
 
@@ -50,6 +53,12 @@ def site_weight(folder: Path) -> dict[str, int]:
     return {str(path.relative_to(folder)): path.stat().st_size for path in sorted(folder.rglob("*")) if path.is_file()}
 
 
+def column_problems(page: str, report: browser.PageReport, width: int) -> list[str]:
+    """The charts and tables of a page drawn wider than its text column in a ``width`` px window."""
+    return [f"{page}: {element['kind']} {element['name'] or '(unnamed)'} is {element['width']} px wide in a "
+            f"{report.column:.0f} px text column at {width} px" for element in report.wider_than_column()]
+
+
 def _layout_problems(page: str, report: browser.PageReport, width: int) -> list[str]:
     """A page wider than its ``width`` px window, and words of its tables broken mid-word."""
     problems = []
@@ -76,7 +85,7 @@ def check_site(folder: Path, statuses: dict[str, str], budget: int = SITE_BUDGET
         problems.append(f"the site weighs {total / 1e6:.1f} MB, over its {budget / 1e6:.1f} MB budget")
     with serve(folder) as base:
         reports = browser.open_pages([base + page for page in pages], width=WINDOW_PX)
-        wide = browser.open_pages([base + LEDGER_PAGE], width=WIDE_WINDOW_PX) if LEDGER_PAGE in pages else []
+        wide = browser.open_pages([base + page for page in pages], width=WIDE_WINDOW_PX)
     for page, report in zip(pages, reports):
         problems += [f"{page}: console error: {error}" for error in report.console_errors]
         problems += [f"{page}: request outside the machine: {url}" for url in report.outside_requests]
@@ -91,7 +100,10 @@ def check_site(folder: Path, statuses: dict[str, str], budget: int = SITE_BUDGET
             shown = dict(report.badges)
             if shown != statuses:
                 problems.append(f"index.html: the ledger's badges {shown} differ from the verdict files {statuses}")
-    problems += [problem for report in wide for problem in _layout_problems(LEDGER_PAGE, report, WIDE_WINDOW_PX)]
+    for page, report in zip(pages, wide):
+        if page == LEDGER_PAGE:
+            problems += _layout_problems(LEDGER_PAGE, report, WIDE_WINDOW_PX)
+        problems += column_problems(page, report, WIDE_WINDOW_PX)
     return problems
 
 
@@ -111,3 +123,20 @@ def scss_section(path: Path, section: str) -> str:
     """The text of a Quarto SCSS layer's ``/*-- scss:<section> --*/`` section ("" without one)."""
     parts = re.split(r"/\*--\s*scss:(\w+)\s*--\*/", path.read_text())
     return "".join(text for name, text in zip(parts[1::2], parts[2::2]) if name == section)
+
+
+def notebook_page(notebook, path: Path, column: int = TEXT_COLUMN_PX) -> Path:
+    """An executed chapter as a page a browser lays out as Quarto would lay out its outputs: the notebook converted to
+    HTML (nbconvert, no input prompts) with its outputs in a ``column`` px text column (``data-text-column``), written
+    to ``path``. The Quarto-free twin of the rendered site's column check: charts have the width their specs give
+    them in both; tables are drawn with the notebook's CSS, not Bootstrap's, so their widths are close, not equal."""
+    from nbconvert import HTMLExporter
+
+    exporter = HTMLExporter(template_name="lab")
+    exporter.exclude_input_prompt = exporter.exclude_output_prompt = True
+    body, _ = exporter.from_notebook_node(notebook)
+    style = (f"<style>body[data-text-column] {{ width: {column}px !important; margin: 0 !important; "
+             "padding: 0 !important; box-sizing: border-box; } .jp-Cell { padding: 0 !important; } "
+             ".jp-OutputArea-output { overflow-x: auto; } .jp-InputArea { display: none; }</style>")
+    path.write_text(body.replace("</head>", style + "</head>", 1).replace("<body", "<body data-text-column", 1))
+    return path

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from layercollapse.claims.collapse import collapse_margin
-from layercollapse.claims.transition import DROP_TOLERANCE
+from layercollapse.claims.phase_pruning import DROP_TOLERANCE
 from layercollapse.claims.verdicts import Verdict, lies_above, lies_below, verdict_rule
 from layercollapse.measures import metrics, stats
 from layercollapse.measures.phases import Phases

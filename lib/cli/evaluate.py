@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import time
 
 import numpy as np
 from layercollapse.cli.arguments import (
@@ -73,22 +74,89 @@ def evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+#: Items timed through the intact network before ``diagnose`` starts, to estimate its time.
+RATE_ITEMS = 2
+#: The "transition without it" column where the intact network has no transition (nothing to prevent).
+NO_TRANSITION = "—"
+DIAGNOSE_COST = ("Cost: removing each of the model's L layers alone reruns the layers after it, so the run makes "
+                 "about items × L²/2 decoder-layer passes over one item (items × L(L+1)/2 with the intact readout); "
+                 "the main model (28 layers) took 12 min 18 s for 60 zero-shot items on 2 cores, and few-shot prompts "
+                 "cost more per pass. Before the work starts it prints its estimated time, from a pass over "
+                 f"{RATE_ITEMS} items timed on this machine.")
+
+
 def add_diagnose_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.description = DIAGNOSE_COST
     add_model_task_arguments(parser)
     add_shots_argument(parser)
     parser.add_argument("--n-bootstrap", type=positive_int, default=1000,
                         help="item-bootstrap resamples of the accuracy band and the transition interval")
 
 
+def diagnose_passes(n_items: int, n_layers: int) -> int:
+    """Decoder-layer passes over one item that ``diagnose`` makes: the intact readout (L) and, for each layer l removed
+    alone, the L - l - 1 layers after it, i.e. items × L(L+1)/2."""
+    return n_items * n_layers * (n_layers + 1) // 2
+
+
+def layer_pass_seconds(model, tokenizer, items, format: str, task: str, shots) -> float:
+    """Seconds one decoder layer takes over one item here, measured: the intact network over the first
+    :data:`RATE_ITEMS` items (their time / (items × layers))."""
+    from layercollapse.model.layers import n_layers
+    from layercollapse.readout.scoring import score
+
+    timed = list(items[:RATE_ITEMS])
+    start = time.perf_counter()
+    score(model, tokenizer, timed, format, task=task, shots=shots, progress=False)
+    return (time.perf_counter() - start) / (len(timed) * n_layers(model))
+
+
+def estimate_line(n_items: int, n_layers: int, seconds_per_pass: float) -> str:
+    """What ``diagnose`` will cost: its decoder-layer passes (:func:`diagnose_passes`) at ``seconds_per_pass``."""
+    from layercollapse.study.audit import duration
+
+    passes = diagnose_passes(n_items, n_layers)
+    return (f"estimated time: about {duration(passes * seconds_per_pass)} ({n_items} items × {n_layers}·"
+            f"{n_layers + 1}/2 = {passes:,} decoder-layer passes over one item, at {seconds_per_pass * 1000:.0f} ms "
+            f"each as timed on {min(n_items, RATE_ITEMS)} item(s) here; a rough guide)")
+
+
+def transition_without(outcome: str, transition_layer, intact_has_transition: bool) -> str:
+    """The "transition without it" column of one removed layer: :data:`NO_TRANSITION` when the intact network has no
+    transition (there is nothing to prevent or move), else the outcome and, unless prevented, where it now is."""
+    if not intact_has_transition:
+        return NO_TRANSITION
+    return "prevented" if outcome == "prevented" else f"{outcome} (layer {transition_layer})"
+
+
+def cost_rows(costs, band, dm: np.ndarray, intact_has_transition: bool) -> list[str]:
+    """One line per layer of ``single_layer_costs``' table: the intact readout at its depth (accuracy, ``band``'s
+    interval, mean DM ``dm``), its phase, and what removing it alone costs."""
+    rows = []
+    for row in costs.itertuples():
+        depth = row.layer + 1
+        rows.append(f"{row.layer:>5} {band.accuracy[depth]:6.3f} [{band.low[depth]:.3f}, {band.high[depth]:.3f}] "
+                    f"{dm[depth]:8.3f}  {row.phase:<8} {row.accuracy:11.3f} "
+                    f"{_signed(row.accuracy_drop, row.accuracy_drop_low, row.accuracy_drop_high):>22} "
+                    f"{_signed(row.dm_drop, row.dm_drop_low, row.dm_drop_high):>22}  "
+                    f"{transition_without(row.outcome, row.transition_layer, intact_has_transition)}"
+                    + ("  <- the transition needs it" if row.needed and intact_has_transition else ""))
+    return rows
+
+
 def diagnose(args: argparse.Namespace) -> int:
-    """Print the intact readout's transition and phases, and what removing each layer alone costs, measured."""
+    """Print the intact readout's transition and phases, and what removing each layer alone costs, measured (about
+    items × L²/2 decoder-layer passes: its estimated time is printed first)."""
     from layercollapse.claims.pruned_transitions import single_layer_costs
     from layercollapse.measures import metrics
     from layercollapse.measures.phases import Readout, phases_from_readout
+    from layercollapse.model.layers import n_layers
     from layercollapse.pruning.engine import single_layer_removals
     from layercollapse.site.tables import transition_text
 
     data, items, shots, gold, model, tokenizer = load_items_and_model(args)
+    seconds_per_pass = layer_pass_seconds(model, tokenizer, items, args.format, args.task, shots)
+    print(estimate_line(len(items), n_layers(model), seconds_per_pass), flush=True)
     removals = single_layer_removals(model, tokenizer, items, args.format, task=args.task, shots=shots)
     readout = Readout(removals["intact_readout"], gold, {"model": args.model, "task": data.task})
     phases = phases_from_readout(readout, n_resamples=args.n_bootstrap, seed=args.seed)
@@ -103,14 +171,8 @@ def diagnose(args: argparse.Namespace) -> int:
     print(f"{'layer':>5} {'acc':>6} {f'{band.confidence:.0%} band':>15} {'mean DM':>8}  {'phase':<8} "
           f"{'acc without':>11} {'acc drop [95% CI]':>22} {'DM drop [95% CI]':>22}  transition without it")
     print(f"{'emb':>5} {band.accuracy[0]:6.3f} [{band.low[0]:.3f}, {band.high[0]:.3f}] {dm[0]:8.3f}  embeddings")
-    for row in costs.itertuples():
-        depth = row.layer + 1
-        transition = (f"{row.outcome} (layer {row.transition_layer})" if row.outcome != "prevented" else "prevented")
-        print(f"{row.layer:>5} {band.accuracy[depth]:6.3f} [{band.low[depth]:.3f}, {band.high[depth]:.3f}] "
-              f"{dm[depth]:8.3f}  {row.phase:<8} {row.accuracy:11.3f} "
-              f"{_signed(row.accuracy_drop, row.accuracy_drop_low, row.accuracy_drop_high):>22} "
-              f"{_signed(row.dm_drop, row.dm_drop_low, row.dm_drop_high):>22}  {transition}"
-              + ("  <- the transition needs it" if row.needed and phases.layer is not None else ""))
+    for line in cost_rows(costs, band, dm, phases.layer is not None):
+        print(line)
     print(f"Silent Phase:   layers {layer_spans(phases.silent)} ({len(phases.silent)})")
     print(f"Decisive Phase: layers {layer_spans(phases.decisive)} ({len(phases.decisive)})")
     if phases.layer is None:

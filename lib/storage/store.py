@@ -13,15 +13,10 @@ key and the result is recomputed, never served stale. What is not in the key but
 audited later (library version, git commit, package versions, machine) is stored in the
 sidecar's ``provenance`` record, passed as ``audit=``.
 
-Arrays file layout: one row, one column per array holding its values flattened in
-C order as ``large_list<dtype>``; dtype and shape are in the sidecar and in the
-column's Arrow field metadata, so the file is self-describing.
-
-Writes are atomic (temp file in the same folder + ``os.replace``; the sidecar is
-written last and is the commit point) and serialised per key by an advisory file
-lock, so concurrent writers of different keys, or of one key with identical content,
-are safe. A payload whose checksum does not match its sidecar is reported with a
-``CorruptResultWarning`` and treated as missing, so the caller recomputes it.
+How the files are written and read back (the arrays' layout, atomic writes, locks, checksums, damaged files) is
+``storage.payload``'s job; its names a caller needs (``write_atomic``, ``CorruptResultError``, the suffixes) are
+re-exported here. A payload whose checksum does not match its sidecar is reported with a ``CorruptResultWarning`` and
+treated as missing, so the caller recomputes it.
 
 Long runs write a ``Checkpoint``: one small result per step under
 ``<root>/<kind>/<key>.partial/``, so a killed process resumes at the first missing step.
@@ -36,48 +31,39 @@ import json
 import math
 import os
 import shutil
-import tempfile
 import time
-import warnings
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
-import pyarrow as pa
-import pyarrow.compute as pc
-import pyarrow.parquet as pq
 from layercollapse import settings
-
-try:  # POSIX advisory locks; elsewhere writes rely on atomic renames alone
-    import fcntl
-except ImportError:  # pragma: no cover - not POSIX
-    fcntl = None
+from layercollapse.storage.payload import (  # re-exported: the store's files
+    Arrays,
+    ARRAYS_SUFFIX,
+    check_arrays,
+    CorruptResultError,
+    CorruptResultWarning,
+    decode_table,
+    describe_arrays,
+    encode_arrays,
+    encode_table,
+    locked,
+    read_payload,
+    report_damage,
+    same_content,
+    SIDECAR_SUFFIX,
+    TABLE_SUFFIX,
+    write_atomic,
+    write_payload_,
+)
 
 STORE_ENV = settings.STORE.name
 KEY_LENGTH = 16  # hex digits of sha256 kept in a key: 64 bits, collisions negligible
 FORMAT_VERSION = 2  # of the on-disk layout; bump when it changes (2: compute version + provenance record)
-TABLE_SUFFIX = ".parquet"
-ARRAYS_SUFFIX = ".arrays.parquet"
-SIDECAR_SUFFIX = ".json"
 PARTIAL_SUFFIX = ".partial"
-
-Arrays = Mapping[str, np.ndarray]
-
-
-class CorruptResultWarning(UserWarning):
-    """A stored result failed verification and is treated as missing."""
-
-
-class CorruptResultError(ValueError):
-    """A stored result whose files are damaged, where it may not be silently recomputed."""
-
-    def __init__(self, path: Path, why: str) -> None:
-        super().__init__(f"{path}: {why}. Restore it (`git checkout -- {path.parent}` for a committed result), "
-                         "or recompute it on purpose: `python -m layercollapse reproduce --repair`")
-        self.path = path
 
 
 class ResultExistsError(FileExistsError):
@@ -170,237 +156,6 @@ def default_root(profile: str | None = None) -> Path:
     return data / "store" if profile == COMMITTED_PROFILE else data / f"store-{profile}"
 
 
-# ------------------------------------------------------------------ payload codecs
-
-
-def _encode_table(table: pd.DataFrame | None) -> bytes:
-    """Parquet bytes of ``table`` (an empty frame when None)."""
-    frame = pd.DataFrame() if table is None else table
-    if not isinstance(frame, pd.DataFrame):
-        raise TypeError(f"table must be a pandas DataFrame, got {type(frame).__name__}")
-    sink = pa.BufferOutputStream()
-    pq.write_table(pa.Table.from_pandas(frame, nthreads=1), sink)
-    return sink.getvalue().to_pybytes()
-
-
-def _read_parquet(data: bytes) -> pa.Table:
-    """The Parquet table in ``data``, read on the calling thread.
-
-    Result files are small, and Arrow's background thread pools (``pq.read_table`` goes through the
-    dataset scanner) can abort the interpreter at exit ("terminate called without an active
-    exception", apache/arrow#34314), which turned a finished run into exit code -6.
-    """
-    with pq.ParquetFile(pa.BufferReader(data)) as parquet:
-        return parquet.read(use_threads=False)
-
-
-def _decode_table(data: bytes) -> pd.DataFrame:
-    return _read_parquet(data).to_pandas(use_threads=False)
-
-
-def _check_arrays(arrays: Arrays | None) -> dict[str, np.ndarray]:
-    """Validate names and dtypes; return C-contiguous, native-byte-order arrays."""
-    checked = {}
-    for name, array in (arrays or {}).items():
-        if not isinstance(name, str) or not name:
-            raise TypeError(f"array names must be non-empty strings, got {name!r}")
-        array = np.asarray(array)
-        if array.dtype.kind not in "biuf":
-            raise TypeError(f"array {name!r}: dtype {array.dtype} is not bool/int/float")
-        checked[name] = array.astype(array.dtype.newbyteorder("="), order="C", copy=False)
-    return checked
-
-
-def _describe_arrays(arrays: Mapping[str, np.ndarray]) -> dict[str, dict[str, Any]]:
-    return {n: {"dtype": a.dtype.name, "shape": list(a.shape)} for n, a in arrays.items()}
-
-
-def _encode_arrays(arrays: Mapping[str, np.ndarray]) -> bytes:
-    """Parquet bytes holding each array as one flattened ``large_list`` value."""
-    fields, columns = [], []
-    for name, array in arrays.items():
-        values = pa.array(array.reshape(-1))
-        column = pa.LargeListArray.from_arrays(pa.array([0, array.size], pa.int64()), values)
-        meta = {"dtype": array.dtype.name, "shape": json.dumps(list(array.shape))}
-        fields.append(pa.field(name, column.type, nullable=False, metadata=meta))
-        columns.append(column)
-    sink = pa.BufferOutputStream()
-    table = pa.Table.from_arrays(columns, schema=pa.schema(fields))
-    pq.write_table(table, sink, use_dictionary=False)
-    return sink.getvalue().to_pybytes()
-
-
-def _decode_arrays(data: bytes, described: Mapping[str, Mapping[str, Any]]) -> dict:
-    table = _read_parquet(data)
-    arrays = {}
-    for name, info in described.items():
-        flat = pc.list_flatten(table.column(name)).to_numpy(zero_copy_only=False)
-        array = flat.astype(info["dtype"], copy=False).reshape(info["shape"])
-        arrays[name] = array if array.flags.writeable else array.copy()
-    return arrays
-
-
-def _same_content(
-    table_a: pd.DataFrame, arrays_a: Arrays, table_b: pd.DataFrame, arrays_b: Arrays
-) -> bool:
-    """Whether two decoded payloads are identical (arrays compared bit for bit)."""
-    if not table_a.equals(table_b) or list(table_a.columns) != list(table_b.columns):
-        return False
-    if arrays_a.keys() != arrays_b.keys():
-        return False
-    return all(
-        a.dtype == arrays_b[n].dtype
-        and a.shape == arrays_b[n].shape
-        and a.tobytes() == arrays_b[n].tobytes()
-        for n, a in arrays_a.items()
-    )
-
-
-# ------------------------------------------------------------------ file plumbing
-
-
-def _fsync_dir(directory: Path) -> None:
-    with contextlib.suppress(OSError):
-        fd = os.open(directory, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-def write_atomic(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` via a temp file in the same folder and ``os.replace``.
-
-    The file gets the permissions of a plain ``open`` (0666 less the umask, e.g. 0644), not
-    ``mkstemp``'s 0600, so a store shared on a cluster stays readable by the group.
-    """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        os.fchmod(fd, 0o666 & ~_umask())
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-    _fsync_dir(path.parent)
-
-
-@contextlib.contextmanager
-def _locked(directory: Path, stem: str, shared: bool = False) -> Iterator[None]:
-    """Advisory lock on ``<directory>/.<stem>.lock`` (no-op where it cannot be taken)."""
-    lock_path = directory / f".{stem}.lock"
-    if fcntl is None:
-        yield
-        return
-    try:
-        if not shared:
-            directory.mkdir(parents=True, exist_ok=True)
-        fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
-    except OSError:  # missing or read-only store: readers go ahead unlocked
-        if not shared:
-            raise
-        yield
-        return
-    try:
-        fcntl.flock(fd, fcntl.LOCK_SH if shared else fcntl.LOCK_EX)
-        yield
-    finally:
-        os.close(fd)  # closing releases the lock
-
-
-def _sha256(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
-
-
-def _write_payload_(
-    directory: Path, stem: str, table: bytes, arrays: bytes | None, meta: dict
-) -> dict:
-    """Write payload files, then the sidecar (the commit point); return the sidecar."""
-    files = {stem + TABLE_SUFFIX: table}
-    if arrays is not None:
-        files[stem + ARRAYS_SUFFIX] = arrays
-    sidecar = dict(meta)
-    sidecar["files"] = {n: {"sha256": _sha256(b), "n_bytes": len(b)} for n, b in files.items()}
-    for name, data in files.items():
-        write_atomic(directory / name, data)
-    text = json.dumps(sidecar, indent=1, sort_keys=True, ensure_ascii=False) + "\n"
-    write_atomic(directory / (stem + SIDECAR_SUFFIX), text.encode("utf-8"))
-    if arrays is None:  # a result overwritten without arrays leaves none behind
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(directory / (stem + ARRAYS_SUFFIX))
-    return sidecar
-
-
-def _report_damage(path: Path, why: str, damaged: str) -> None:
-    """A stored result's file is unusable: raise ``CorruptResultError`` (``damaged="raise"``), say nothing
-    (``"ignore"``: the caller is replacing it), else warn."""
-    if damaged == "raise":
-        raise CorruptResultError(path, why)
-    if damaged == "ignore":
-        return
-    warnings.warn(f"{path}: {why}; treating the result as missing", CorruptResultWarning, stacklevel=4)
-
-
-class _Damaged(Exception):
-    """Internal: a result's files exist but cannot be used (path, why)."""
-
-    def __init__(self, path: Path, why: str) -> None:
-        super().__init__(f"{path}: {why}")
-        self.path, self.why = path, why
-
-
-def _read_payload(directory: Path, stem: str, damaged: str = "warn") -> tuple[dict, pd.DataFrame, dict] | None:
-    """Read and verify a payload; None when it is not stored.
-
-    ``damaged``: what a stored but unusable payload does: ``"warn"`` (a ``CorruptResultWarning``, then
-    None: the caller recomputes it) or ``"raise"`` (``CorruptResultError``: the caller may not replace it).
-    """
-    try:
-        return _verified_payload(directory, stem)
-    except _Damaged as err:
-        _report_damage(err.path, err.why, damaged)
-        return None
-
-
-def _verified_payload(directory: Path, stem: str) -> tuple[dict, pd.DataFrame, dict] | None:
-    sidecar_path = directory / (stem + SIDECAR_SUFFIX)
-    try:
-        sidecar = json.loads(sidecar_path.read_text("utf-8"))
-        files = sidecar["files"]
-    except FileNotFoundError:
-        return None
-    except (OSError, ValueError, KeyError, TypeError) as err:
-        raise _Damaged(sidecar_path, f"unreadable sidecar ({err})") from None
-    blobs = {}
-    for name, expected in files.items():
-        path = directory / name
-        try:
-            data = path.read_bytes()
-        except OSError as err:
-            raise _Damaged(path, f"payload missing ({err.strerror})") from None
-        if len(data) != expected["n_bytes"] or _sha256(data) != expected["sha256"]:
-            raise _Damaged(path, "checksum mismatch (corrupt or truncated)")
-        blobs[name] = data
-    try:
-        table = _decode_table(blobs[stem + TABLE_SUFFIX])
-        described = sidecar.get("arrays", {})
-        arrays = _decode_arrays(blobs[stem + ARRAYS_SUFFIX], described) if described else {}
-    except (pa.ArrowException, KeyError, ValueError) as err:
-        raise _Damaged(directory / (stem + TABLE_SUFFIX), f"undecodable payload ({err})") from None
-    return sidecar, table, arrays
-
-
 # ------------------------------------------------------------------- reads log
 
 _RESULTS_READ: dict[tuple[str, str, str], str] = {}  # (store root, kind, key) -> content digest of each result read
@@ -484,9 +239,9 @@ class Store:
         """
         full = versioned_spec(spec, compute_version)
         key = spec_key(spec, compute_version)
-        arrays = _check_arrays(arrays)
-        table_bytes = _encode_table(table)
-        arrays_bytes = _encode_arrays(arrays) if arrays else None
+        arrays = check_arrays(arrays)
+        table_bytes = encode_table(table)
+        arrays_bytes = encode_arrays(arrays) if arrays else None
         meta = {
             "format": FORMAT_VERSION,
             "key": key,
@@ -495,23 +250,23 @@ class Store:
             "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "table": {"n_rows": 0 if table is None else len(table),
                       "columns": [] if table is None else [str(c) for c in table.columns]},
-            "arrays": _describe_arrays(arrays),
+            "arrays": describe_arrays(arrays),
             "provenance": normalize_spec(dict(audit or {})),
         }
         directory = self.directory(kind)
-        with _locked(directory, key):
-            existing = _read_payload(directory, key, damaged="ignore")  # a damaged one is being replaced
+        with locked(directory, key):
+            existing = read_payload(directory, key, damaged="ignore")  # a damaged one is being replaced
             if existing is not None and not overwrite:
                 _, old_table, old_arrays = existing
-                if existing[0].get("spec") == full["spec"] and _same_content(
-                    _decode_table(table_bytes), arrays, old_table, old_arrays
+                if existing[0].get("spec") == full["spec"] and same_content(
+                    decode_table(table_bytes), arrays, old_table, old_arrays
                 ):
                     return key
                 raise ResultExistsError(
                     f"{directory / (key + TABLE_SUFFIX)} holds a different result for "
                     "this spec; pass overwrite=True to replace it"
                 )
-            _write_payload_(directory, key, table_bytes, arrays_bytes, meta)
+            write_payload_(directory, key, table_bytes, arrays_bytes, meta)
         return key
 
     def load(
@@ -524,7 +279,7 @@ class Store:
         full = versioned_spec(spec, compute_version)
         result = self.load_key(kind, spec_key(spec, compute_version), damaged=damaged)
         if result is not None and result.meta.get("spec") != full["spec"]:
-            _report_damage(self.directory(kind) / (result.key + SIDECAR_SUFFIX),
+            report_damage(self.directory(kind) / (result.key + SIDECAR_SUFFIX),
                            "sidecar spec differs from the requested spec", damaged)
             return None
         return result
@@ -532,8 +287,8 @@ class Store:
     def load_key(self, kind: str, key: str, *, damaged: str = "warn") -> Result | None:
         """Return the verified result stored under ``key``, or None (``damaged``: see :meth:`load`)."""
         directory = self.directory(kind)
-        with _locked(directory, key, shared=True):
-            payload = _read_payload(directory, key, damaged)
+        with locked(directory, key, shared=True):
+            payload = read_payload(directory, key, damaged)
         if payload is None:
             return None
         sidecar, table, arrays = payload
@@ -552,7 +307,7 @@ class Store:
         except FileNotFoundError:
             return None
         except (OSError, ValueError) as err:
-            _report_damage(path, f"unreadable sidecar ({err})", damaged)
+            report_damage(path, f"unreadable sidecar ({err})", damaged)
             return None
         return sidecar if sidecar.get("spec") == versioned_spec(spec, compute_version)["spec"] else None
 
@@ -563,7 +318,7 @@ class Store:
     def remove(self, kind: str, key: str) -> None:
         """Delete the result ``key`` of ``kind``: its sidecar first (the commit point), then its payload files."""
         directory = self.directory(kind)
-        with _locked(directory, key):
+        with locked(directory, key):
             for suffix in (SIDECAR_SUFFIX, TABLE_SUFFIX, ARRAYS_SUFFIX):
                 with contextlib.suppress(FileNotFoundError):
                     os.unlink(directory / (key + suffix))
@@ -587,7 +342,7 @@ class Store:
             try:
                 found.append(json.loads(path.read_text("utf-8")))
             except (OSError, ValueError) as err:
-                _report_damage(path, f"unreadable sidecar ({err})", damaged)
+                report_damage(path, f"unreadable sidecar ({err})", damaged)
         return found
 
 
@@ -709,7 +464,7 @@ class Checkpoint:
         """Valid steps 0, 1, ... up to the first missing or corrupt one."""
         steps = []
         while True:
-            payload = _read_payload(self.directory, self._stem(len(steps)))
+            payload = read_payload(self.directory, self._stem(len(steps)))
             if payload is None:
                 return steps
             row = payload[1] if len(payload[1]) else pd.DataFrame(index=pd.RangeIndex(1))
@@ -738,11 +493,11 @@ class Checkpoint:
             raise ValueError(f"step must be >= 0, got {step}")
         if "step" in row:
             raise ValueError('the row key "step" is reserved for the step index')
-        checked = _check_arrays(arrays)
+        checked = check_arrays(arrays)
         meta = {"format": FORMAT_VERSION, "key": self.key, "step": step,
-                "arrays": _describe_arrays(checked)}
-        _write_payload_(self.directory, self._stem(step), _encode_table(pd.DataFrame([row])),
-                        _encode_arrays(checked) if checked else None, meta)
+                "arrays": describe_arrays(checked)}
+        write_payload_(self.directory, self._stem(step), encode_table(pd.DataFrame([row])),
+                        encode_arrays(checked) if checked else None, meta)
 
     def finalize(
         self,

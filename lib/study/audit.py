@@ -3,59 +3,95 @@ conclusions hold on this machine.
 
 A reader who doubts the committed numbers should not need a cold run of several hours. The audit
 
-1. maps every stored result to the plan step that reads it (:func:`result_steps`, computing nothing);
-2. draws, seeded, results of every kind, cheap ones more often (the chance of a result is inversely proportional to
-   its estimated cost), until the time budget is spent (:func:`pick`);
-3. recomputes them in a temporary copy of the store that lacks exactly them, and compares each with the stored one
-   (``verify.compare_results``: max |Δ|, flipped predictions);
+1. maps every stored result to the plan step that reads it first (:func:`own_results`, computing nothing), and
+   estimates what recomputing it costs (:func:`estimated_seconds`: its recorded wall time, else a documented rate);
+2. draws, seeded and without replacement, first one result of every kind the budget can afford, then more, cheap
+   ones more often (the chance of a result is inversely proportional to its estimated cost), while the estimated
+   seconds of the sample stay within the budget (:func:`pick`; when not even the cheapest result fits, it draws
+   nothing and :func:`audit` raises :class:`NothingFits`, so the budget is never exceeded by design);
+3. recomputes them in a temporary copy of the store that lacks exactly them, one run per plan step in plan order
+   (a step's run recomputes every sampled result of that step, and a later step reads the recomputed results of an
+   earlier one), saying before each run what it recomputes and its estimated time, and after it the measured time;
+   it compares each result with the stored one (``verify.compare_results``: max |Δ|, flipped predictions);
 4. decides again every claim whose recorded verdict read a recomputed result, from the recomputed store (the
    ``rejudge`` callable: the site executes the chapters that record those verdicts), and reports whether its status
    changed and whether its deciding number left its recorded interval.
+
+Whether a result should reproduce bit for bit is decided per result (:func:`cpu_kind`): "same kind" when its sidecar
+records this machine's CPU model, "another kind" when it records another, "unknown" when it records none (results
+migrated from an older store). Only "same kind" results must agree within the tolerance.
 
 The committed store and the recorded verdicts are never written.
 """
 
 from __future__ import annotations
 
-import json
 import math
 import shutil
 import tempfile
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from layercollapse.progress import progress_bar
 from layercollapse.storage.provenance import cpu_model
 from layercollapse.storage.store import Store
 from layercollapse.study.verify import DEFAULT_TOLERANCE, Comparison, compare_results
 
-#: Seconds a result whose sidecar records no wall time is assumed to cost, per kind (measured on the default
-#: profile's CPU for its models; the audit only uses them to fit its budget).
-FALLBACK_SECONDS = {"readout": 60.0, "tuned_lens": 300.0, "noise": 400.0, "trace": 900.0, "lm_loss": 120.0,
+#: Seconds a result whose sidecar records no wall time (migrated from an older store) is assumed to cost, per kind,
+#: on 2 cores of an AMD EPYC (the README's "What a cold run costs" and ``benchmarks/results``): readout: the ten
+#: readouts and the tuned lens not timed took about 0.5 h (~160 s each); noise: the sweep took 1,188 s when an audit
+#: recomputed it (the cold profile's 0.11 h was low); lm_loss: 141 s alone, 155-274 s recorded; trace: the main
+#: model's schedules took 104-1,980 s alone; similarity 550 s, finetune 528 s and margins 1,337 s alone; tuned_lens:
+#: a readout of the main model plus 12 short training steps.
+FALLBACK_SECONDS = {"readout": 160.0, "tuned_lens": 300.0, "noise": 1200.0, "trace": 900.0, "lm_loss": 200.0,
                     "similarity": 600.0, "finetune": 600.0, "margins": 1300.0}
+#: A kind missing from :data:`FALLBACK_SECONDS` (seconds).
+UNKNOWN_KIND_SECONDS = 900.0
+#: A trace that continued a shorter stored trace (``extends`` in its audit record) recorded the time of the steps it
+#: added only; when that shorter trace is no longer stored, recomputing it runs every step. The 20 ARC-Easy
+#: phase-targeted traces recorded 5,052 s for their steps 3-6, and their k <= 2 part (removed since) took 1,728 s
+#: timed alone: (5,052 + 1,728) / 5,052 = 1.34, rounded up.
+EXTENDED_TRACE_FACTOR = 1.35
+
+#: Per result: the CPU model its sidecar records is this machine's, another one, or none is recorded.
+SAME_KIND, ANOTHER_KIND, UNKNOWN_CPU = "same kind", "another kind", "unknown"
 
 
 @dataclass(frozen=True)
 class Candidate:
-    """A stored result the audit may recompute: its kind and key, the plan step that computes it, its estimated
-    cost (seconds) and a short description."""
+    """A stored result the audit may recompute: its kind and key, the plan step that computes it (and that step's
+    position in the plan), its estimated cost (seconds) and what that estimate rests on, a short description and the
+    CPU model its sidecar records (None: not recorded)."""
 
     kind: str
     key: str
     step: str
     seconds: float
     what: str
+    step_index: int = 0
+    basis: str = "recorded"
+    cpu: str | None = None
 
 
 @dataclass(frozen=True)
 class Recomputed:
-    """One recomputed result: its candidate, the comparison with the stored one, and the seconds it took."""
+    """One recomputed result: its candidate, the comparison with the stored one, the seconds its plan step's run
+    took, whether an earlier row's run of the same step computed it (``reread``: its time is in that row), and
+    whether it was computed on this CPU's kind (:func:`cpu_kind`)."""
 
     candidate: Candidate
     comparison: Comparison
     seconds: float
+    cpu: str = UNKNOWN_CPU
+    reread: bool = False
+
+    @property
+    def strict_failure(self) -> bool:
+        """Differs beyond the tolerance (or flips a prediction) although recomputed on the CPU kind that computed it."""
+        return self.cpu == SAME_KIND and not self.comparison.agrees()
 
 
 @dataclass(frozen=True)
@@ -82,6 +118,15 @@ class VerdictChange:
         return bool(ci[0] <= value <= ci[1])
 
 
+class NothingFits(ValueError):
+    """Not even the cheapest stored result fits the audit's time budget; ``cheapest`` is that result."""
+
+    def __init__(self, minutes: float, cheapest: Candidate) -> None:
+        super().__init__(f"the cheapest, {cheapest.kind} {cheapest.what} (plan step '{cheapest.step}'), is estimated "
+                         f"at {duration(cheapest.seconds)}")
+        self.minutes, self.cheapest = minutes, cheapest
+
+
 class ReadLog(Store):
     """A store that remembers the (kind, key) of every result loaded from it."""
 
@@ -94,12 +139,27 @@ class ReadLog(Store):
         return super().load_key(kind, key, **options)
 
 
-def own_results(experiments) -> dict[str, list[tuple[str, str]]]:
-    """Plan step name -> the (kind, key) of the stored results it is the first step of the plan to read (computing
-    nothing: a step whose results are not all stored owns those it found)."""
+def _quiet(line: str) -> None:
+    """Say nothing (the default of the audit's ``say``)."""
+
+
+def duration(seconds: float) -> str:
+    """Seconds for people: "45 s", "4 min 12 s", "1 h 05 min"."""
+    seconds = max(0, round(seconds))
+    if seconds < 60:
+        return f"{seconds} s"
+    if seconds < 3600:
+        return f"{seconds // 60} min {seconds % 60} s"
+    return f"{seconds // 3600} h {seconds % 3600 // 60:02d} min"
+
+
+def own_results(experiments, progress: bool = False) -> dict[str, list[tuple[str, str]]]:
+    """Plan step name -> the (kind, key) of the stored results it is the first step of the plan to read, in plan order
+    (computing nothing: a step whose results are not all stored owns those it found). ``progress``: a bar over the
+    steps (it reads every stored result: minutes on the default store)."""
     log = ReadLog(experiments.store.root)
     owned, seen = {}, set()
-    for check in experiments.on_store(log, compute=False).plan:
+    for check in progress_bar(experiments.on_store(log, compute=False).plan, "steps mapped", enabled=progress):
         log.read = set()
         try:
             check.run()
@@ -114,57 +174,159 @@ def result_steps(experiments) -> dict[tuple[str, str], str]:
     return {result: name for name, results in own_results(experiments).items() for result in results}
 
 
-def candidates(experiments) -> list[Candidate]:
-    """Every stored result a plan step reads, with its estimated cost: the wall time its sidecar recorded, else the
-    median recorded for its kind in this store, else :data:`FALLBACK_SECONDS`."""
+def estimated_seconds(kind: str, provenance: Mapping, stored: Collection[tuple[str, str]]) -> tuple[float, str]:
+    """What recomputing a stored result costs (seconds), and what the estimate rests on.
+
+    Args:
+        provenance: its sidecar's audit record (``provenance.audit_record``; empty for a migrated result).
+        stored: the (kind, key) of every stored result (a trace that extended a shorter one recomputes it too when
+            that one is gone).
+
+    Returns:
+        its recorded wall time ("recorded"); that times :data:`EXTENDED_TRACE_FACTOR` for a trace whose recorded time
+        covers only the steps it added to a shorter trace no longer stored; else the documented rate of its kind
+        (:data:`FALLBACK_SECONDS`).
+    """
+    wall = provenance.get("wall_s")
+    if not wall:
+        return FALLBACK_SECONDS.get(kind, UNKNOWN_KIND_SECONDS), "no wall time recorded: its kind's documented rate"
+    extends = provenance.get("extends")
+    if extends and (kind, extends) not in stored:
+        return float(wall) * EXTENDED_TRACE_FACTOR, "recorded for its last steps only (it extended a shorter trace)"
+    return float(wall), "recorded"
+
+
+def recorded_cpu(sidecar: Mapping) -> str | None:
+    """The CPU model a result's sidecar records (None: no environment recorded, e.g. migrated from an older store)."""
+    return ((sidecar.get("provenance") or {}).get("environment") or {}).get("cpu") or None
+
+
+def cpu_kind(recorded: str | None, here: str) -> str:
+    """Whether a result recorded as computed on ``recorded`` (a CPU model, None: not recorded) was computed on this
+    machine's kind of CPU ``here``: :data:`SAME_KIND`, :data:`ANOTHER_KIND` or :data:`UNKNOWN_CPU`."""
+    if recorded is None:
+        return UNKNOWN_CPU
+    return SAME_KIND if recorded == here else ANOTHER_KIND
+
+
+def describe(sidecar: Mapping) -> str:
+    """A result for people: model, task, schedule and seed of its spec (of its trace for a result along a trace)."""
+    spec = sidecar.get("spec", {})
+    spec = spec["trace_spec"] if isinstance(spec.get("trace_spec"), dict) else spec
+    parts = [str(spec[name]) for name in ("model", "task", "schedule") if spec.get(name) is not None]
+    return " ".join(parts + ([f"seed {spec['seed']}"] if spec.get("seed") is not None else [])) or "-"
+
+
+def candidates(experiments, progress: bool = False) -> list[Candidate]:
+    """Every stored result a plan step reads, in plan order, with its estimated cost (:func:`estimated_seconds`) and
+    the CPU its sidecar records. ``progress``: a bar over the plan steps while they are mapped."""
     store = experiments.store
     sidecars = {(kind, sidecar["key"]): sidecar for kind in store.kinds() for sidecar in store.sidecars(kind)}
-    recorded: dict[str, list[float]] = {}
-    for (kind, _), sidecar in sidecars.items():
-        wall = (sidecar.get("provenance") or {}).get("wall_s")
-        if wall:
-            recorded.setdefault(kind, []).append(float(wall))
     found = []
-    for (kind, key), step in result_steps(experiments).items():
-        sidecar = sidecars.get((kind, key), {})
-        wall = (sidecar.get("provenance") or {}).get("wall_s")
-        seconds = float(wall) if wall else float(np.median(recorded[kind])) if kind in recorded else \
-            FALLBACK_SECONDS.get(kind, 600.0)
-        spec = sidecar.get("spec", {})
-        spec = spec.get("trace_spec", spec) if isinstance(spec.get("trace_spec"), dict) else spec
-        what = " ".join(str(spec[name]) for name in ("model", "task", "schedule", "seed") if spec.get(name) is not None)
-        found.append(Candidate(kind, key, step, seconds, what))
+    for index, (step, results) in enumerate(own_results(experiments, progress).items()):
+        for kind, key in results:
+            sidecar = sidecars.get((kind, key), {})
+            seconds, basis = estimated_seconds(kind, sidecar.get("provenance") or {}, sidecars)
+            found.append(Candidate(kind, key, step, seconds, describe(sidecar), index, basis, recorded_cpu(sidecar)))
     return found
 
 
+def cheapest_by_kind(pool: Sequence[Candidate]) -> dict[str, Candidate]:
+    """Kind -> its cheapest candidate (the first by key among equally cheap ones)."""
+    cheapest: dict[str, Candidate] = {}
+    for candidate in sorted(pool, key=lambda c: (c.seconds, c.key)):
+        cheapest.setdefault(candidate.kind, candidate)
+    return cheapest
+
+
+def affordable_kinds(pool: Sequence[Candidate], budget: float) -> list[str]:
+    """The most kinds that one result each can cover within ``budget`` seconds: the kinds whose cheapest result is
+    cheapest, taken while their cheapest results fit together."""
+    covered, total = [], 0.0
+    for kind, cheapest in sorted(cheapest_by_kind(pool).items(), key=lambda item: (item[1].seconds, item[0])):
+        if total + cheapest.seconds > budget:
+            break
+        covered.append(kind)
+        total += cheapest.seconds
+    return covered
+
+
+def _draw(pool: Sequence[Candidate], limit: float, rng: np.random.Generator) -> Candidate | None:
+    """One of the candidates costing at most ``limit`` seconds, with a chance inversely proportional to its cost
+    (None: none fits)."""
+    fitting = [c for c in pool if c.seconds <= limit]
+    if not fitting:
+        return None
+    weights = np.array([1.0 / max(c.seconds, 1.0) for c in fitting])
+    return fitting[int(rng.choice(len(fitting), p=weights / weights.sum()))]
+
+
+def _shuffled(names: Sequence[str], rng: np.random.Generator) -> list[str]:
+    """``names`` in a seeded random order."""
+    return [names[i] for i in rng.permutation(len(names))]
+
+
 def pick(pool: Sequence[Candidate], minutes: float, seed: int) -> list[Candidate]:
-    """A seeded sample of ``pool`` that fits ``minutes``: rounds over the kinds (in a seeded order), each round
-    drawing one result per kind among those that still fit, with a chance inversely proportional to its cost."""
+    """A seeded sample of ``pool`` whose estimated seconds sum to at most ``minutes`` × 60, never a result (kind, key)
+    twice, in the order the audit recomputes it (plan order).
+
+    First one result of each kind in :func:`affordable_kinds` (in a seeded order, each drawn among those that leave
+    room for the cheapest of the kinds still to cover), then rounds over every kind (in a seeded order), each drawing
+    one more result per kind among those that still fit, until none fits. A draw's chance is inversely proportional
+    to the result's cost. When not even the cheapest result fits, the sample is empty.
+    """
     rng = np.random.default_rng(seed)
     budget = minutes * 60.0
-    by_kind: dict[str, list[Candidate]] = {}
-    for candidate in sorted(pool, key=lambda c: (c.kind, c.key)):
-        by_kind.setdefault(candidate.kind, []).append(candidate)
+    unique = sorted({(c.kind, c.key): c for c in pool}.values(), key=lambda c: (c.kind, c.key))
+    left: dict[str, list[Candidate]] = {}
+    for candidate in unique:
+        left.setdefault(candidate.kind, []).append(candidate)
     chosen: list[Candidate] = []
-    while True:
+
+    def take(candidate: Candidate) -> None:
+        nonlocal budget
+        chosen.append(candidate)
+        left[candidate.kind].remove(candidate)
+        budget -= candidate.seconds
+
+    covered, cheapest = affordable_kinds(unique, budget), cheapest_by_kind(unique)
+    reserve = sum(cheapest[kind].seconds for kind in covered)
+    for kind in _shuffled(covered, rng):
+        reserve -= cheapest[kind].seconds
+        take(_draw(left[kind], budget - reserve, rng) or cheapest[kind])  # the cheapest always fits (rounding aside)
+    drawn = True
+    while drawn:
         drawn = False
-        for kind in rng.permutation(sorted(by_kind)):
-            fitting = [c for c in by_kind[kind] if c not in chosen and c.seconds <= budget]
-            if not fitting:
-                continue
-            weights = np.array([1.0 / max(c.seconds, 1.0) for c in fitting])
-            candidate = fitting[int(rng.choice(len(fitting), p=weights / weights.sum()))]
-            chosen.append(candidate)
-            budget -= candidate.seconds
-            drawn = True
-        if not drawn:
-            return chosen
+        for kind in _shuffled(sorted(left), rng):
+            if (candidate := _draw(left[kind], budget, rng)) is not None:
+                take(candidate)
+                drawn = True
+    return sorted(chosen, key=lambda c: (c.step_index, c.step, c.kind, c.key))
 
 
-def recompute(experiments, chosen: Sequence[Candidate], scratch: Path,
-              tolerance: float = DEFAULT_TOLERANCE) -> list[Recomputed]:
-    """Recompute ``chosen`` in ``scratch`` (a copy of the store without them) through their plan steps, and compare
-    each with the stored result of the same key."""
+def step_runs(chosen: Sequence[Candidate]) -> list[tuple[str, list[Candidate]]]:
+    """The chosen results by plan step, in plan order: one run of a step recomputes every chosen result it owns."""
+    runs: dict[str, list[Candidate]] = {}
+    for candidate in sorted(chosen, key=lambda c: c.step_index):
+        runs.setdefault(candidate.step, []).append(candidate)
+    return list(runs.items())
+
+
+def run_line(number: int, n_runs: int, step: str, members: Sequence[Candidate]) -> str:
+    """The line said before a step's run: which results it recomputes and its estimated time, e.g.
+    "[2/5] trace qwen2.5-coder-1.5b arc_easy random_in_range seed 3 (est. 4 min 0 s; step 'phase-targeted silent')"."""
+    results = ", ".join(f"{c.kind} {c.what}" for c in members)
+    estimate = duration(sum(c.seconds for c in members))
+    basis = "" if all(c.basis == "recorded" for c in members) else \
+        "; " + "; ".join(sorted({c.basis for c in members if c.basis != "recorded"}))
+    return f"[{number}/{n_runs}] {results} (est. {estimate}{basis}; step '{step}')"
+
+
+def recompute(experiments, chosen: Sequence[Candidate], scratch: Path, tolerance: float = DEFAULT_TOLERANCE,
+              say: Callable[[str], None] = _quiet) -> list[Recomputed]:
+    """Recompute ``chosen`` in ``scratch`` (a copy of the store without them), one run per plan step in plan order
+    (:func:`step_runs`), and compare each with the stored result of the same key. ``say`` gets a line before each
+    run (:func:`run_line`) and one after it with the measured time; the steps' own progress bars show as usual."""
     from layercollapse.study.plan import run_plan_steps
 
     stored = experiments.store
@@ -173,19 +335,28 @@ def recompute(experiments, chosen: Sequence[Candidate], scratch: Path,
     for candidate in chosen:
         fresh.remove(candidate.kind, candidate.key)
     computing = experiments.on_store(fresh, compute=True)
-    done = []
-    for candidate in chosen:
+    here, done = cpu_model(), []
+    runs = step_runs(chosen)
+    for number, (step, members) in enumerate(runs, 1):
+        say(run_line(number, len(runs), step, members))
         start = time.perf_counter()
-        for _ in run_plan_steps(computing, only=None, names=(candidate.step,)):
+        for _ in run_plan_steps(computing, only=None, names=(step,)):
             pass
         seconds = time.perf_counter() - start
-        again = fresh.load_key(candidate.kind, candidate.key, damaged="raise")
-        comparison = (compare_results(stored.load_key(candidate.kind, candidate.key, damaged="raise"), again, tolerance)
-                      if again is not None else
-                      Comparison(candidate.kind, candidate.key, candidate.what,
-                                 mismatch="its plan step did not compute it again (its spec changed?)"))
-        done.append(Recomputed(candidate, comparison, seconds))
+        say(f"      done in {duration(seconds)} (est. {duration(sum(c.seconds for c in members))})")
+        for position, candidate in enumerate(members):
+            done.append(Recomputed(candidate, _compare(stored, fresh, candidate, tolerance), seconds,
+                                   cpu_kind(candidate.cpu, here), reread=position > 0))
     return done
+
+
+def _compare(stored: Store, fresh: Store, candidate: Candidate, tolerance: float) -> Comparison:
+    """The recomputed ``candidate`` in ``fresh`` against the stored one."""
+    again = fresh.load_key(candidate.kind, candidate.key, damaged="raise")
+    if again is None:
+        return Comparison(candidate.kind, candidate.key, candidate.what,
+                          mismatch="its plan step did not compute it again (its spec changed?)")
+    return compare_results(stored.load_key(candidate.kind, candidate.key, damaged="raise"), again, tolerance)
 
 
 def affected_verdicts(records: Mapping[str, tuple[object, list[dict]]], chosen: Sequence[Candidate]) -> list[str]:
@@ -195,23 +366,12 @@ def affected_verdicts(records: Mapping[str, tuple[object, list[dict]]], chosen: 
             if any((entry["kind"], entry["key"]) in wanted for entry in evidence)]
 
 
-def same_cpu_kind(store: Store, chosen: Sequence[Candidate]) -> bool:
-    """Whether this machine's CPU is the one the chosen results were computed on (their sidecars' ``cpu``, where
-    recorded); results computed elsewhere, or with no record, are not expected to reproduce bit for bit."""
-    cpus = set()
-    for candidate in chosen:
-        sidecar = json.loads((store.directory(candidate.kind) / f"{candidate.key}.json").read_text())
-        cpus.add(((sidecar.get("provenance") or {}).get("environment") or {}).get("cpu"))
-    return cpus == {cpu_model()}
-
-
 @dataclass(frozen=True)
 class AuditReport:
     """What the audit recomputed and decided again, and whether the site's conclusions hold here."""
 
     recomputed: list[Recomputed]
     verdicts: list[VerdictChange]
-    same_cpu: bool
     tolerance: float
 
     @property
@@ -220,21 +380,27 @@ class AuditReport:
 
     @property
     def beyond_tolerance(self) -> bool:
-        return any(not item.comparison.agrees() for item in self.recomputed)
+        """A result recomputed on the CPU kind that computed it differs beyond the tolerance or flips a prediction
+        (results of another or an unknown CPU kind are reported, not held to the tolerance)."""
+        return any(item.strict_failure for item in self.recomputed)
 
     @property
     def exit_code(self) -> int:
         """1 when a verdict changed, or a result differs beyond the tolerance on the CPU kind that computed it."""
-        return 1 if self.verdict_changed or (self.same_cpu and self.beyond_tolerance) else 0
+        return 1 if self.verdict_changed or self.beyond_tolerance else 0
 
     def lines(self) -> list[str]:
         """The report as the terminal shows it: one table of results, one of verdicts, and the conclusion."""
-        out = [f"{'kind':<11} {'step':<42} {'values':>9} {'max |Δ|':>9} {'flipped':>13} {'time':>7}"]
+        out = [f"{'kind':<11} {'step':<42} {'values':>9} {'max |Δ|':>9} {'flipped':>13} {'time':>8}  {'CPU kind':<12}"]
         for item in self.recomputed:
             c = item.comparison
             flipped = f"{c.n_flips}/{c.n_predictions}" if c.n_predictions else "-"
+            seconds = "re-read" if item.reread else f"{item.seconds:.0f}s"
             out.append(f"{c.kind:<11} {item.candidate.step[:42]:<42} {c.n_values:>9,} {c.max_abs:>9.3g} "
-                       f"{flipped:>13} {item.seconds:>6.0f}s" + (f"  {c.mismatch}" if c.mismatch else ""))
+                       f"{flipped:>13} {seconds:>8}  {item.cpu:<12}" + (f"  {c.mismatch}" if c.mismatch else ""))
+        if any(item.reread for item in self.recomputed):
+            out.append("re-read: computed by the same run of its plan step as the row above it (that row's time "
+                       "includes it)")
         out.append("")
         out.append(f"{'verdict':<34} {'recorded':<14} {'now':<14} {'number (recorded [CI] -> now)':<40}")
         for change in self.verdicts:
@@ -245,16 +411,25 @@ class AuditReport:
                 " (number left its interval)"
             out.append(f"{change.key:<34} {recorded.status:<14} {now:<14} {number:<40}{flag}"
                        + (f"  {change.error}" if change.error else ""))
-        n_differ = sum(not item.comparison.agrees() for item in self.recomputed)
-        cpu = "the CPU kind that computed them" if self.same_cpu else "another CPU kind than the one that computed them"
         out.append("")
-        out.append(f"{len(self.recomputed)} result(s) recomputed on {cpu} ({cpu_model()}); {n_differ} differ beyond "
-                   f"|Δ| {self.tolerance:g} or flip a prediction. {len(self.verdicts)} verdict(s) decided again: "
-                   f"{sum(c.status_changed for c in self.verdicts)} changed status, "
-                   f"{sum(c.value_within is False for c in self.verdicts)} moved their number out of its interval.")
+        out.append(self.summary())
         out.append("The conclusions hold here." if not self.verdict_changed else
                    "A conclusion does not hold here: see the verdicts marked CHANGED.")
         return out
+
+    def summary(self) -> str:
+        """How many results were recomputed on which CPU kind, how many differ, and what the verdicts did."""
+        kinds = {kind: sum(item.cpu == kind for item in self.recomputed)
+                 for kind in (SAME_KIND, ANOTHER_KIND, UNKNOWN_CPU)}
+        n_differ = sum(not item.comparison.agrees() for item in self.recomputed)
+        n_strict = sum(item.strict_failure for item in self.recomputed)
+        return (f"{len(self.recomputed)} result(s) recomputed on {cpu_model()}: {kinds[SAME_KIND]} computed on "
+                f"the same CPU kind (held to the tolerance), {kinds[ANOTHER_KIND]} on another kind, "
+                f"{kinds[UNKNOWN_CPU]} on an unknown kind (no environment recorded); {n_differ} differ beyond |Δ| "
+                f"{self.tolerance:g} or flip a prediction, {n_strict} of them on the same CPU kind. "
+                f"{len(self.verdicts)} verdict(s) decided again: "
+                f"{sum(c.status_changed for c in self.verdicts)} changed status, "
+                f"{sum(c.value_within is False for c in self.verdicts)} moved their number out of its interval.")
 
 
 def _number_text(value: float | None, ci: Sequence[float] | None, now: float | None) -> str:
@@ -264,27 +439,63 @@ def _number_text(value: float | None, ci: Sequence[float] | None, now: float | N
     return f"{value:.3g}{interval} -> {'-' if now is None or (isinstance(now, float) and math.isnan(now)) else f'{now:.3g}'}"
 
 
+def sample_line(chosen: Sequence[Candidate], pool: Sequence[Candidate], minutes: float) -> str:
+    """What was drawn: how many results of how many kinds, their estimated time against the budget, and the kinds
+    the budget could not afford."""
+    total, cheapest = sum(c.seconds for c in chosen), cheapest_by_kind(pool)
+    missed = sorted(set(cheapest) - {c.kind for c in chosen})
+    line = (f"sample: {len(chosen)} result(s) of {len({c.kind for c in chosen})} kind(s) in {len(step_runs(chosen))} "
+            f"plan-step run(s), estimated {duration(total)} of the {minutes:g}-minute budget")
+    if missed:
+        line += "; too costly for it: " + ", ".join(f"{kind} (cheapest {duration(cheapest[kind].seconds)})"
+                                                  for kind in missed)
+    return line
+
+
+def decide_again(keys: Sequence[str], store: Store, rejudge: Callable[[Sequence[str], Store], Mapping[str, object]],
+                 say: Callable[[str], None] = _quiet) -> Mapping[str, object]:
+    """``rejudge(keys, store)`` (nothing when no verdict read a recomputed result), said before and after."""
+    if not keys:
+        return {}
+    say(f"deciding again the {len(keys)} verdict(s) that read them (executing the chapters that record them)")
+    start = time.perf_counter()
+    decided = rejudge(keys, store)
+    say(f"      done in {duration(time.perf_counter() - start)}")
+    return decided
+
+
 def audit(experiments, minutes: float, seed: int, rejudge: Callable[[Sequence[str], Store], Mapping[str, object]],
           records: Mapping[str, tuple[object, list[dict]]], tolerance: float = DEFAULT_TOLERANCE,
-          workdir: str | Path | None = None) -> AuditReport:
+          workdir: str | Path | None = None, say: Callable[[str], None] = _quiet) -> AuditReport:
     """Run the audit (module docstring).
 
     Args:
         experiments: an ``Experiments`` over the store to audit (read, never written).
-        minutes: the time budget of the recomputation (estimated from the results' recorded wall times).
+        minutes: the time budget of the recomputation (estimated: :func:`estimated_seconds`).
         seed: seed of the draw.
         rejudge: (verdict keys, recomputed store) -> {key: the verdict decided again, or an Exception}.
         records: the recorded verdicts and their evidence (``verdicts.load_verdict_records``).
+        say: gets a line before and after each part that takes long (the terminal prints it at once).
+
+    Raises:
+        NothingFits: not even the cheapest stored result fits ``minutes`` (nothing is recomputed).
     """
-    chosen = pick(candidates(experiments), minutes, seed)
+    say("finding the plan step that reads each stored result (reads them all, computes nothing)")
+    start = time.perf_counter()
+    pool = candidates(experiments, progress=experiments.progress)
+    chosen = pick(pool, minutes, seed)
+    if pool and not chosen:
+        raise NothingFits(minutes, min(pool, key=lambda c: c.seconds))
+    say(f"{len(pool)} stored result(s) mapped in {duration(time.perf_counter() - start)}; "
+        + sample_line(chosen, pool, minutes))
     with tempfile.TemporaryDirectory(prefix="layercollapse-audit-", dir=workdir) as tmp:
         scratch = Path(tmp) / "store"
-        recomputed = recompute(experiments, chosen, scratch, tolerance)
+        recomputed = recompute(experiments, chosen, scratch, tolerance, say)
         keys = affected_verdicts(records, chosen)
-        decided = rejudge(keys, Store(scratch)) if keys else {}
+        decided = decide_again(keys, Store(scratch), rejudge, say)
     changes = []
     for key in keys:
         fresh = decided.get(key)
         error = f"{type(fresh).__name__}: {fresh}" if isinstance(fresh, Exception) else "" if fresh else "not recorded"
         changes.append(VerdictChange(key, records[key][0], None if error else fresh, error))
-    return AuditReport(recomputed, changes, same_cpu_kind(experiments.store, chosen), tolerance)
+    return AuditReport(recomputed, changes, tolerance)

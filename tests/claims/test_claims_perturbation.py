@@ -210,7 +210,7 @@ def test_collapse_by_seed_uses_the_cliff_edge_chapters_margin():
 
 
 def test_c6_inconclusive_when_the_silent_drop_is_neither_significant_nor_bounded_by_c4s_margin():
-    from layercollapse.claims.transition import DROP_TOLERANCE
+    from layercollapse.claims.phase_pruning import DROP_TOLERANCE
 
     table, scores, gold = noise_data(silent_drop=0.05, decisive_drop=0.0, n_items=40, seed=0)
     verdict = P.verdict_c6(table, scores, gold, n_resamples=N_RESAMPLES)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from layercollapse.claims import phase_pruning as PP
 from layercollapse.claims import transition as T
 from layercollapse.pruning.trace import Trace
 from layercollapse.measures.phases import Readout, phases_from_readout
@@ -130,9 +131,9 @@ def test_depth_table_matches_metrics():
 def test_c4_supported_when_decisive_removal_costs_nothing_and_not_when_it_collapses():
     ph = phases(sharp_readout())
     harmless = [trace([True, True, True], seed) for seed in (0, 1)]
-    assert T.verdict_c4(harmless, ph, n_resamples=200).status == "supported"
+    assert PP.verdict_c4(harmless, ph, n_resamples=200).status == "supported"
     harmful = [trace([True, False, False], seed) for seed in (0, 1)]
-    verdict = T.verdict_c4(harmful, ph, n_resamples=200)
+    verdict = PP.verdict_c4(harmful, ph, n_resamples=200)
     assert verdict.status == "not supported" and verdict.value == pytest.approx(0.75)
 
 
@@ -140,12 +141,12 @@ def test_c5_supported_when_silent_removal_falls_to_chance_and_not_when_harmless(
     ph = phases(sharp_readout())
     decisive = [trace([True, True, True], seed) for seed in (0, 1)]
     collapsing = [trace([True, False, False], seed) for seed in (0, 1)]
-    tests = T.phase_pruning_tests(collapsing, decisive, n_resamples=200)
+    tests = PP.phase_pruning_tests(collapsing, decisive, n_resamples=200)
     assert list(tests["k"]) == [1, 2] and tests["reject"].all() and (tests["difference"] > 0).all()
-    verdict = T.verdict_c5(collapsing, decisive, ph, tests, n_resamples=200)
+    verdict = PP.verdict_c5(collapsing, decisive, ph, tests, n_resamples=200)
     assert verdict.status == "supported" and verdict.value == pytest.approx(0.25) and verdict.p < 0.05
     harmless = [trace([True, True, True], seed) for seed in (0, 1)]
-    assert T.verdict_c5(harmless, decisive, ph, n_resamples=200).status == "not supported"
+    assert PP.verdict_c5(harmless, decisive, ph, n_resamples=200).status == "not supported"
 
 
 def test_c5_needs_a_collapse_a_significant_cost_alone_passed_only_the_first_registered_rule():
@@ -160,13 +161,13 @@ def test_c5_needs_a_collapse_a_significant_cost_alone_passed_only_the_first_regi
         scores = base.scores.copy()
         scores[1:] = scores_for(np.stack([predicted, predicted]))
         costly.append(Trace(base.spec, base.removed, base.kept, scores, base.criterion, GOLD))
-    tests = T.phase_pruning_tests(costly, decisive, n_resamples=200)
-    amended = T.verdict_c5(costly, decisive, ph, tests, n_resamples=200)
-    first = T.verdict_c5_registered(costly, decisive, ph, tests, n_resamples=200)
+    tests = PP.phase_pruning_tests(costly, decisive, n_resamples=200)
+    amended = PP.verdict_c5(costly, decisive, ph, tests, n_resamples=200)
+    first = PP.verdict_c5_registered(costly, decisive, ph, tests, n_resamples=200)
     assert amended.value == pytest.approx(0.7 + 0.3 / 4, abs=0.01) and amended.p < 0.05
     assert amended.status == "not supported" and first.status == "supported"
     assert amended.rule.endswith("verdict_c5") and first.rule.endswith("verdict_c5_registered")
-    summary = T.c5_summary(amended, first, ph)
+    summary = PP.c5_summary(amended, first, ph)
     assert "so C5 is *not supported* and one Silent layer does not collapse the model" in summary
     assert "said *supported*" in summary and "differ significantly" in summary
 
@@ -174,9 +175,9 @@ def test_c5_needs_a_collapse_a_significant_cost_alone_passed_only_the_first_regi
 def test_c4_c5_inconclusive_without_a_transition_and_table_shape():
     flat = phases(collapsed_readout())
     silent = [trace([False, False], seed) for seed in (0, 1)]
-    assert T.verdict_c4([], flat).status == "inconclusive"
-    assert T.verdict_c5(silent, [], flat).status == "inconclusive"
-    table = T.phase_pruning_table({"silent": silent, "decisive": []}, n_resamples=50)
+    assert PP.verdict_c4([], flat).status == "inconclusive"
+    assert PP.verdict_c5(silent, [], flat).status == "inconclusive"
+    table = PP.phase_pruning_table({"silent": silent, "decisive": []}, n_resamples=50)
     assert list(table["phase"]) == ["silent", "silent"] and (table["n_seeds"] == 2).all()
 
 

@@ -27,3 +27,53 @@ def test_the_split_help_says_which_split_is_the_default(capsys):
     text = " ".join(capsys.readouterr().out.split())
     assert "--split SPLIT task split (default: validation; test for mmlu)" in text
     assert "the committed results use --split test" in text
+
+
+def test_the_diagnose_help_says_what_it_costs(capsys):
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["diagnose", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "about items × L²/2 decoder-layer passes over one item" in text
+    assert "Before the work starts it prints its estimated time" in text
+
+
+@pytest.fixture
+def audited(monkeypatch):
+    """``reproduce --audit``'s command over a stand-in profile, with no recorded verdicts."""
+    from types import SimpleNamespace
+
+    from layercollapse.claims import verdicts
+
+    monkeypatch.setattr(verdicts, "load_verdict_records", lambda name: {})
+    return SimpleNamespace(profile=SimpleNamespace(name="default"))
+
+
+def test_the_audit_prints_each_progress_line_as_it_is_said(audited, capsys, monkeypatch):
+    from layercollapse.cli.reproduce import audit_command
+    from layercollapse.study import audit as audit_module
+
+    def two_lines(experiments, minutes, seed, rejudge, records, tolerance, say):
+        say("[1/1] readout m t (est. 10 s; step 'readout m t')")
+        assert capsys.readouterr().out.splitlines()[-1].startswith("[1/1] readout m t")  # printed at once
+        say("      done in 9 s")
+        return audit_module.AuditReport([], [], tolerance)
+
+    monkeypatch.setattr(audit_module, "audit", two_lines)
+    assert audit_command(audited, 10, 0, 1e-3) == 0
+    assert capsys.readouterr().out.splitlines()[0] == "      done in 9 s"
+
+
+def test_the_audit_refuses_a_budget_that_fits_no_result_in_one_line(audited, capsys, monkeypatch):
+    from layercollapse.cli.reproduce import audit_command
+    from layercollapse.study import audit as audit_module
+
+    cheapest = audit_module.Candidate("readout", "k", "readout m t", 130.0, "m t")
+
+    def nothing_fits(experiments, minutes, *args, **kwargs):
+        raise audit_module.NothingFits(minutes, cheapest)
+
+    monkeypatch.setattr(audit_module, "audit", nothing_fits)
+    assert audit_command(audited, 2, 0, 1e-3) == 2
+    assert capsys.readouterr().out.splitlines()[-1] == (
+        "error: --minutes 2 fits no stored result: the cheapest, readout m t (plan step 'readout m t'), is estimated "
+        "at 2 min 10 s; pass --minutes 3 or more")

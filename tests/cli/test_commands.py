@@ -253,3 +253,57 @@ def test_cli_refuses_a_file_as_model_in_one_line_before_loading_the_task(tmp_pat
         err = capsys.readouterr().err.strip().splitlines()
         assert exit_info.value.code == 2 and len(err) == 1 and err[0].startswith(f"error: Model '{notes}' is a file")
 
+
+
+def test_cli_diagnose_says_its_estimated_time_before_the_heavy_work(tiny_folder, capsys, monkeypatch):
+    from layercollapse.cli import evaluate as evaluate_module
+    from layercollapse.pruning import engine
+
+    class Stopped(Exception):
+        pass
+
+    said_before = []
+
+    def heavy(*args, **kwargs):
+        said_before.extend(capsys.readouterr().out.splitlines())
+        raise Stopped
+
+    monkeypatch.setattr(evaluate_module, "layer_pass_seconds", lambda *args: 0.5)
+    monkeypatch.setattr(engine, "single_layer_removals", heavy)
+    with pytest.raises(Stopped):
+        main(["diagnose", "--model", str(tiny_folder), "--dtype", "fp32", "--limit", "4"])
+    # 4 items × 5 layers: 4 × 5·6/2 = 60 decoder-layer passes over one item, 0.5 s each: 30 s
+    assert said_before == ["estimated time: about 30 s (4 items × 5·6/2 = 60 decoder-layer passes over one item, at "
+                           "500 ms each as timed on 2 item(s) here; a rough guide)"]
+
+
+def test_the_layer_pass_rate_is_measured_on_the_first_items(tiny_folder):
+    from layercollapse.cli.evaluate import RATE_ITEMS, layer_pass_seconds
+    from layercollapse.data.tasks import load_task, subsample
+    from layercollapse.model.loading import load_model
+
+    model, tokenizer = load_model(str(tiny_folder), dtype="fp32")
+    items = subsample(load_task("arc_easy").items, 4, 0)
+    assert RATE_ITEMS == 2 and 0 < layer_pass_seconds(model, tokenizer, items, "letter", "arc_easy", ()) < 5
+
+
+def test_the_transition_column_says_there_was_none_to_prevent_when_the_intact_network_has_none():
+    import pandas as pd
+    from types import SimpleNamespace
+
+    from layercollapse.cli.evaluate import NO_TRANSITION, cost_rows
+
+    costs = pd.DataFrame({"layer": [0, 1], "phase": ["Silent", "Decisive"], "accuracy": [0.5, 0.25],
+                          "accuracy_drop": [0.0, 0.25], "accuracy_drop_low": [-0.1, 0.1],
+                          "accuracy_drop_high": [0.1, 0.4], "dm_drop": [0.0, 1.0], "dm_drop_low": [-0.2, 0.5],
+                          "dm_drop_high": [0.2, 1.5], "transition_layer": pd.array([pd.NA, 1], dtype="Int64"),
+                          "outcome": ["prevented", "delayed"], "needed": [True, True]})
+    band = SimpleNamespace(accuracy=[0.25, 0.3, 0.5], low=[0.2, 0.2, 0.4], high=[0.3, 0.4, 0.6])
+    dm = np.array([0.0, 0.5, 1.5])
+    none = cost_rows(costs, band, dm, intact_has_transition=False)
+    assert [row.split()[-1] for row in none] == [NO_TRANSITION, NO_TRANSITION] == ["—", "—"]
+    assert not any("prevented" in row or "needs it" in row for row in none)
+    some = cost_rows(costs, band, dm, intact_has_transition=True)
+    assert some[0].endswith("  prevented  <- the transition needs it")
+    assert some[1].endswith("  delayed (layer 1)  <- the transition needs it")
+    assert some[1].split()[:7] == ["1", "0.500", "[0.400,", "0.600]", "1.500", "Decisive", "0.250"]

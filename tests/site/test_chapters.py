@@ -26,6 +26,7 @@ from layercollapse.site.chapters import execute_chapter, project_chapters
 from layercollapse.study.experiments import COMPUTE_ENV
 
 ROOT = project_root()
+EXECUTED: dict = {}  # the notebooks this session executed, by chapter path (the column check reads them)
 CLAIM_CHAPTER = re.compile(r"^chapters/\d\d-[a-z0-9-]+\.qmd$")
 CELL_TIMEOUT_S = 900  # the test profile is sized so that no cell comes near this
 VEGA_LITE_MIME = re.compile(r"^application/vnd\.vegalite\.v\d+\+json$")
@@ -55,6 +56,7 @@ def store_dir(tmp_path_factory):
 def test_chapter_executes_in_the_test_profile(path, data_dir, store_dir):
     env = {DATA_ENV: str(data_dir), "LAYERCOLLAPSE_STORE": str(store_dir), COMPUTE_ENV: "1"}  # a fresh store: compute
     executed = execute_chapter(path, profile="test", timeout=CELL_TIMEOUT_S, env=env)
+    EXECUTED[path] = executed.notebook
     assert not [cell.errors for cell in executed.cells if cell.errors]
     # Nothing writes into the page behind the reader's back: no warnings or progress bars (stderr).
     stderr = [(cell.label, out.get("text", "")[:200]) for cell in executed.cells for out in cell.outputs
@@ -88,3 +90,22 @@ def test_chapter_executes_in_the_test_profile(path, data_dir, store_dir):
             assert marker in out["data"].get("text/markdown", "") and "text/html" not in out["data"]
             recorded = json.loads((data_dir / "verdicts" / "test" / f"{key}.json").read_text())
             assert recorded["status"] == verdict["status"] and recorded["profile"] == "test"
+
+
+@pytest.mark.slow
+@pytest.mark.browser
+@pytest.mark.parametrize("path", project_chapters(), ids=lambda p: str(p.relative_to(ROOT)))
+def test_every_chart_and_table_of_a_chapter_fits_the_text_column(path, data_dir, store_dir, tmp_path):
+    """The Quarto-free twin of the rendered site's column check: the executed chapter converted to HTML and laid out
+    in Chromium with its outputs in Quarto's 778 px text column at 1280 px; no chart or table is drawn wider."""
+    import browser
+    import rendered_site
+
+    notebook = EXECUTED.get(path)
+    if notebook is None:  # run alone: execute it here
+        env = {DATA_ENV: str(data_dir), "LAYERCOLLAPSE_STORE": str(store_dir), COMPUTE_ENV: "1"}
+        notebook = execute_chapter(path, profile="test", timeout=CELL_TIMEOUT_S, env=env).notebook
+    page = rendered_site.notebook_page(notebook, tmp_path / f"{path.stem}.html")
+    (report,) = browser.open_pages([page.as_uri()], width=rendered_site.WIDE_WINDOW_PX, settle_ms=500)
+    assert report.column == rendered_site.TEXT_COLUMN_PX and report.elements, f"{path.name}: nothing measured"
+    assert rendered_site.column_problems(path.name, report, rendered_site.WIDE_WINDOW_PX) == []

@@ -22,7 +22,7 @@ from layercollapse.paths import project_root
 from layercollapse.site import vega
 from layercollapse.site.ledger import NOT_COMPUTED, ledger_rows, ledger_table
 from layercollapse.site.tables import Table
-from layercollapse.study.profiles import load_profile
+from layercollapse.study.profiles import Setting, load_profile
 
 SITE = project_root() / "_site"
 needs_browser = pytest.mark.browser  # conftest skips, saying why, without Chromium and playwright
@@ -33,40 +33,38 @@ QUARTO_TABLE_CSS = ("table { border-collapse: collapse; } th, td { padding: .5re
 
 
 def recorded_statuses(profile: str) -> dict[str, str]:
-    """The status each ledger badge must show, by claim part (``C1``, ``C3a``): the verdict on the profile's main
-    model (on its main task where a part is decided per model and task), or the part's only verdict; "not computed"
-    for a claim without any. Verdict files are keyed ``claim``, ``claim@model`` or ``claim@model@task``."""
-    spec = load_profile(profile)
-    statuses: dict[str, str] = {}
-    ranked = sorted(load_verdicts(profile).values(), key=lambda verdict: (
-        verdict.model not in (None, spec.main_model), verdict.task not in (None, spec.tasks[0])))
-    for verdict in ranked:  # main model and task first
-        statuses.setdefault(verdict.claim, verdict.status)
+    """The status each ledger badge must show, by claim part (``C1``, ``C3a``), computed apart from the ledger: the
+    status every setting the part is decided on agrees on, "mixed" where they disagree (a part decided once: its
+    verdict's); "not computed" for a claim without any."""
+    found: dict[str, set[str]] = {}
+    for verdict in load_verdicts(profile).values():
+        found.setdefault(verdict.claim, set()).add(verdict.status)
+    statuses = {part: next(iter(seen)) if len(seen) == 1 else "mixed" for part, seen in found.items()}
     for claim in CLAIMS:
         if not any(claim_base(part) == claim for part in statuses):
             statuses[claim] = NOT_COMPUTED
     return statuses
 
 
-def test_recorded_statuses_are_the_main_settings_verdict_of_each_claim_part(tmp_path, monkeypatch):
+def test_recorded_statuses_are_what_each_claim_parts_settings_agree_on(tmp_path, monkeypatch):
     monkeypatch.setenv(DATA_ENV, str(tmp_path))
     spec = load_profile("test")
-    other_model = "gemma3-270m"
-    for verdict in (Verdict("C1", "supported", "drop", 0.2, "Main.", model=spec.main_model),
-                    Verdict("C1", "inconclusive", "drop", 0.1, "Other model.", model=other_model),
+    other = Setting("gemma3-270m", "arc_easy", "cloze", 0)
+    challenge = Setting(spec.main_model, "arc_challenge", "letter", 0)
+    for verdict in (Verdict("C1", "supported", "drop", 0.2, "Main.").on(spec.main_setting),
+                    Verdict("C1", "inconclusive", "drop", 0.1, "Other model.").on(other),
                     Verdict("C3b", "not supported", "gap", 0.0, "Decided once."),
-                    Verdict("C5b", "inconclusive", "share", 0.5, "Other task.", model=spec.main_model,
-                            task="arc_challenge"),
-                    Verdict("C5b", "supported", "share", 0.9, "Main task.", model=spec.main_model, task=spec.tasks[0])):
+                    Verdict("C5b", "supported", "share", 0.5, "Other task.").on(challenge),
+                    Verdict("C5b", "supported", "share", 0.9, "Main task.").on(spec.main_setting)):
         verdict.record("test")
-    assert sorted(load_verdicts("test")) == ["C1@gemma3-270m", f"C1@{spec.main_model}", "C3b",
-                                             f"C5b@{spec.main_model}@arc_challenge",
-                                             f"C5b@{spec.main_model}@{spec.tasks[0]}"]
+    assert sorted(load_verdicts("test")) == sorted([f"C1@{other.key}", f"C1@{spec.main_setting.key}", "C3b",
+                                                    f"C5b@{challenge.key}", f"C5b@{spec.main_setting.key}"])
     statuses = recorded_statuses("test")
     assert {part: statuses[part] for part in ("C1", "C3b", "C5b")} == {
-        "C1": "supported", "C3b": "not supported", "C5b": "supported"}
+        "C1": "mixed", "C3b": "not supported", "C5b": "supported"}
     assert statuses["C2"] == statuses["R1"] == NOT_COMPUTED and "C3" not in statuses  # C3 is shown by its parts
     assert set(statuses) == {"C1", "C3b", "C5b"} | (set(CLAIMS) - {"C1", "C3", "C5"})
+    assert statuses == {row.claim: row.status for row in ledger_rows("test")}
 
 
 @pytest.mark.slow
@@ -155,7 +153,7 @@ def _tiny_site(root: Path, monkeypatch, ledger: str, css: str, chapter_extra: st
     charts = "".join(chart._repr_mimebundle_()["text/markdown"].removeprefix("```{=html}\n").removesuffix("```\n")
                      for _ in range(2))
     page = ("<!doctype html><html><head><meta charset='utf-8'><style>{}</style></head>"
-            "<body><main style='width: 800px'>{}</main></body></html>")
+            "<body><main class='content' style='width: 800px'>{}</main></body></html>")
     (root / "chapters" / "a.html").write_text(page.format(css, charts + chapter_extra))
     (root / "index.html").write_text(page.format(css, f"<div style='width: 320px'>{ledger}</div>"))
     return root
@@ -165,12 +163,13 @@ def _tiny_site(root: Path, monkeypatch, ledger: str, css: str, chapter_extra: st
 @needs_browser
 def test_check_site_passes_a_clean_site_and_names_each_problem(tmp_path, monkeypatch):
     monkeypatch.setenv(DATA_ENV, str(tmp_path / "data"))
-    main = load_profile("test").main_model
-    for verdict in (Verdict("C1", "supported", "drop", 0.2, "Main model.", model=main),
-                    Verdict("C1", "inconclusive", "drop", 0.1, "Other model.", model="gemma3-270m"),
-                    Verdict("C5b", "supported", "share", 0.9, "Main task.", model=main, task="arc_easy"),
-                    Verdict("C5b", "not supported", "share", 0.1, "Other task.", model=main, task="arc_challenge")):
-        verdict.record("test")  # files C1@<model>.json, C5b@<model>@<task>.json, as the chapters write them
+    main = load_profile("test").main_setting
+    other, challenge = Setting("gemma3-270m", "arc_easy", "cloze", 0), Setting(main.model, "arc_challenge", "letter", 0)
+    for verdict in (Verdict("C1", "supported", "drop", 0.2, "Main model.").on(main),
+                    Verdict("C1", "supported", "drop", 0.1, "Other model.").on(other),
+                    Verdict("C5b", "supported", "share", 0.9, "Main task.").on(main),
+                    Verdict("C5b", "not supported", "share", 0.1, "Other task.").on(challenge)):
+        verdict.record("test")  # files C1@<setting>.json, as the chapters write them
     statuses = recorded_statuses("test")
     ledger = ledger_html(ledger_table("test"))
     theme, renderer = alt.theme.active, alt.renderers.active
@@ -186,8 +185,10 @@ def test_check_site_passes_a_clean_site_and_names_each_problem(tmp_path, monkeyp
                            '<script src="https://cdn.jsdelivr.net/npm/jquery@3.5.1/dist/jquery.min.js"></script>'
                            '<script>undefinedFunction()</script>'
                            '<div class="vega-visualization" id="never-drawn"></div>'
+                           '<div id="tbl-wide" style="overflow-x: auto"><table><tr><td style="min-width: 1200px">'
+                           'twelve hundred pixels</td></tr></table></div>'
                            f'<script src="../assets/vega/{vega.vega_bundle_name()}"></script>'))
-        problems = rendered_site.check_site(broken, {**statuses, "C1": "inconclusive"})
+        problems = rendered_site.check_site(broken, {**statuses, "C1": "mixed"})
     finally:
         alt.theme.enable(theme)
         alt.renderers.enable(renderer)
@@ -202,7 +203,9 @@ def test_check_site_passes_a_clean_site_and_names_each_problem(tmp_path, monkeyp
         assert re.search(rf"index.html: words broken mid-word in a table at {width} px: \[.*'Representation'", text)
     (badges,) = [problem for problem in problems if problem.startswith("index.html: the ledger's badges")]
     shown, recorded = badges.split(" differ from the verdict files ")
-    assert "'C1': 'supported'" in shown and "'C1': 'inconclusive'" in recorded and "'C5b': 'supported'" in shown
+    assert "'C1': 'supported'" in shown and "'C1': 'mixed'" in recorded and "'C5b': 'mixed'" in shown
+    # a table wider than the text column inside a box that scrolls: the page does not widen, the reader sees a part
+    assert re.search(r"chapters/a.html: table tbl-wide is 12\d\d px wide in a 800 px text column at 1280 px", text)
 
 
 @pytest.mark.slow
