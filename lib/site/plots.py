@@ -465,14 +465,21 @@ def collapse_phase_diagram(table: pd.DataFrame, jitter: float = 0.18) -> alt.Cha
     frame = table.assign(x=table["n_silent"] + radius * np.cos(angle), y=table["n_decisive"] + radius * np.sin(angle),
                          state=np.where(table["collapsed"], "collapsed", "not collapsed"))
     frame = frame[["x", "y", "n_silent", "n_decisive", "accuracy", "design", "seed", "step", "state"]]
+
+    def axis(counts: pd.Series, title: str) -> dict:
+        # the data's whole numbers only: the fan of marks around 0 must not pull the scale to -1 or -2
+        top = int(counts.max()) if len(counts) else 1
+        return dict(title=title, scale=alt.Scale(domain=(-jitter - 0.1, top + jitter + 0.1), nice=False, zero=False),
+                    axis=alt.Axis(values=list(range(0, top + 1)), format="d"))
+
     return alt.Chart(frame).mark_point(filled=True, size=42, opacity=0.85).encode(
-        x=alt.X("x", type="quantitative", title="Silent-Phase layers removed", axis=alt.Axis(format="d", tickMinStep=1)),
-        y=alt.Y("y", type="quantitative", title="Decisive-Phase layers removed", axis=alt.Axis(format="d", tickMinStep=1)),
+        x=alt.X("x", type="quantitative", **axis(table["n_silent"], "Silent-Phase layers removed")),
+        y=alt.Y("y", type="quantitative", **axis(table["n_decisive"], "Decisive-Phase layers removed")),
         color=alt.Color("accuracy", type="quantitative", scale=alt.Scale(scheme="viridis", domain=(0, 1))),
         shape=alt.Shape("design", type="nominal", title="design"),
         stroke=alt.Stroke("state", type="nominal", scale=alt.Scale(domain=["collapsed", "not collapsed"],
                                                                       range=["#D55E00", "transparent"]),
-                          title="at or below chance + margin"),
+                          title="collapse", legend=alt.Legend(labelLimit=0, titleLimit=0)),
         tooltip=[alt.Tooltip("design", type="nominal"), alt.Tooltip("seed"), alt.Tooltip("step"),
                  alt.Tooltip("n_silent", title="Silent removed"), alt.Tooltip("n_decisive", title="Decisive removed"),
                  _numeric_tooltip("accuracy"), alt.Tooltip("state", type="nominal")])

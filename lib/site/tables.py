@@ -86,6 +86,7 @@ def people_table(
     *,
     digits: int | Mapping[str, int] = 3,
     intervals: Mapping[str, tuple[str, str]] | None = None,
+    estimates: Mapping[str, tuple[str, str, str]] | None = None,
     p_values: Sequence[str] = (),
     missing: Mapping[str, str] | None = None,
     fold_after: int | None = 20,
@@ -98,6 +99,8 @@ def people_table(
         columns: source column (or a key of ``intervals``) -> header, in display order; other columns are dropped.
         digits: decimals of float columns (one value, or per source column); integers stay integers.
         intervals: name -> (low column, high column), shown as ``[low, high]`` with the same digits.
+        estimates: name -> (estimate, low, high columns), shown in one column as ``estimate [low, high]`` (narrower
+            than an estimate and an interval side by side).
         p_values: source columns shown with :func:`format_p`.
         missing: per source column, the word shown where the value is undefined (default: a dash).
         fold_after: tables with at least this many rows are folded behind a ``<details>`` (None: never).
@@ -107,13 +110,13 @@ def people_table(
         KeyError: a named column is not in ``frame`` (the message lists the columns it has).
         ValueError: two columns get the same header (one would hide the other).
     """
-    intervals, missing = dict(intervals or {}), dict(missing or {})
+    intervals, estimates, missing = dict(intervals or {}), dict(estimates or {}), dict(missing or {})
     headers = list(columns.values())
     repeated = sorted({header for header in headers if headers.count(header) > 1})
     if repeated:
         raise ValueError(f"people_table: header(s) {repeated} given to more than one column; give each column its own")
-    wanted = [name for name in columns if name not in intervals]
-    wanted += [column for low_high in intervals.values() for column in low_high]
+    wanted = [name for name in columns if name not in intervals and name not in estimates]
+    wanted += [column for low_high in (*intervals.values(), *estimates.values()) for column in low_high]
     absent = [name for name in wanted if name not in frame.columns]
     if absent:
         raise KeyError(f"people_table: no column(s) {absent} in the table; it has {list(frame.columns)}")
@@ -121,9 +124,14 @@ def people_table(
     for name, header in columns.items():
         places = digits.get(name, 3) if isinstance(digits, Mapping) else digits
         dash = missing.get(name, MISSING)
-        if name in intervals or pd.api.types.is_numeric_dtype(frame[name]):
+        if name in intervals or name in estimates or pd.api.types.is_numeric_dtype(frame[name]):
             right.add(header)
-        if name in intervals:
+        if name in estimates:
+            value, low, high = estimates[name]
+            shown[header] = [dash if _undefined(v) else format_number(v, places) + (
+                "" if _undefined(a) or _undefined(b) else f" [{format_number(a, places)}, {format_number(b, places)}]")
+                for v, a, b in zip(frame[value], frame[low], frame[high])]
+        elif name in intervals:
             low, high = intervals[name]
             shown[header] = [MISSING if _undefined(a) or _undefined(b) else
                              f"[{format_number(a, places)}, {format_number(b, places)}]"
@@ -197,19 +205,21 @@ class Amendment:
         return f"::: {{.callout-note title=\"{title}\"}}\n{self.reason}\n:::\n"
 
 
-def collapse_evidence(rows: Sequence[Mapping], claim: str, value: str, value_ci: str, *, fraction: bool = True,
+def collapse_evidence(rows: Sequence[Mapping], claim: str, value: str, *, fraction: bool = True,
                       digits: Mapping[str, int] | None = None) -> Table:
     """The per-model evidence table of a claim decided on each model's Iterative Pruning trace (C1, C2, R3): one
     row per model (``claims.collapse.collapse_summary`` rows), its collapse step with the interval, and the claim's
-    verdict with its statistic (headers ``value`` and ``value_ci``); ``fraction``: also the fraction of layers
-    removed at the collapse."""
-    columns = {"model": "Model", "n_layers": "Layers", "n_items": "Items", "intact_accuracy": "Intact accuracy",
-               "chance": "Chance", "collapse_step": "Collapse step", "step_ci": "95% CI (steps)",
+    verdict with its statistic and interval in one column (header ``value``; e.g. "Excess", or "CKA at collapse" with
+    the range over the collapse interval); ``fraction``: also the fraction of layers removed at the collapse."""
+    columns = {"model": "Model", "n_layers": "Layers", "intact_accuracy": "Intact accuracy", "chance": "Chance",
+               "collapse_step": "Collapse step [95% CI]",
                **({"fraction_at_collapse": "Fraction removed there"} if fraction else {}),
-               "status": claim, "value": value, "value_ci": value_ci}
+               "status": claim, "value": f"{value} [95% CI]"}
+    places = {"collapse_step": 0, **dict(digits or {})}
     return people_table(pd.DataFrame(list(rows)), columns,
-                        intervals={"step_ci": ("step_low", "step_high"), "value_ci": ("value_low", "value_high")},
-                        digits=dict(digits or {}) or 3, missing={"collapse_step": "no collapse"})
+                        estimates={"collapse_step": ("collapse_step", "step_low", "step_high"),
+                                   "value": ("value", "value_low", "value_high")},
+                        digits=places, missing={"collapse_step": "no collapse"})
 
 
 def random_baseline_text(areas: Mapping[str, object], n_seeds: Mapping[str, int]) -> str:

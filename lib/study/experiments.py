@@ -55,8 +55,8 @@ MAIN_SCHEDULES = ("iterative", "block_influence", "angular_distance", "reverse",
 #: Main-model schedules that read the intact network's phases (its readout) before they run.
 PHASE_AWARE = ("decisive_first",)
 
-#: The schedules of the pruning study on every studied setting besides the main one (:meth:`Experiments.study`), one
-#: trace each; the random orders (``n_random_orders``) and the phase-targeted dose-response run beside them.
+#: The schedules the pruning study may run on a studied setting besides the main one (``Profile.setting_study``
+#: chooses among them; the random orders and the phase-targeted dose-response run beside them).
 SETTING_SCHEDULES = ("iterative", "block_influence", "reverse", "decisive_first")
 
 
@@ -560,12 +560,11 @@ class Experiments:
         return tuple(self.cliff_setting(model) for model in self.profile.cliff_models)
 
     def schedule_traces(self, setting) -> dict[str, Any]:
-        """The schedule traces of one studied setting, by schedule (``random``: a list, one trace per seed): the main
-        setting's :data:`MAIN_SCHEDULES` (and the pruning model's schedules where it is the main model), another
-        setting's :data:`SETTING_SCHEDULES` (the study runs those); ``decisive_first`` only where the readout has a
-        Decisive Phase."""
+        """The schedule traces of one studied setting, by schedule (``random``: a list, one trace per seed, possibly
+        empty): the main setting's :data:`MAIN_SCHEDULES`, another setting's ``Profile.setting_study`` schedules (the
+        study runs those); ``decisive_first`` only where the readout has a Decisive Phase."""
         experiments = self.for_setting(setting)
-        schedules = MAIN_SCHEDULES if setting == self.profile.main_setting else SETTING_SCHEDULES
+        schedules = MAIN_SCHEDULES if setting == self.profile.main_setting else self.profile.setting_study.schedules
         found = {schedule: experiments.main_trace(schedule) for schedule in schedules}
         found["random"] = experiments.random_traces()
         return {schedule: trace for schedule, trace in found.items() if trace is not None}
@@ -575,18 +574,19 @@ class Experiments:
         return setting in self.studied_settings()
 
     def study(self, setting) -> None:
-        """The pruning study of one studied setting besides the main one (whose experiments are the plan's own): the
-        phase-targeted dose-response (k = 1 .. the smaller phase, readout of every network), :data:`SETTING_SCHEDULES`,
-        the random orders, and the LM loss along Iterative Pruning and the random orders. Nothing for a setting that
-        is not studied."""
+        """The pruning study of one studied setting besides the main one (whose experiments are the plan's own), sized by
+        ``Profile.setting_study``: the phase-targeted dose-response (k = 1 .. the smaller phase, readout of every
+        network), its schedules, the random orders, and the LM loss along Iterative Pruning and the random orders.
+        Nothing for a setting that is not studied."""
         if not self.studies(setting):
             return
         experiments = self.for_setting(setting)
         for phase in ("silent", "decisive"):
             experiments.phase_traces(phase)
-        traces = [experiments.main_trace(schedule) for schedule in SETTING_SCHEDULES]
-        experiments.lm_loss_along(traces[0])
-        for trace in experiments.random_traces():
+        schedules = self.schedule_traces(setting)
+        if "iterative" in schedules:
+            experiments.lm_loss_along(schedules["iterative"])
+        for trace in schedules["random"]:
             experiments.lm_loss_along(trace)
 
     # ------------------------------------------------------------ perturbations

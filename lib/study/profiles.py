@@ -131,6 +131,23 @@ class CandidateGrid:
 
 
 @dataclass(frozen=True)
+class SettingStudy:
+    """How the pruning study is sized on the studied settings besides the main one (the settings of the verdict
+    matrix), so that the profile fits its compute budget; the main setting runs the profile's full study.
+
+    Attributes:
+        n_phase_seeds: seeds per phase of the phase-targeted dose-response (the main model's ``phase_tasks`` keep the
+            profile's ``n_phase_seeds``: their dose-response is part of the main study).
+        n_random_orders: random removal orders (0: none; P1b's fit then reads the phase-targeted traces alone).
+        schedules: the schedules run besides them (``Experiments.study``), one trace each.
+    """
+
+    n_phase_seeds: int = 10
+    n_random_orders: int = 5
+    schedules: tuple[str, ...] = ("iterative", "block_influence", "reverse", "decisive_first")
+
+
+@dataclass(frozen=True)
 class Profile:
     """The experiment spec of a site build (``profiles/<name>.yml``).
 
@@ -174,6 +191,7 @@ class Profile:
         study: which candidates get the pruning study: ``qualifying`` (the registered rule of ``claims.breadth``), or
             ``all`` (the test profile: every candidate, to run the plumbing of several settings; its numbers test
             code, never a claim).
+        setting_study: how that study is sized on the studied settings besides the main one (:class:`SettingStudy`).
         dtype: weights dtype (``auto``: bf16 on GPU or bf16-capable CPU, else fp32).
         readout: precision after the last hidden state (final norm, unembedding): ``float32``
             (default) or ``model`` (the weights dtype; see ``architectures.set_readout``).
@@ -208,6 +226,7 @@ class Profile:
     shots: int = 0
     candidates: tuple[CandidateGrid, ...] = ()
     study: Literal["qualifying", "all"] = "qualifying"
+    setting_study: SettingStudy = field(default_factory=SettingStudy)
     dtype: Literal["auto", "bf16", "fp16", "fp32"] = "auto"
     readout: Literal["float32", "model"] = "float32"
 
@@ -235,10 +254,16 @@ class Profile:
             raise ProfileError(f"profile '{self.name}': pruning_model '{self.pruning_model}' is not one of the models")
         if not self.phase_tasks:
             object.__setattr__(self, "phase_tasks", self.tasks[:1])
-        for key in ("n_calibration", "n_bootstrap", "n_random_orders", "n_text_passages", "phase_k_max",
+        for key in ("n_calibration", "n_bootstrap", "n_text_passages", "phase_k_max",
                     "n_phase_seeds", "tuned_lens_steps", "tuned_lens_tokens"):
             if getattr(self, key) is not None and getattr(self, key) < 1:
                 raise ProfileError(f"profile '{self.name}': '{key}' must be >= 1, got {getattr(self, key)}")
+        if self.n_random_orders < 0 or self.setting_study.n_random_orders < 0:
+            raise ProfileError(f"profile '{self.name}': 'n_random_orders' must be >= 0 (0: none), got "
+                               f"{self.n_random_orders} / setting_study {self.setting_study.n_random_orders}")
+        if self.setting_study.n_phase_seeds < 1:
+            raise ProfileError(f"profile '{self.name}': 'setting_study: n_phase_seeds' must be >= 1, got "
+                               f"{self.setting_study.n_phase_seeds}")
         if self.finetune_main is not None and self.main_model == self.pruning_model:
             raise ProfileError(f"profile '{self.name}': 'finetune_main' applies only where main_model is not the "
                                f"pruning_model (here both are '{self.main_model}'); use 'finetune'")
@@ -264,7 +289,7 @@ class Profile:
                                    f"{', '.join(TASK_REGISTRY)} (and mmlu:<subject>)")
         from layercollapse.pruning.schedules import SCHEDULES
 
-        unknown = [schedule for schedule in self.schedules if schedule not in SCHEDULES]
+        unknown = [schedule for schedule in (*self.schedules, *self.setting_study.schedules) if schedule not in SCHEDULES]
         if unknown:
             raise ProfileError(f"{where}: unknown schedule(s) {unknown}; registered schedules: {', '.join(SCHEDULES)}")
         for run in (*self.models, *(ModelRun(model, "letter") for grid in self.candidates for model in grid.models)):
@@ -316,12 +341,19 @@ class Profile:
 
     def setting_profile(self, setting: Setting) -> Profile:
         """This profile narrowed to one setting: its one model in its format, its task as the main, pruning and
-        phase task, its shots; the rest (items, seeds, bootstrap, schedules, store) unchanged, so a result of the
-        setting has the spec it would have in a profile built for it alone."""
+        phase task, its shots; items, bootstrap and store unchanged, so a result of the setting has the spec it would
+        have in a profile built for it alone. A setting besides the main one takes the seeds and random orders of
+        :attr:`setting_study` (the main model's ``phase_tasks`` keep their dose-response's seeds)."""
+        sizes = {}
+        if setting != self.main_setting:
+            phase_task = (setting.model, setting.format, setting.shots) == (self.main_model, self.main_run.format,
+                                                                             self.shots) and setting.task in self.phase_tasks
+            sizes = {"n_random_orders": self.setting_study.n_random_orders,
+                     "n_phase_seeds": self.n_phase_seeds if phase_task else self.setting_study.n_phase_seeds}
         return dataclasses.replace(self, models=(ModelRun(setting.model, setting.format),), main_model=setting.model,
                                    pruning_model=setting.model, tasks=(setting.task,), pruning_task=setting.task,
                                    phase_tasks=(setting.task,), shots=setting.shots, finetune_main=None,
-                                   candidates=())
+                                   candidates=(), **sizes)
 
     def run_of(self, model: str) -> ModelRun:
         """The (first) run of a model of this profile."""

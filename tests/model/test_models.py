@@ -12,6 +12,7 @@ from layercollapse.model.loading import (
     UnknownModel,
     default_dtype,
     load_model,
+    model_architecture,
 )
 
 
@@ -187,3 +188,17 @@ def test_a_local_gguf_file_loads_like_an_embedded_model(tmp_path):
     assert type(model).__name__ == "LlamaForCausalLM" and model.config.num_hidden_layers == 30
     assert {type(module) for name, module in model.named_modules() if name.endswith("_proj")} == {torch.nn.Linear}
     assert tokenizer.padding_side == "left" and tokenizer("Hello").input_ids
+
+
+#: How the embedded models' configs name their architectures, and the family the site groups them under.
+FAMILY_OF_MODEL_TYPE = {"llama": "Llama", "qwen2": "Qwen2", "gemma3_text": "Gemma-3", "gemma3": "Gemma-3"}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", EMBEDDED_MODELS)
+def test_the_registry_knows_each_embedded_model_s_depth_and_architecture(name):
+    model, _ = load_model(name)
+    entry = MODEL_REGISTRY[name]
+    assert model.config.num_hidden_layers == entry.n_layers
+    assert FAMILY_OF_MODEL_TYPE[model.config.model_type] == entry.architecture == model_architecture(name)
+    assert model_architecture("some/hub-model") == "some/hub-model"  # unknown: its own group

@@ -426,3 +426,18 @@ def test_a_page_keeps_four_significant_digits_of_its_chart_data_and_writes_it_co
     html = vega.offline_html(chart.to_dict())
     assert vega.specs_in_html(html)[0]["datasets"] == compact["datasets"]
     assert "0.123456789" not in html and '"mark":{' in html  # rounded, and no spaces after separators
+
+
+def test_the_phase_diagram_axes_show_the_data_s_whole_numbers_not_the_fan_of_marks():
+    from layercollapse.site.plots import collapse_phase_diagram
+
+    # six networks at the origin fan out to negative x and y; the axes must still start at 0
+    table = pd.DataFrame({"n_silent": [0] * 6 + [1, 2, 3], "n_decisive": [0] * 6 + [0, 0, 1], "accuracy": 0.5,
+                          "design": "random order", "seed": 0, "step": range(9), "collapsed": [False] * 8 + [True]})
+    spec = collapse_phase_diagram(table).to_dict()
+    x, y = spec["encoding"]["x"], spec["encoding"]["y"]
+    assert min(spec["data"]["values"] if "values" in spec["data"] else next(iter(spec["datasets"].values())),
+               key=lambda row: row["x"])["x"] < 0  # the fan does reach below 0 ...
+    assert x["axis"]["values"] == [0, 1, 2, 3] and y["axis"]["values"] == [0, 1]  # ... the ticks stay on the data
+    assert x["scale"]["domain"][0] > -1 and x["scale"]["nice"] is False
+    assert spec["encoding"]["stroke"]["title"] == "collapse" and spec["encoding"]["stroke"]["legend"]["titleLimit"] == 0
