@@ -387,7 +387,7 @@ class Experiments:
 
     def phase_traces(self, phase: str, model_name: str | None = None, task: str | None = None) -> list:
         """Phase-targeted pruning: k = 1..:meth:`phase_k_max` random layers removed from inside one phase, per seed
-        (one trace per seed, the readout of every pruned network)."""
+        (one trace per seed, the readout of every pruned network), on the first ``n_phase_items`` evaluation items."""
         model_name = model_name or self.profile.main_model
         task = task or self.profile.tasks[0]
         phases = self.phases(model_name, task)
@@ -395,7 +395,8 @@ class Experiments:
         n_remove = self.phase_k_max(model_name, task)
         if not layers or not n_remove:
             return []
-        return self._traces(model_name, task, self.evaluation(task), "random_in_range", range(self.profile.n_phase_seeds),
+        evaluation = self.evaluation(task)[:self.profile.n_phase_items]  # the first n_phase_items (None: all)
+        return self._traces(model_name, task, evaluation, "random_in_range", range(self.profile.n_phase_seeds),
                             layers=layers, n_remove=n_remove, readout=True)
 
     def main_trace(self, schedule: str, model_name: str | None = None, task: str | None = None):

@@ -137,12 +137,15 @@ class SettingStudy:
 
     Attributes:
         n_phase_seeds: seeds per phase of the phase-targeted dose-response (the main model's ``phase_tasks`` keep the
-            profile's ``n_phase_seeds``: their dose-response is part of the main study).
+            profile's ``n_phase_seeds`` and ``n_phase_items``: their dose-response is part of the main study).
+        n_phase_items: evaluation items of the dose-response, the first of the setting's evaluation items (None: all
+            of them); the intact readout that locates the phases keeps every item.
         n_random_orders: random removal orders (0: none; P1b's fit then reads the phase-targeted traces alone).
         schedules: the schedules run besides them (``Experiments.study``), one trace each.
     """
 
     n_phase_seeds: int = 10
+    n_phase_items: int | None = None
     n_random_orders: int = 5
     schedules: tuple[str, ...] = ("iterative", "block_influence", "reverse", "decisive_first")
 
@@ -174,6 +177,8 @@ class Profile:
         phase_tasks: the tasks of the main model pruned inside each phase (the dose-response of C5b); default the
             first task. Each gets the main model's readout, which locates its phases.
         n_phase_seeds: random draws of the removed layers per phase.
+        n_phase_items: evaluation items of the phase-targeted traces: the first ``n_phase_items`` of the task's
+            evaluation items (None: all ``n_items``; ``setting_study`` sets it for the settings besides the main one).
         text_corpus: plain-text corpus for the no-decision-structure control (LM loss), offline.
         n_text_passages: passages of that corpus (each cut to 256 tokens).
         tuned_lens_steps: training steps of the tuned lens.
@@ -216,6 +221,7 @@ class Profile:
     phase_k_max: int | None = 3
     phase_tasks: tuple[str, ...] = ()
     n_phase_seeds: int = 10
+    n_phase_items: int | None = None
     text_corpus: Literal["sciq_support", "boolq_passages"] = "sciq_support"
     n_text_passages: int = 32
     tuned_lens_steps: int = 250
@@ -261,6 +267,10 @@ class Profile:
         if self.n_random_orders < 0 or self.setting_study.n_random_orders < 0:
             raise ProfileError(f"profile '{self.name}': 'n_random_orders' must be >= 0 (0: none), got "
                                f"{self.n_random_orders} / setting_study {self.setting_study.n_random_orders}")
+        for where, value in (("n_phase_items", self.n_phase_items),
+                             ("setting_study: n_phase_items", self.setting_study.n_phase_items)):
+            if value is not None and value < 1:
+                raise ProfileError(f"profile '{self.name}': '{where}' must be >= 1 or null, got {value}")
         if self.setting_study.n_phase_seeds < 1:
             raise ProfileError(f"profile '{self.name}': 'setting_study: n_phase_seeds' must be >= 1, got "
                                f"{self.setting_study.n_phase_seeds}")
@@ -348,8 +358,10 @@ class Profile:
         if setting != self.main_setting:
             phase_task = (setting.model, setting.format, setting.shots) == (self.main_model, self.main_run.format,
                                                                              self.shots) and setting.task in self.phase_tasks
-            sizes = {"n_random_orders": self.setting_study.n_random_orders,
-                     "n_phase_seeds": self.n_phase_seeds if phase_task else self.setting_study.n_phase_seeds}
+            study = self.setting_study
+            sizes = {"n_random_orders": study.n_random_orders,
+                     "n_phase_seeds": self.n_phase_seeds if phase_task else study.n_phase_seeds,
+                     "n_phase_items": self.n_phase_items if phase_task else study.n_phase_items}
         return dataclasses.replace(self, models=(ModelRun(setting.model, setting.format),), main_model=setting.model,
                                    pruning_model=setting.model, tasks=(setting.task,), pruning_task=setting.task,
                                    phase_tasks=(setting.task,), shots=setting.shots, finetune_main=None,

@@ -88,7 +88,7 @@ def test_the_studied_settings_are_the_main_one_and_those_that_qualify(tmp_path):
 
 def test_the_plan_reads_every_candidate_then_studies_each_setting(tmp_path):
     grid = CandidateGrid(models=("tiny-qwen2-cloze",), tasks=("arc_easy",), formats=("cloze", "letter"))
-    sizes = SettingStudy(n_phase_seeds=1, n_random_orders=1, schedules=("iterative", "reverse"))
+    sizes = SettingStudy(n_phase_seeds=1, n_phase_items=4, n_random_orders=1, schedules=("iterative", "reverse"))
     profile = dataclasses.replace(GOLDEN_PROFILE, candidates=(grid,), study="all", setting_study=sizes)
     experiments = Experiments(profile, store=Store(tmp_path), compute=True, progress=False, load_model=golden_loader())
     steps = {step.name: step for step in experiments.plan}
@@ -103,8 +103,27 @@ def test_the_plan_reads_every_candidate_then_studies_each_setting(tmp_path):
     assert (narrowed.profile.n_phase_seeds, narrowed.profile.n_random_orders) == (1, 1)  # the setting study's sizes
     silent = narrowed.phase_traces("silent")
     assert len(silent) == 1 and all(trace.readout_at(1)[1].ndim == 3 for trace in silent)  # every network read out
+    first = [item.id for item in narrowed.evaluation("arc_easy")][:4]  # the dose-response's items: the first four
+    assert silent[0].spec["evaluation_ids"] == first and len(silent[0].gold) == 4
     schedules = experiments.schedule_traces(letter)
     assert set(schedules) == {"iterative", "reverse", "random"} and len(schedules["random"]) == 1
     assert narrowed.lm_loss_along(schedules["iterative"]).shape == (schedules["iterative"].n_steps,)
     checking = experiments.on_store(experiments.store, compute=False)
     checking.study(letter)  # everything it needs is stored now: it computes nothing
+
+
+def test_the_settings_besides_the_main_one_take_the_setting_study_s_sizes():
+    sizes = SettingStudy(n_phase_seeds=3, n_phase_items=4, n_random_orders=0, schedules=("iterative",))
+    profile = dataclasses.replace(GOLDEN_PROFILE, n_phase_seeds=2, phase_tasks=("arc_easy", "arc_challenge"),
+                                  setting_study=sizes)
+    other = profile.setting_profile(Setting("tiny-qwen2-cloze", "arc_easy", "cloze"))
+    assert (other.n_phase_seeds, other.n_phase_items, other.n_random_orders) == (3, 4, 0)
+    main = profile.setting_profile(profile.main_setting)  # the main setting runs the profile's full study
+    assert (main.n_phase_seeds, main.n_phase_items, main.n_random_orders) == (2, None, profile.n_random_orders)
+    # the main model's other phase task keeps its dose-response's sizes (it is part of the main study)
+    challenge = profile.setting_profile(Setting("tiny-llama-letter", "arc_challenge", "letter"))
+    assert (challenge.n_phase_seeds, challenge.n_phase_items, challenge.n_random_orders) == (2, None, 0)
+    experiments = Experiments(other, store=Store(GOLDEN_PROFILE.name and "/nonexistent"), compute=False)
+    assert len(experiments.evaluation("arc_easy")) == GOLDEN_PROFILE.n_items  # the readout keeps every item
+    with pytest.raises(ProfileError, match="'setting_study: n_phase_items' must be >= 1 or null"):
+        dataclasses.replace(GOLDEN_PROFILE, setting_study=SettingStudy(n_phase_items=0))
