@@ -77,18 +77,32 @@ TIMED = [
 ESTIMATED = [("ten other readouts and the tuned lens (estimated from the timed readouts)", 0.5)]
 
 
+def settings_part() -> dict | None:
+    """The settings of the verdict matrix (their candidate readouts and pruning studies), as
+    ``benchmarks/setting_costs.py`` summed them from the wall times their results recorded; None before it ran."""
+    path = RESULTS / "setting_costs_default.json"
+    if not path.is_file():
+        return None
+    costs = json.loads(path.read_text())
+    return {"part": f"settings of the verdict matrix: {len(costs['seconds'])} candidate readouts and studies",
+            "hours": costs["total_hours"],
+            "how": f"the wall times their results recorded (setting_costs.py; {'; '.join(costs['machines'])})"}
+
+
 def cold_total(store: Store) -> dict:
     """Every part in hours, how it was measured, and the total."""
     dose = dose_response(store)
+    settings = settings_part()
     parts = ([{"part": what, "hours": round(hours, 2), "how": "timed alone (cold_profile.py, 2026-12-05)"}
               for what, hours in TIMED]
              + [{"part": what, "hours": hours, "how": "estimate"} for what, hours in ESTIMATED]
              + [{"part": "dose-response: phase-targeted pruning to k = 6 on ARC-Easy and ARC-Challenge (40 traces)",
                  "hours": dose["hours"],
                  "how": f"{sum(dose['passes'].values())} decoder-layer passes x {dose['seconds_per_layer_pass']} s, "
-                        f"the rate of {dose['timed_alone']['traces']} of its traces run alone (2026-12-06)"}])
+                        f"the rate of {dose['timed_alone']['traces']} of its traces run alone (2026-12-06)"}]
+             + ([settings] if settings else []))
     return {"profile": "default", "machine": MACHINE, "parts": parts, "dose_response": dose,
-            "new_hours": dose["hours"],
+            "new_hours": settings["hours"] if settings else dose["hours"],
             "measured_hours": round(sum(p["hours"] for p in parts if p["how"] != "estimate"), 2),
             "total_hours": round(sum(p["hours"] for p in parts), 1)}
 

@@ -4,8 +4,10 @@ qualifies for the pruning study by its intact network's layer-wise readout.
 The rule (registered 2026-12-07, before any new candidate was measured; intervals: 95%):
 
 - A candidate **qualifies** when the transition of its intact readout (the BRIEF's rule,
-  ``measures.phases.phases_from_readout``) is found in at least :data:`MIN_FOUND` = 95% of the item resamples
-  (``TransitionResult.found_fraction``), and the accuracy gained across it (its *height*: accuracy after the last
+  ``measures.phases.phases_from_readout``: accuracy's band stays above chance from it on, and mean DM rises across
+  it) is found in at least :data:`MIN_FOUND` = 95% of the item resamples (``TransitionResult.found_fraction``: the
+  share of resamples in which the accuracy crossing is found; the DM clause is checked on the data, not per resample),
+  and the accuracy gained across it (its *height*: accuracy after the last
   layer minus accuracy at the layer before the transition, per item, BCa item bootstrap:
   ``pruned_transitions.transition_summary``) has an interval whose lower bound lies above :data:`MIN_HEIGHT` = 0.10
   (ten accuracy points).
@@ -19,8 +21,12 @@ The rule (registered 2026-12-07, before any new candidate was measured; interval
   them is partly by construction; the candidate table (every candidate measured, qualifying or not) is C3's evidence
   of breadth. The claims about pruning (C1, C4, C5, C5b, C5c, P1, P1b) are not selected on: the rule reads only the
   intact network.
-- The main setting (the profile's main model on its main task) is the study's main evidence and is studied whether or
-  not it qualifies; the matrix says which settings qualified.
+- The main setting (the profile's main model on its main task) and the main model's other phase tasks are the study's
+  main evidence and are studied whether or not they qualify; the decision-dynamics chapter's table says which
+  settings qualified.
+- What the rule does not ask, as registered: that both phases have layers. A transition at the first layer leaves no
+  Silent Phase; such a setting would qualify and its phase claims be inconclusive by construction (none of the
+  default profile's qualifying settings has one: their transitions are at layers 12-22).
 """
 
 from __future__ import annotations

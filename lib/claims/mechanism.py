@@ -45,6 +45,16 @@ Rules, fixed before any data is seen (intervals: 95%):
   tell the accounts apart). What a "not supported" means: accuracy lies on the causal path of both accounts (the paper's:
   no transition, so no accuracy), so C5c asks only whether the transition is lost *more* than the accuracy lost
   explains; it cannot refute the mechanism, only say that the transition data add nothing to the accuracy data.
+- **C5c amended** (2026-12-07, the same day, before any setting of the verdict matrix had a C5c verdict; the first rule
+  is :func:`verdict_c5c_registered`, shown beside it). "At equal final accuracy" needs networks of both phases at
+  equal accuracy. Where the phases do not overlap in accuracy (say, every Silent-pruned network near chance without a
+  transition, every Decisive-pruned one high with one), phase and accuracy separate the outcome together, Firth's
+  penalty rather than the data splits the effect between b_Silent and b_acc, every resample keeps the separation, and
+  the first rule could call C5c supported on exactly the confound it was registered to remove. The amended rule is
+  the first one, but inconclusive unless at least :data:`C5C_MIN_OVERLAP` = 5 networks of *each* phase have their
+  final accuracy inside the range the two phases share ([the larger of the two phases' lowest accuracies, the
+  smaller of their highest]), and when the fit on every network is not identified. The share of bootstrap fits that
+  were identified is reported in its text.
 """
 
 from __future__ import annotations
@@ -65,6 +75,7 @@ from scipy.stats import binomtest, fisher_exact
 
 __all__ = [
     "C5C_MARGIN",
+    "C5C_MIN_OVERLAP",
     "COUNTED",
     "retention_table",
     "retention_summary",
@@ -75,8 +86,12 @@ __all__ = [
     "transition_odds",
     "transition_curves",
     "verdict_c5c",
+    "verdict_c5c_registered",
     "c5c_account",
 ]
+
+#: C5c (amended): networks of each phase that must lie in the accuracy range both phases share.
+C5C_MIN_OVERLAP = 5
 
 #: C5c's margin (log odds): "not supported" needs b_Silent's interval above log(1/4), i.e. to exclude that Silent
 #: pruning quarters (or worse) the odds of keeping a transition at equal final accuracy. Fixed 2026-12-07 (why not
@@ -253,6 +268,9 @@ class TransitionOdds:
         draws: float64 [n_resamples, 3], the bootstrap fits (NaN where a resample's fit is not identified).
         n_traces, n_networks, n_with_transition: traces, networks (k >= 1) and networks with a transition of their own.
         accuracy_range: (lowest, highest) final accuracy of the networks (where the fitted curves are drawn).
+        shared_range: the final accuracies both phases reach, (the larger of their lowest, the smaller of their
+            highest); empty (low > high) where the phases do not overlap.
+        n_shared: (Silent, Decisive) networks whose final accuracy lies inside ``shared_range``.
         model, task: the setting.
     """
 
@@ -264,6 +282,8 @@ class TransitionOdds:
     n_networks: int
     n_with_transition: int
     accuracy_range: tuple[float, float]
+    shared_range: tuple[float, float] = (0.0, 1.0)
+    n_shared: tuple[int, int] = (0, 0)
     model: str | None = None
     task: str | None = None
 
@@ -271,6 +291,12 @@ class TransitionOdds:
     def both_outcomes(self) -> bool:
         """Some networks have a transition and some have none (else the fit says nothing)."""
         return 0 < self.n_with_transition < self.n_networks
+
+    @property
+    def identified(self) -> float:
+        """Share of the bootstrap fits that were identified (the others: a resample where accuracy or the phase does
+        not vary)."""
+        return float(np.isfinite(self.draws).all(axis=1).mean()) if len(self.draws) else 0.0
 
 
 def _c5c_rows(networks: pd.DataFrame) -> pd.DataFrame:
@@ -314,8 +340,12 @@ def transition_odds(networks: pd.DataFrame, n_resamples: int = 1000, seed: int =
                               "percentile (traces within phases)", len(traces))
 
     accuracy = rows["final_accuracy"]
+    by_phase = accuracy.groupby(rows["phase"])
+    shared = (float(by_phase.min().max()), float(by_phase.max().min()))
+    inside = accuracy.between(*shared)
+    n_shared = tuple(int(inside[rows["phase"] == phase].sum()) for phase in ("Silent", "Decisive"))
     return TransitionOdds(tuple(float(p) for p in params), interval(1), interval(2), draws, len(traces), len(rows),
-                          int(endog.sum()), (float(accuracy.min()), float(accuracy.max())),
+                          int(endog.sum()), (float(accuracy.min()), float(accuracy.max())), shared, n_shared,
                           rows["model"].iloc[0], rows["task"].iloc[0])
 
 
@@ -333,40 +363,76 @@ def transition_curves(fit: TransitionOdds, n_points: int = 41, confidence: float
     return pd.concat(frames, ignore_index=True)
 
 
+def _c5c_untestable(fit: TransitionOdds | None, phases) -> str | None:
+    """Why C5c cannot be tested on these networks at all (both rules), or None."""
+    if phases.layer is None:
+        return "the intact network has no transition, so no phase to prune"
+    if fit is None:
+        return "a phase has no pruned networks"
+    if not fit.both_outcomes:
+        return f"{'all' if fit.n_with_transition else 'none'} of its {fit.n_networks} pruned networks have a transition"
+    return None
+
+
+def _c5c_verdict(fit: TransitionOdds | None, phases, model: str | None, task: str | None, why: str | None) -> Verdict:
+    """The C5c verdict once the rule has said whether it can decide (``why``: the reason it cannot, or None)."""
+    model, task = (fit.model, fit.task) if fit is not None else (model, task)
+    statistic = "b_Silent (log odds of a transition of its own, Silent- vs Decisive-pruned, at equal final accuracy)"
+    where = f"{model} on {task}" if model else "The main model"
+    if why is not None and (fit is None or not np.isfinite(fit.silent.estimate) or _c5c_untestable(fit, phases)):
+        return Verdict("C5c", "inconclusive", statistic, None, n=0 if fit is None else fit.n_traces, model=model,
+                       task=task, text=f"{where}: C5c cannot be tested, because {why}.")
+    silent = fit.silent
+    if why is not None:
+        status = "inconclusive"
+    elif lies_below(silent.ci, 0):
+        status = "supported"
+    elif lies_above(silent.ci, C5C_MARGIN):
+        status = "not supported"
+    else:
+        status = "inconclusive"
+    low, high = fit.shared_range
+    shared = (f"accuracy range both phases reach {low:.2f}–{high:.2f}, with {fit.n_shared[0]} Silent- and "
+              f"{fit.n_shared[1]} Decisive-pruned networks in it" if low <= high else "the phases share no accuracy")
+    text = (f"{where}: over {fit.n_networks} phase-targeted networks of {fit.n_traces} traces ({fit.n_with_transition} "
+            f"with a transition of their own; final accuracy {fit.accuracy_range[0]:.2f}–{fit.accuracy_range[1]:.2f}; "
+            f"{shared}), a Silent-pruned network's odds of having a transition are {math.exp(silent.estimate):.2f} "
+            f"times a Decisive-pruned one's at equal final accuracy: b_Silent = {silent.text(2)} (Firth logistic "
+            f"regression with final accuracy, b_acc = {fit.accuracy.text(1)} per unit of accuracy; percentile bootstrap "
+            f"over traces within phases, {fit.identified:.0%} of the resampled fits identified). Supported below 0, "
+            f"not supported above log(1/4) = {C5C_MARGIN:.2f}." + (f" Inconclusive here because {why}." if why else ""))
+    return Verdict("C5c", status, statistic, silent.estimate, text, ci=silent.ci, n=fit.n_traces, model=model,
+                   task=task)
+
+
 @verdict_rule
 def verdict_c5c(fit: TransitionOdds | None, phases, model: str | None = None, task: str | None = None) -> Verdict:
-    """C5c: at equal final accuracy, Silent-pruned networks have a transition of their own less often than
-    Decisive-pruned ones (rule: module docstring); one verdict per (model, task).
+    """C5c (amended rule): at equal final accuracy, Silent-pruned networks have a transition of their own less often
+    than Decisive-pruned ones, decided only where both phases have networks of equal accuracy (module docstring);
+    one verdict per setting.
 
     Args:
         fit: :func:`transition_odds` of the setting's phase-targeted networks (None: a phase has none).
         phases: the intact network's phases on the task.
         model, task: the setting (taken from ``fit`` where it has them).
     """
-    model, task = (fit.model, fit.task) if fit is not None else (model, task)
-    statistic = "b_Silent (log odds of a transition of its own, Silent- vs Decisive-pruned, at equal final accuracy)"
-    where = f"{model} on {task}" if model else "The main model"
-    if phases.layer is None or fit is None or not fit.both_outcomes:
-        why = ("the intact network has no transition, so no phase to prune" if phases.layer is None else
-               "a phase has no pruned networks" if fit is None else
-               f"{'all' if fit.n_with_transition else 'none'} of its {fit.n_networks} pruned networks have a transition")
-        return Verdict("C5c", "inconclusive", statistic, None, n=0 if fit is None else fit.n_traces, model=model,
-                       task=task, text=f"{where}: C5c cannot be tested, because {why}.")
-    silent = fit.silent
-    if lies_below(silent.ci, 0):
-        status = "supported"
-    elif lies_above(silent.ci, C5C_MARGIN):
-        status = "not supported"
-    else:
-        status = "inconclusive"
-    text = (f"{where}: over {fit.n_networks} phase-targeted networks of {fit.n_traces} traces ({fit.n_with_transition} "
-            f"with a transition of their own; final accuracy {fit.accuracy_range[0]:.2f}–{fit.accuracy_range[1]:.2f}), "
-            f"a Silent-pruned network's odds of having a transition are {math.exp(silent.estimate):.2f} times a "
-            f"Decisive-pruned one's at equal final accuracy: b_Silent = {silent.text(2)} (Firth logistic regression "
-            f"with final accuracy, b_acc = {fit.accuracy.text(1)} per unit of accuracy; percentile bootstrap over "
-            f"traces within phases). Supported below 0, not supported above log(1/4) = {C5C_MARGIN:.2f}.")
-    return Verdict("C5c", status, statistic, silent.estimate, text, ci=silent.ci, n=fit.n_traces, model=model,
-                   task=task)
+    why = _c5c_untestable(fit, phases)
+    if why is None and not np.isfinite(fit.silent.estimate):
+        why = "the fit on every network is not identified"
+    if why is None and min(fit.n_shared) < C5C_MIN_OVERLAP:
+        low, high = fit.shared_range
+        why = (f"the phases barely overlap in final accuracy: {fit.n_shared[0]} Silent- and {fit.n_shared[1]} "
+               f"Decisive-pruned networks lie in the range both reach" + (f" ({low:.2f}–{high:.2f})" if low <= high else "")
+               + f", fewer than {C5C_MIN_OVERLAP} of each, so there are too few networks of equal accuracy to compare")
+    return _c5c_verdict(fit, phases, model, task, why)
+
+
+@verdict_rule
+def verdict_c5c_registered(fit: TransitionOdds | None, phases, model: str | None = None,
+                           task: str | None = None) -> Verdict:
+    """C5c as first registered (amended, module docstring): no condition that the phases overlap in accuracy. Kept to
+    be shown beside the amended rule, never recorded in the ledger."""
+    return _c5c_verdict(fit, phases, model, task, _c5c_untestable(fit, phases))
 
 
 def c5c_account(verdict: Verdict) -> str:
@@ -378,5 +444,7 @@ def c5c_account(verdict: Verdict) -> str:
                 "equal final accuracy the phases keep their transitions alike.")
     if verdict.value is None:
         return "There is nothing to compare: " + verdict.text.split("because ", 1)[-1]
+    if " Inconclusive here because " in verdict.text:
+        return "The data cannot tell the two accounts apart: " + verdict.text.split(" Inconclusive here because ", 1)[-1]
     return ("The data cannot tell the two accounts apart yet: at equal final accuracy the interval of the phase effect "
             "includes both no effect and an effect that would matter.")

@@ -153,7 +153,7 @@ def verdict_c4(decisive: Sequence, phases, tolerance: float = DROP_TOLERANCE, n_
     statistic = "accuracy drop at k = 1 (Decisive)"
     if phases.layer is None or not decisive or decisive[0].n_steps < 2:
         return Verdict("C4", "inconclusive", statistic, None, n=0,
-                       text="The main model has no Decisive Phase (no transition), so Decisive pruning cannot be tested.")
+                       text="The intact network has no Decisive Phase (no transition), so Decisive pruning cannot be tested.")
     drop = _drop_at_k1(decisive, n_resamples, seed, confidence)
     status = interval_status(drop[1:], tolerance, supported="below")
     n_items = len(decisive[0].gold)
@@ -178,7 +178,7 @@ class _SilentK1:
 
 
 C5_STATISTIC = "accuracy at k = 1 (Silent)"
-C5_UNDEFINED = "The main model has no transition, so its Silent Phase is undefined and C5 cannot be tested."
+C5_UNDEFINED = "The intact network has no transition, so its Silent Phase is undefined and C5 cannot be tested."
 
 
 def _silent_k1(silent: Sequence, decisive: Sequence, phases, tests: pd.DataFrame | None, n_resamples: int, seed: int,

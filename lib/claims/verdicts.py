@@ -62,6 +62,10 @@ AMENDED: dict[str, str] = {
           "layer is removed lies at or below C1's collapse level. The first rule also passed C5 when the Silent "
           "removal was merely significantly worse than a Decisive one, which let a cost that is not a collapse "
           "decide it.",
+    "C5c": "Amended on 2026-12-07, before any setting of the verdict matrix had a C5c verdict: decided only where at "
+           "least 5 networks of each phase lie in the final-accuracy range both phases reach. Where the phases do not "
+           "overlap in accuracy, phase and accuracy separate the outcome together and Firth's penalty, not the data, "
+           "splits the effect between them: the first rule could call C5c supported on the very confound it tests.",
     "C5b": "Amended on 2026-12-06: a pruned network keeps the transition when its own readout has one. The first "
            "rule also required its final accuracy not to drop significantly, which re-tests C5 (the accuracy cost "
            "of Silent pruning) and let the verdict on the transition pass or fail for another reason.",

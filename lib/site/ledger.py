@@ -92,11 +92,14 @@ def chapter_of(claim: str) -> tuple[str, str]:
     return chapter_title(path), path
 
 
-def badge(status: str, claim: str) -> str:
-    """Pandoc bracketed span of a verdict badge, e.g. ``[supported]{.badge .text-bg-success data-claim="C4"}``."""
+def badge(status: str, claim: str, role: str = "verdict-badge") -> str:
+    """Pandoc bracketed span of a verdict badge, e.g. ``[supported]{.badge .text-bg-success data-claim="C4"}``.
+
+    ``role``: ``verdict-badge`` for the ledger's one badge per claim part (the rendered-site check reads those),
+    ``matrix-badge`` for a claim's verdict on one setting (the matrix's detail table, a chapter's table of settings)."""
     if status not in BADGE_CLASS:
         raise ValueError(f"status {status!r} has no badge: use one of {list(BADGE_CLASS)}")
-    return f'[{status}]{{.badge .{BADGE_CLASS[status]} .verdict-badge data-claim="{claim}"}}'
+    return f'[{status}]{{.badge .{BADGE_CLASS[status]} .{role} data-claim="{claim}"}}'
 
 
 def _short_number(value: float) -> str:

@@ -122,7 +122,7 @@ def matrix_html(rows: Sequence[ClaimRow], main: str = "", link_prefix: str = "")
                 continue
             hover = html.escape(f"{row.claim} on {verdict.setting}: {verdict.status}; {key_number(verdict)}", quote=True)
             cells.append(f'<td class="matrix-cell"><a href="#{cell_anchor(row.claim, key)}" title="{hover}">'
-                         f'<span class="badge {BADGE_CLASS[verdict.status]} verdict-badge" data-claim="{row.claim}" '
+                         f'<span class="badge {BADGE_CLASS[verdict.status]} matrix-badge" data-claim="{row.claim}" '
                          f'data-setting="{html.escape(key)}">{SYMBOL[verdict.status]}</span></a></td>')
         overall = row.status
         overall_class = BADGE_CLASS[overall]
@@ -148,7 +148,8 @@ def detail_table(rows: Sequence[ClaimRow], main: str = "") -> Table:
             verdict = row.cells[key]
             anchor = cell_anchor(row.claim, key)
             records.append({"claim": f"[{row.claim}]{{#{anchor}}}", "setting": verdict.setting,
-                            "verdict": badge(verdict.status, row.claim), "number": key_number(verdict)})
+                            "verdict": badge(verdict.status, row.claim, "matrix-badge"),
+                            "number": key_number(verdict)})
     frame = pd.DataFrame(records, columns=["claim", "setting", "verdict", "number"])
     return people_table(frame, {"claim": "Claim", "setting": "Setting", "verdict": "Verdict",
                                 "number": "Deciding number (95% CI)"}, fold_after=None)  # open: the cells link here
@@ -184,7 +185,8 @@ class SettingVerdicts:
         parts = [main._repr_markdown_()]
         if others:
             lines = ["| Setting | Verdict | Deciding number (95% CI) |", "|---|---|---|"]
-            lines += [f"| {verdict.setting} | {badge(verdict.status, verdict.claim)} | {key_number(verdict)} |"
+            lines += [f"| {verdict.setting} | {badge(verdict.status, verdict.claim, 'matrix-badge')} | "
+                      f"{key_number(verdict)} |"
                       for verdict in self.verdicts]
             parts.append(f"**{main.claim} on every studied setting: {self.summary()}.**\n\n"
                          + "\n".join(lines) + "\n")

@@ -278,6 +278,7 @@ def depth_heatmap(cells: pd.DataFrame, x: str, value: str, *, x_title: str, valu
     hover += [alt.Tooltip(column) for column in tooltip if column in cells.columns and column not in (x, "depth", value)]
     scheme = "blues" if value == "accuracy" else "viridis"
     scale = alt.Scale(scheme=scheme) if domain is None else alt.Scale(domain=list(domain), scheme=scheme)
+    cells = cells[_drawn_columns(cells, (x, "depth", "mean_dm", "accuracy", *tooltip))]  # shared by both panels
     heat = alt.Chart(cells).mark_rect().encode(
         x=x_axis, y=y_axis, color=alt.Color(value, type="quantitative", scale=scale, title=value_title),
         tooltip=[*hover, _numeric_tooltip(value, value_title)])
@@ -286,11 +287,17 @@ def depth_heatmap(cells: pd.DataFrame, x: str, value: str, *, x_title: str, valu
         found = transitions.dropna(subset=["transition_depth"]).rename(columns={"transition_depth": "depth"})
         found = found.astype({"depth": int})
         extra = [alt.Tooltip(column) for column in ("transition_layer", "share_kept", "n_seeds") if column in found]
+        found = found[_drawn_columns(found, (x, "depth", "transition_layer", "share_kept", "n_seeds"))]
         layers.append(alt.Chart(found).mark_point(shape="circle", size=70, filled=False, color="black",
                                                   strokeWidth=1.5).encode(
             x=x_axis, y=y_axis, tooltip=[alt.Tooltip(x, type="ordinal", title=x_title),
                                          alt.Tooltip("depth", type="ordinal", title="transition depth"), *extra]))
     return alt.layer(*layers)
+
+
+def _drawn_columns(frame: pd.DataFrame, wanted: Sequence[str]) -> list[str]:
+    """The columns of ``frame`` a chart draws or hovers, in order and once: only they travel with the page."""
+    return [column for column in dict.fromkeys(wanted) if column in frame.columns]
 
 
 def _step_axis(x: str, title: str | None) -> alt.X:
@@ -301,7 +308,8 @@ def _step_axis(x: str, title: str | None) -> alt.X:
 def removal_strip(removals: pd.DataFrame, x: str, x_title: str) -> alt.Chart:
     """A thin strip over the steps ``x``, coloured by the intact network's phase of the layers removed at each
     step (rows: x, removed_phase, removed_now; a step without a removal is left blank)."""
-    return alt.Chart(removals[removals["removed_phase"] != ""]).mark_rect().encode(
+    shown = removals.loc[removals["removed_phase"] != "", [x, "removed_phase", "removed_now"]]
+    return alt.Chart(shown).mark_rect().encode(
         x=_step_axis(x, None).axis(labels=False, ticks=False, title=None),
         color=alt.Color("removed_phase", type="nominal", title="layer removed (intact phase)",
                         scale=alt.Scale(domain=["Silent", "Decisive"],
@@ -395,10 +403,13 @@ def _dodged(frame: pd.DataFrame, x: str, by: str, width: float = 0.25) -> pd.Dat
 
 def points_with_intervals(frame: pd.DataFrame, x: str, y: str, low: str | None, high: str | None, color: str, *,
                           x_title: str, y_title: str, tooltip: Sequence[str] = (), series: Sequence[Any] | None = None,
-                          line: bool = False) -> alt.LayerChart:
+                          line: bool = False, shared: bool = False) -> alt.LayerChart:
     """One point per row (a seed's network, a share) at ``x`` dodged by ``color``, with a vertical rule over its
-    interval [low, high] (none where ``low`` is None), and ``line``: the series' points joined."""
-    used = list(dict.fromkeys([x, y, color, *(bound for bound in (low, high) if bound), *tooltip]))
+    interval [low, high] (none where ``low`` is None), and ``line``: the series' points joined. ``shared``: keep every
+    column of ``frame`` (already cut to what a figure's panels draw), so that the panels of one figure drawing from
+    it carry one copy of the data instead of one each."""
+    drawn = [x, y, color, *(bound for bound in (low, high) if bound), *tooltip]
+    used = list(dict.fromkeys([*frame.columns, *drawn] if shared else drawn))
     frame = _dodged(frame[used], x, color)  # only the columns drawn or hovered travel with the page
     domain = list(dict.fromkeys(frame[color])) if series is None else list(series)
     tooltips = ([alt.Tooltip(color, type="nominal"), alt.Tooltip(x, type="quantitative", title=x_title)]
@@ -430,7 +441,12 @@ def dose_response_panels(networks: pd.DataFrame, shares: pd.DataFrame, chance: f
         shares: per (phase, k): share, share_low, share_high, n (networks).
     """
     series = list(dict.fromkeys(networks["phase"]))
-    common = dict(color="phase", x_title="layers removed inside the phase (k)", series=series)
+    common = dict(color="phase", x_title="layers removed inside the phase (k)", series=series, shared=True)
+    # every per-network panel draws from one frame with the union of their columns: one copy in the page
+    networks = networks[_drawn_columns(networks, (
+        "k", "phase", "seed", "has_transition", "shift", "shift_low", "shift_high", "transition_layer", "outcome",
+        "rise_shift", "rise_shift_low", "rise_shift_high", "rise_layer", "outcome_rise", "height", "height_low",
+        "height_high", "dm_height", "final_accuracy"))]
     found = networks[networks["has_transition"]]
     panels = [
         points_with_intervals(shares, "k", "share", "share_low", "share_high", y_title="share with a transition",

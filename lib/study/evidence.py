@@ -90,6 +90,10 @@ class PrunedDynamics:
         return mechanism.verdict_c5c(self.transition_odds, self.phases, model=self.setting.model,
                                      task=self.setting.task).on(self.setting)
 
+    def c5c_registered(self) -> Verdict:
+        return mechanism.verdict_c5c_registered(self.transition_odds, self.phases, model=self.setting.model,
+                                                task=self.setting.task).on(self.setting)
+
     def p1(self) -> Verdict:
         return predictions.verdict_p1(self.schedules["iterative"], self.phases, **self.boot).on(self.setting)
 

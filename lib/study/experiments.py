@@ -55,9 +55,7 @@ MAIN_SCHEDULES = ("iterative", "block_influence", "angular_distance", "reverse",
 #: Main-model schedules that read the intact network's phases (its readout) before they run.
 PHASE_AWARE = ("decisive_first",)
 
-#: The schedules the pruning study may run on a studied setting besides the main one (``Profile.setting_study``
-#: chooses among them; the random orders and the phase-targeted dose-response run beside them).
-SETTING_SCHEDULES = ("iterative", "block_influence", "reverse", "decisive_first")
+
 
 
 #: Environment variable that lets a chapter compute missing results ("1"); set by ``render --compute``.
@@ -533,13 +531,15 @@ class Experiments:
                                seed=self.profile.seeds[0])
 
     def studied_settings(self) -> tuple:
-        """The settings the pruning study runs on: the main setting, then the candidates that qualify
-        (``claims.breadth``; every candidate where the profile's ``study`` is ``all``), in candidate order."""
+        """The settings the pruning study runs on: the main setting and the main model's other phase tasks (their
+        dose-response is part of the main study), then the candidates that qualify (``claims.breadth``; every candidate
+        where the profile's ``study`` is ``all``), in candidate order."""
         from layercollapse.study.profiles import Setting
 
         table = self.candidates
         chosen = table if self.profile.study == "all" else table[table["qualifies"]]
-        return tuple(dict.fromkeys([self.profile.main_setting, *(Setting.from_key(key) for key in chosen["setting"])]))
+        return tuple(dict.fromkeys([self.profile.main_setting, *self.profile.phase_settings,
+                                    *(Setting.from_key(key) for key in chosen["setting"])]))
 
     def per_setting(self, extra: Sequence = ()) -> dict:
         """The experiments of every studied setting (:meth:`studied_settings`, the main setting first), then of the
@@ -562,10 +562,14 @@ class Experiments:
 
     def schedule_traces(self, setting) -> dict[str, Any]:
         """The schedule traces of one studied setting, by schedule (``random``: a list, one trace per seed, possibly
-        empty): the main setting's :data:`MAIN_SCHEDULES`, another setting's ``Profile.setting_study`` schedules (the
-        study runs those); ``decisive_first`` only where the readout has a Decisive Phase."""
+        empty): the main setting's :data:`MAIN_SCHEDULES`, the pruning model's own schedules on its pruning setting,
+        another setting's ``Profile.setting_study`` schedules (the study runs those); ``decisive_first`` only where the
+        readout has a Decisive Phase."""
         experiments = self.for_setting(setting)
-        schedules = MAIN_SCHEDULES if setting == self.profile.main_setting else self.profile.setting_study.schedules
+        profile = self.profile
+        schedules = (MAIN_SCHEDULES if setting == profile.main_setting else
+                     tuple(s for s in profile.schedules if s != "random") if setting == profile.pruning_setting else
+                     profile.setting_study.schedules)
         found = {schedule: experiments.main_trace(schedule) for schedule in schedules}
         found["random"] = experiments.random_traces()
         return {schedule: trace for schedule, trace in found.items() if trace is not None}

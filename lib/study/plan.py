@@ -96,20 +96,23 @@ def build_plan(experiments: Experiments) -> list[PlanStep]:
 def setting_steps(experiments: Experiments, steps: Sequence[PlanStep]) -> list[PlanStep]:
     """The steps of the study's settings besides the main one: the intact readout of every candidate setting the
     ``steps`` do not read already, then one step per candidate that runs its pruning study where it is studied
-    (``Experiments.study``: the choice reads every candidate's readout, so each study step needs them all)."""
+    (``Experiments.study``: the choice reads every candidate's readout, so each study step needs them all, and the
+    phase-targeted steps of the main model, whose traces the studies of its phase tasks read)."""
     p = experiments.profile
     candidates = sorted((setting for setting in p.candidate_settings if setting != p.main_setting),
                         key=lambda setting: setting.model)  # one model loaded at a time
     # the profile's own readouts are the candidates scored as the profile scores that model
-    own = {(run.name, task) for run in p.models for task in p.tasks}
+    own = {(run.name, task) for run in p.models for task in p.tasks} | {(s.model, s.task) for s in p.phase_settings}
     added = []
     for setting in candidates:
         if (setting.model, setting.task) in own and setting.format == p.run_of(setting.model).format \
                 and setting.shots == p.shots:
             continue
         added.append(PlanStep(f"readout {setting.key}", lambda s=setting: experiments.for_setting(s).readout()))
-    readouts = tuple(step for step in (*steps, *added) if step.name.startswith("readout "))
-    studies = [PlanStep(f"study {setting.key}", lambda s=setting: experiments.study(s), needs=readouts)
+    # the choice reads every readout; the main model's phase tasks' studies read their dose-response, which the plan's
+    # phase-targeted steps compute (a distributed wave runs those first, not beside it)
+    needs = tuple(step for step in (*steps, *added) if step.name.startswith(("readout ", "phase-targeted ")))
+    studies = [PlanStep(f"study {setting.key}", lambda s=setting: experiments.study(s), needs=needs)
                for setting in candidates]
     return added + studies
 

@@ -130,6 +130,11 @@ class CandidateGrid:
                 for format in self.formats for shots in self.shots]
 
 
+#: The schedules the pruning study may run on a studied setting besides the main one (``SettingStudy.schedules``
+#: chooses among them; the random orders and the phase-targeted dose-response run beside them).
+SETTING_SCHEDULES = ("iterative", "block_influence", "reverse", "decisive_first")
+
+
 @dataclass(frozen=True)
 class SettingStudy:
     """How the pruning study is sized on the studied settings besides the main one (the settings of the verdict
@@ -300,6 +305,10 @@ class Profile:
         from layercollapse.pruning.schedules import SCHEDULES
 
         unknown = [schedule for schedule in (*self.schedules, *self.setting_study.schedules) if schedule not in SCHEDULES]
+        study = self.setting_study.schedules
+        if "iterative" not in study or not set(study) <= set(SETTING_SCHEDULES):
+            raise ProfileError(f"{where}: 'setting_study: schedules' {list(study)} must include 'iterative' (C1 and P1 "
+                               f"read it) and hold only {list(SETTING_SCHEDULES)}")
         if unknown:
             raise ProfileError(f"{where}: unknown schedule(s) {unknown}; registered schedules: {', '.join(SCHEDULES)}")
         for run in (*self.models, *(ModelRun(model, "letter") for grid in self.candidates for model in grid.models)):
@@ -345,21 +354,31 @@ class Profile:
         return Setting(self.main_model, self.tasks[0], self.main_run.format, self.shots)
 
     @property
+    def phase_settings(self) -> tuple[Setting, ...]:
+        """The main model on each of its ``phase_tasks`` (its dose-response is part of the main study; studied always)."""
+        return tuple(Setting(self.main_model, task, self.main_run.format, self.shots) for task in self.phase_tasks)
+
+    @property
+    def pruning_setting(self) -> Setting:
+        """The pruning model on the pruning task, in its format: the setting of its schedule traces."""
+        return Setting(self.pruning_model, self.pruning_task, self.pruning_run.format, self.shots)
+
+    @property
     def candidate_settings(self) -> tuple[Setting, ...]:
-        """Every candidate setting, the main setting first, each once."""
-        return tuple(dict.fromkeys([self.main_setting, *(s for grid in self.candidates for s in grid.settings())]))
+        """Every candidate setting, each once: the main setting, the main model's other phase tasks, then the grids."""
+        return tuple(dict.fromkeys([self.main_setting, *self.phase_settings,
+                                    *(s for grid in self.candidates for s in grid.settings())]))
 
     def setting_profile(self, setting: Setting) -> Profile:
         """This profile narrowed to one setting: its one model in its format, its task as the main, pruning and
         phase task, its shots; items, bootstrap and store unchanged, so a result of the setting has the spec it would
-        have in a profile built for it alone. A setting besides the main one takes the seeds and random orders of
-        :attr:`setting_study` (the main model's ``phase_tasks`` keep their dose-response's seeds)."""
+        have in a profile built for it alone. A setting besides the main one takes the seeds, items and random orders
+        of :attr:`setting_study`; the main model's :attr:`phase_settings` keep their dose-response's seeds and items,
+        and the :attr:`pruning_setting` keeps its random orders (both were part of the main study)."""
         sizes = {}
         if setting != self.main_setting:
-            phase_task = (setting.model, setting.format, setting.shots) == (self.main_model, self.main_run.format,
-                                                                             self.shots) and setting.task in self.phase_tasks
-            study = self.setting_study
-            sizes = {"n_random_orders": study.n_random_orders,
+            phase_task, study = setting in self.phase_settings, self.setting_study
+            sizes = {"n_random_orders": self.n_random_orders if setting == self.pruning_setting else study.n_random_orders,
                      "n_phase_seeds": self.n_phase_seeds if phase_task else study.n_phase_seeds,
                      "n_phase_items": self.n_phase_items if phase_task else study.n_phase_items}
         return dataclasses.replace(self, models=(ModelRun(setting.model, setting.format),), main_model=setting.model,

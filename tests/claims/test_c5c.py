@@ -11,10 +11,12 @@ import pandas as pd
 import pytest
 from layercollapse.claims.mechanism import (
     C5C_MARGIN,
+    C5C_MIN_OVERLAP,
     c5c_account,
     transition_curves,
     transition_odds,
     verdict_c5c,
+    verdict_c5c_registered,
 )
 from layercollapse.claims.pruned_transitions import outcome_changes, phase_networks, pruned_transition
 from layercollapse.measures import metrics
@@ -190,18 +192,35 @@ def test_c5c_fits_the_registered_model_and_its_curves_follow_the_fit():
     networks = networks_of(lambda phase, k, rng: rng.uniform(0.3, 0.8),
                            lambda phase, acc, rng: rng.random() < expit(-1 + 4 * acc - (1.0 if phase == "Silent" else 0)))
     fit = transition_odds(networks, n_resamples=100)
-    # the fit on every network is Firth's: the penalised likelihood's score vanishes at the estimate (first-order check
-    # against a plain maximum-likelihood fit, which it approaches on data without separation)
-    import statsmodels.api as sm
-
+    # the fit on every network is Firth's: its penalised score X'(y - p + h (1/2 - p)) vanishes at the estimate
     pruned = networks[networks["k"] > 0]
     exog = np.column_stack([np.ones(len(pruned)), pruned["phase"].eq("Silent"), pruned["final_accuracy"]]).astype(float)
-    plain = sm.Logit(pruned["has_transition"].to_numpy(float), exog).fit(disp=0).params
-    assert np.allclose(fit.params, plain, atol=0.35) and abs(fit.params[1]) < abs(plain[1])  # Firth shrinks
+    outcome = pruned["has_transition"].to_numpy(float)
+    p = expit(exog @ np.array(fit.params))
+    weighted = exog * (p * (1 - p))[:, None]
+    hat = np.einsum("ij,jk,ik->i", exog, np.linalg.inv(exog.T @ weighted), weighted)  # diagonal of the hat matrix
+    assert np.allclose(exog.T @ (outcome - p + hat * (0.5 - p)), 0, atol=1e-6)
+    assert fit.identified == 1.0 and fit.n_shared[0] >= C5C_MIN_OVERLAP
     curves = transition_curves(fit, n_points=5)
     assert len(curves) == 10 and set(curves["phase"]) == {"Silent", "Decisive"}
     top = curves[(curves["phase"] == "Silent")].iloc[-1]
     assert top["final_accuracy"] == pytest.approx(fit.accuracy_range[1])
     assert top["probability"] == pytest.approx(expit(fit.params[0] + fit.params[1] + fit.params[2] * top["final_accuracy"]))
-    assert (curves["low"] <= curves["probability"] + 1e-12).all() and (curves["probability"] <= curves["high"] + 1e-12).all()
+    assert (curves["low"] <= curves["high"]).all()
     assert math.isclose(C5C_MARGIN, math.log(0.25))
+
+
+def test_c5c_is_not_decided_where_the_phases_do_not_overlap_in_accuracy():
+    # Silent-pruned networks all near chance and without a transition, Decisive-pruned ones all high with one: phase
+    # and accuracy separate the outcome together, so the fit, not the data, splits the effect between b_S and b_acc
+    networks = networks_of(lambda phase, k, rng: rng.uniform(0.22, 0.30) if phase == "Silent" else rng.uniform(0.6, 0.8),
+                           lambda phase, acc, rng: phase == "Decisive")
+    fit = transition_odds(networks, n_resamples=200)
+    assert fit.shared_range[0] > fit.shared_range[1] and fit.n_shared == (0, 0)  # no accuracy both phases reach
+    amended = verdict_c5c(fit, IntactPhases())
+    assert amended.status == "inconclusive" and "barely overlap" in amended.text
+    assert amended.value == pytest.approx(fit.silent.estimate)
+    assert c5c_account(amended).startswith("The data cannot tell the two accounts apart: the phases barely overlap")
+    registered = verdict_c5c_registered(fit, IntactPhases())  # the first rule decides on the separation itself:
+    assert registered.rule.endswith("verdict_c5c_registered") and registered.ci == amended.ci
+    assert fit.silent.high < 0 and registered.status == "supported"  # "supported" by the confound it was meant to remove

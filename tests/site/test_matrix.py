@@ -54,7 +54,7 @@ def test_the_matrix_shows_every_setting_and_a_disagreement_as_mixed(recorded):
     cell = matrix.cell_anchor("C5b", QWEN.key)
     assert f'href="#{cell}"' in page and "C5b on qwen2.5-coder-1.5b, arc_challenge, letter, 0-shot: not supported; " \
                                        "share: 0.900 [0.800, 1]" in page
-    assert page.count('class="badge text-bg-danger verdict-badge"') == 1  # one red cell
+    assert page.count('class="badge text-bg-danger matrix-badge"') == 1 and 'verdict-badge' not in page  # one red cell
     assert '<span class="badge text-bg-info">mixed</span> supported in 2 of 3 settings (not supported 1)' in page
     details = matrix.detail_table(rows, main=MAIN.key).to_markdown()
     assert f"[C5b]{{#{cell}}}" in details and details.count("\n") == 2 + 6  # header, rule, six cells

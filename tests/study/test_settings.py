@@ -63,6 +63,10 @@ def test_a_setting_s_results_have_the_keys_of_a_profile_built_for_it_alone(tmp_p
     assert narrowed.profile.main_setting == setting and narrowed.profile.tasks == ("arc_easy",)
     assert narrowed.store is experiments.store and narrowed._memory is experiments._memory  # one loaded model
     assert narrowed.readout().spec == own.spec  # read back, not recomputed
+    # the committed results of the main setting and of the pruning model keep their keys through a narrowed profile
+    main = experiments.for_setting(GOLDEN_PROFILE.main_setting)
+    assert [t.spec for t in main.phase_traces("silent")] == [t.spec for t in experiments.phase_traces("silent")]
+    assert narrowed.main_trace("iterative").spec == experiments.trace("iterative").spec
     assert experiments.cliff_setting("tiny-qwen2-cloze") == setting
     assert experiments.cliff_settings() == (GOLDEN_PROFILE.main_setting, setting)
 
@@ -116,14 +120,15 @@ def test_the_settings_besides_the_main_one_take_the_setting_study_s_sizes():
     sizes = SettingStudy(n_phase_seeds=3, n_phase_items=4, n_random_orders=0, schedules=("iterative",))
     profile = dataclasses.replace(GOLDEN_PROFILE, n_phase_seeds=2, phase_tasks=("arc_easy", "arc_challenge"),
                                   setting_study=sizes)
-    other = profile.setting_profile(Setting("tiny-qwen2-cloze", "arc_easy", "cloze"))
+    other = profile.setting_profile(Setting("tiny-qwen2-cloze", "arc_easy", "letter"))
     assert (other.n_phase_seeds, other.n_phase_items, other.n_random_orders) == (3, 4, 0)
+    # the pruning model's own setting keeps the random orders the main study ran on it; its dose-response is new
+    pruning = profile.setting_profile(profile.pruning_setting)
+    assert (pruning.n_phase_seeds, pruning.n_phase_items, pruning.n_random_orders) == (3, 4, profile.n_random_orders)
     main = profile.setting_profile(profile.main_setting)  # the main setting runs the profile's full study
     assert (main.n_phase_seeds, main.n_phase_items, main.n_random_orders) == (2, None, profile.n_random_orders)
     # the main model's other phase task keeps its dose-response's sizes (it is part of the main study)
     challenge = profile.setting_profile(Setting("tiny-llama-letter", "arc_challenge", "letter"))
     assert (challenge.n_phase_seeds, challenge.n_phase_items, challenge.n_random_orders) == (2, None, 0)
-    experiments = Experiments(other, store=Store(GOLDEN_PROFILE.name and "/nonexistent"), compute=False)
-    assert len(experiments.evaluation("arc_easy")) == GOLDEN_PROFILE.n_items  # the readout keeps every item
     with pytest.raises(ProfileError, match="'setting_study: n_phase_items' must be >= 1 or null"):
         dataclasses.replace(GOLDEN_PROFILE, setting_study=SettingStudy(n_phase_items=0))
