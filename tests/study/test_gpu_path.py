@@ -214,8 +214,11 @@ def test_plan_waves_run_every_step_after_the_steps_it_needs(profile):
     wave_of = {names[index]: number for number, wave in enumerate(waves) for index in wave}
     for step in steps:
         assert all(wave_of[needed.name] < wave_of[step.name] for needed in step.needs), step.name
-    assert not any(steps[index].needs for index in waves[0]) and len(waves) == 2
+    # readouts first; then what reads them (the phase-targeted traces among them); then the settings' studies, which
+    # read the main model's phase-targeted traces
+    assert not any(steps[index].needs for index in waves[0]) and len(waves) == 3
     assert {"noise sweep", "similarity along iterative", "fine-tuning recovery"} <= {names[i] for i in waves[1]}
+    assert {names[i] for i in waves[2]} == {name for name in names if name.startswith("study ")}
     assert plan_waves(steps, [names.index("noise sweep")]) == [[names.index("noise sweep")]]  # its need is not run
 
 
