@@ -217,14 +217,18 @@ def verdict_c5(silent: Sequence, decisive: Sequence, phases, tests: pd.DataFrame
         status = "not supported"
     else:
         status = "inconclusive"
-    versus = ("no Decisive Phase to compare with" if p is None else
-              f"Silent vs Decisive removal at k = 1 (reported, not deciding): McNemar on pooled item x seed pairs, "
-              f"Holm-adjusted p = {p:.3g}")
+    versus = _versus_text(p, " (reported, not deciding)")
     text = (f"Removing one random Silent-Phase layer (layers {phases.silent[0]}–{phases.silent[-1]}) of "
             f"{silent[0].spec.get('model')}: accuracy {interval_text(accuracy)} (mean over {len(silent)} seeds; 95% "
             f"BCa item bootstrap, {n_items} items) against the collapse level {level:.3f} (chance {phases.chance:.2f} "
             f"+ C1's margin); drop from intact {interval_text(drop)}; {versus}.")
     return Verdict("C5", status, C5_STATISTIC, accuracy[0], text, ci=accuracy[1:], n=n_items, p=p)
+
+
+def _versus_text(p: float | None, note: str = "") -> str:
+    """The McNemar comparison of a Silent with a Decisive removal at k = 1, as both C5 rules' texts say it."""
+    return ("no Decisive Phase to compare with" if p is None else
+            f"Silent vs Decisive removal at k = 1{note}: McNemar on pooled item x seed pairs, Holm-adjusted p = {p:.3g}")
 
 
 def c5_summary(amended: Verdict, first: Verdict, phases) -> str:
@@ -271,8 +275,7 @@ def verdict_c5_registered(silent: Sequence, decisive: Sequence, phases, tests: p
         status = "not supported"
     else:
         status = "inconclusive"
-    versus = ("no Decisive Phase to compare with" if p is None else
-              f"Silent vs Decisive removal at k = 1: McNemar on pooled item x seed pairs, Holm-adjusted p = {p:.3g}")
+    versus = _versus_text(p)
     text = (f"Removing one random Silent-Phase layer (layers {phases.silent[0]}–{phases.silent[-1]}) of "
             f"{silent[0].spec.get('model')}: accuracy {interval_text(accuracy)} against chance {phases.chance:.2f}, "
             f"drop from intact {interval_text(drop)} (mean over {len(silent)} seeds; 95% BCa item bootstrap, "

@@ -105,8 +105,10 @@ def test_readme_profile_table_states_the_profiles_item_counts():
     written = profile_table_items(README.read_text())
     assert set(written) == {"default", "paper", "test"}, written
     default, test = load_profile("default"), load_profile("test")
-    assert written["default"] == f"{default.n_items} per task ({default.n_pruning_items} for pruning traces)", (
-        "README's profile table disagrees with profiles/default.yml: write its n_items and n_pruning_items")
+    assert written["default"] == (f"{default.n_items} per task ({default.n_pruning_items} for pruning traces; "
+                                  f"{default.setting_study.n_phase_items} for the dose-response of the settings besides "
+                                  "the main one)"), ("README's profile table disagrees with profiles/default.yml: write "
+                                                     "its n_items, n_pruning_items and setting_study's n_phase_items")
     assert written["test"] == str(test.n_items), "README's profile table disagrees with profiles/test.yml n_items"
     assert load_profile("paper").n_items is None and written["paper"] == "full splits"
 
