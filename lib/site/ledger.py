@@ -51,7 +51,7 @@ CLAIM_SHORT: dict[str, str] = {
     "C4": "Decisive pruning costs little",
     "C5": "Silent pruning collapses at once",
     "C5b": "Silent pruning removes the transition",
-    "C5c": "…beyond the accuracy it costs",
+    "C5c": "…beyond the accuracy it costs (C5b at equal accuracy)",
     "C6": "Silent Phase is noise-sensitive",
     "C7": "Fine-tuning recovery plateaus",
     "R1": "Error bars, models and tasks",

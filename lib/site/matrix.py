@@ -91,25 +91,43 @@ def _short(claim: str) -> str:
     return CLAIM_SHORT.get(claim) or CLAIM_SHORT[claim_base(claim)]
 
 
+#: How a matrix column names a task (short enough for a dozen columns in the text column).
+TASK_ABBREVIATIONS = {"arc_easy": "ARC-E", "arc_challenge": "ARC-C", "hellaswag": "HSwag", "mmlu": "MMLU",
+                      "openbookqa": "OBQA", "piqa": "PIQA"}
+
+
 def _setting_header(key: str) -> str:
-    model, task, format, shots = key.split("@")
-    abbreviation = {"arc_easy": "ARC-E", "arc_challenge": "ARC-C", "hellaswag": "HSwag", "mmlu": "MMLU",
-                    "openbookqa": "OBQA", "piqa": "PIQA"}.get(task, task)
-    return (f'<span title="{html.escape(key)}">{html.escape(model)}<br>{html.escape(abbreviation)}<br>'
-            f'{html.escape(format)} {html.escape(shots.removesuffix("shot"))}-shot</span>')
+    """A column's header: the task, the format and the shots (the model and its architecture head their columns)."""
+    _, task, format, shots = key.split("@")
+    return (f'<span title="{html.escape(key)}">{html.escape(TASK_ABBREVIATIONS.get(task, task))}<br>'
+            f'{html.escape(format)}<br>{html.escape(shots.removesuffix("shot"))}-shot</span>')
+
+
+def _spans(keys: Sequence[str], name) -> list[tuple[str, int]]:
+    """Consecutive runs of ``keys`` with the same ``name(key)``: (name, length) each, for a spanning header row."""
+    runs: list[tuple[str, int]] = []
+    for key in keys:
+        value = name(key)
+        if runs and runs[-1][0] == value:
+            runs[-1] = (value, runs[-1][1] + 1)
+        else:
+            runs.append((value, 1))
+    return runs
 
 
 def matrix_html(rows: Sequence[ClaimRow], main: str = "", link_prefix: str = "") -> str:
-    """The matrix as an HTML table (a raw block of the page): one row per claim part, one column per setting grouped
-    by architecture under a spanning header, a badge per cell (hover: the deciding number; link: its detail row), and
-    the claim's summary ("supported in n of m settings", or *mixed*)."""
+    """The matrix as an HTML table (a raw block of the page): one row per claim part, one column per setting under
+    two spanning header rows (architecture, model), a badge per cell (hover: the deciding number; link: its detail
+    row); each claim's cell says its overall status (the one every setting agrees on, or *mixed*) and "supported in
+    n of m settings"."""
     settings = setting_order([key for row in rows for key in row.cells], main)
-    groups: dict[str, list[str]] = {}
-    for key in settings:
-        groups.setdefault(model_architecture(key.split("@")[0]), []).append(key)
-    head = ['<tr><th rowspan="2">Claim</th>',
-            *(f'<th colspan="{len(keys)}" class="matrix-group">{html.escape(group)}</th>' for group, keys in groups.items()),
-            '<th rowspan="2">Across settings</th></tr>', "<tr>",
+    architectures = _spans(settings, lambda key: model_architecture(key.split("@")[0]))
+    models = _spans(settings, lambda key: key.split("@")[0])
+    head = ['<tr><th rowspan="3" class="matrix-claim">Claim</th>',
+            *(f'<th colspan="{n}" class="matrix-group">{html.escape(group)}</th>' for group, n in architectures),
+            "</tr><tr>",
+            *(f'<th colspan="{n}" class="matrix-model">{html.escape(model)}</th>' for model, n in models),
+            "</tr><tr>",
             *(f'<th class="matrix-setting">{_setting_header(key)}</th>' for key in settings), "</tr>"]
     body = []
     for row in rows:
@@ -124,12 +142,10 @@ def matrix_html(rows: Sequence[ClaimRow], main: str = "", link_prefix: str = "")
             cells.append(f'<td class="matrix-cell"><a href="#{cell_anchor(row.claim, key)}" title="{hover}">'
                          f'<span class="badge {BADGE_CLASS[verdict.status]} matrix-badge" data-claim="{row.claim}" '
                          f'data-setting="{html.escape(key)}">{SYMBOL[verdict.status]}</span></a></td>')
-        overall = row.status
-        overall_class = BADGE_CLASS[overall]
         body.append(f'<tr><th class="matrix-claim"><a href="{link_prefix}{path}" title="{html.escape(title)}">'
-                    f'{row.claim}</a> {html.escape(_short(row.claim))}</th>{"".join(cells)}'
-                    f'<td class="matrix-summary"><span class="badge {overall_class}">{overall}</span> '
-                    f'{html.escape(row.summary())}</td></tr>')
+                    f'{row.claim}</a> {html.escape(_short(row.claim))}<br><span class="matrix-summary">'
+                    f'<span class="badge {BADGE_CLASS[row.status]}">{row.status}</span> {html.escape(row.summary())}'
+                    f'</span></th>{"".join(cells)}</tr>')
     legend = " ".join(f'<span class="badge {BADGE_CLASS[status]}">{SYMBOL[status]}</span> {status}'
                       for status in STATUSES)
     return (f'<table class="table table-sm verdict-matrix"><thead>{"".join(head)}</thead><tbody>{"".join(body)}'

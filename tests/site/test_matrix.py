@@ -51,11 +51,14 @@ def test_the_matrix_shows_every_setting_and_a_disagreement_as_mixed(recorded):
     page = matrix.matrix_html(rows, main=MAIN.key)
     # two architecture groups over the setting columns, the main setting's group first
     assert re.findall(r'<th colspan="(\d)" class="matrix-group">(\w+)</th>', page) == [("2", "Llama"), ("1", "Qwen2")]
+    assert re.findall(r'<th colspan="(\d)" class="matrix-model">([\w.-]+)</th>', page) == [
+        ("2", "smollm2-135m"), ("1", "qwen2.5-coder-1.5b")]  # each model over its settings, under its architecture
     cell = matrix.cell_anchor("C5b", QWEN.key)
     assert f'href="#{cell}"' in page and "C5b on qwen2.5-coder-1.5b, arc_challenge, letter, 0-shot: not supported; " \
                                        "share: 0.900 [0.800, 1]" in page
     assert page.count('class="badge text-bg-danger matrix-badge"') == 1 and 'verdict-badge' not in page  # one red cell
     assert '<span class="badge text-bg-info">mixed</span> supported in 2 of 3 settings (not supported 1)' in page
+    assert page.count('class="matrix-setting"') == 3  # one column per setting; the summary sits in the claim's cell
     details = matrix.detail_table(rows, main=MAIN.key).to_markdown()
     assert f"[C5b]{{#{cell}}}" in details and details.count("\n") == 2 + 6  # header, rule, six cells
 
