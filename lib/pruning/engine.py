@@ -43,8 +43,6 @@ def _check_arguments(schedule: str, evaluation: Sequence[Item], calibration: Seq
     shared = {entry.id for entry in calibration if isinstance(entry, Item)} & {item.id for item in evaluation}
     if shared:
         raise ValueError(f"calibration and evaluation items overlap ({len(shared)} shared, e.g. '{min(shared)}')")
-    if shots and format != "letter":
-        raise ValueError(f"shots apply only to the letter format, not to '{format}' (cloze prompts are zero-shot)")
     solved = {shot.id for shot in shots} & ({item.id for item in evaluation}
                                             | {entry.id for entry in calibration if isinstance(entry, Item)})
     if solved:

@@ -356,7 +356,7 @@ def trace_spec(network: NetworkIdentity | nn.Module, schedule: str, evaluation: 
     so that one trace has one key however it is asked for. ``n_remove`` None: the schedule's default
     (``Schedule.most_removable``). ``readout``: the trace also holds the logit-lens readout of every pruned network;
     the field ``layer_readout: "logit"`` is then added (absent otherwise, so traces without it keep their keys).
-    ``shots``: the solved examples of k-shot letter prompts; their ids are recorded as ``shot_ids`` (absent for
+    ``shots``: the solved examples of k-shot prompts (letter or cloze); their ids are recorded as ``shot_ids`` (absent for
     zero-shot traces, which keep their keys).
     """
     network = network if isinstance(network, NetworkIdentity) else NetworkIdentity.of(network)

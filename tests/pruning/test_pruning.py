@@ -503,8 +503,11 @@ def test_shots_are_in_the_trace_spec_only_when_there_are_some(tiny_model, tokeni
     model = tiny_model("llama")
     zero = prune(model, tokenizer, evaluation, "reverse", n_remove=1, task="arc_easy", progress=False)
     assert "shot_ids" not in zero.spec  # zero-shot traces keep the keys they were stored under
-    with pytest.raises(ValueError, match="shots apply only to the letter format, not to 'cloze'"):
-        prune(model, tokenizer, evaluation, "reverse", format="cloze", shots=shots, progress=False)
+    cloze = prune(model, tokenizer, evaluation, "reverse", n_remove=1, format="cloze", shots=shots, task="arc_easy",
+                  progress=False)  # cloze prompts take solved examples too, as the harness writes them
+    assert cloze.spec["shot_ids"] == [shot.id for shot in shots]
+    np.testing.assert_allclose(cloze.scores[0], score(model, tokenizer, evaluation, "cloze", task="arc_easy",
+                                                      shots=shots, progress=False), atol=1e-5)
     with pytest.raises(ValueError, match="1 solved example\\(s\\) are also evaluation or calibration items"):
         prune(model, tokenizer, evaluation, "iterative", calibration=calibration, shots=(calibration[0],),
               progress=False)
