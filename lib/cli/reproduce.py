@@ -123,7 +123,8 @@ def verify(experiments, kind: str, only: str | None, tolerance: float) -> int:
 def audit_command(experiments, minutes: float, seed: int, tolerance: float) -> int:
     """``reproduce --audit``: recompute a sample of the stored results and decide again the claims that read them."""
     from layercollapse.claims.verdicts import load_verdict_records
-    from layercollapse.site.ledger import rejudge
+    from layercollapse.site.chapters import CHAPTER_SECONDS
+    from layercollapse.site.ledger import chapter_of, rejudge
     from layercollapse.study.audit import NothingFits, audit
 
     name = experiments.profile.name
@@ -131,7 +132,8 @@ def audit_command(experiments, minutes: float, seed: int, tolerance: float) -> i
           f"recomputed in a temporary copy of the store; tolerance |Δ| <= {tolerance:g}", flush=True)
     try:
         report = audit(experiments, minutes, seed, lambda keys, store: rejudge(keys, store, name),
-                       load_verdict_records(name), tolerance, say=lambda line: print(line, flush=True))
+                       load_verdict_records(name), tolerance, say=lambda line: print(line, flush=True),
+                       chapter_of=lambda key: chapter_of(key.split("@")[0])[1], chapter_seconds=CHAPTER_SECONDS)
     except NothingFits as nothing:
         print(f"error: --minutes {minutes:g} fits no stored result: {nothing}; pass --minutes "
               f"{math.ceil(nothing.cheapest.seconds / 60)} or more")

@@ -26,6 +26,7 @@ The committed store and the recorded verdicts are never written.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import shutil
 import tempfile
@@ -39,6 +40,9 @@ from layercollapse.progress import progress_bar
 from layercollapse.storage.provenance import cpu_model
 from layercollapse.storage.store import Store
 from layercollapse.study.verify import DEFAULT_TOLERANCE, Comparison, compare_results
+
+#: Seconds a chapter that ``chapter_seconds`` does not know is assumed to take to execute again.
+DEFAULT_CHAPTER_SECONDS = 180.0
 
 #: Seconds a result whose sidecar records no wall time (migrated from an older store) is assumed to cost, per kind,
 #: on 2 cores of an AMD EPYC (the README's "What a cold run costs" and ``benchmarks/results``): readout: the ten
@@ -74,6 +78,7 @@ class Candidate:
     step_index: int = 0
     basis: str = "recorded"
     cpu: str | None = None
+    chapters: frozenset[str] = frozenset()  # the chapters to execute again when it is recomputed (its verdicts')
 
 
 @dataclass(frozen=True)
@@ -231,33 +236,37 @@ def candidates(experiments, progress: bool = False) -> list[Candidate]:
     return found
 
 
-def cheapest_by_kind(pool: Sequence[Candidate]) -> dict[str, Candidate]:
-    """Kind -> its cheapest candidate (the first by key among equally cheap ones)."""
+def cheapest_by_kind(pool: Sequence[Candidate], cost=None) -> dict[str, Candidate]:
+    """Kind -> its cheapest candidate (the first by key among equally cheap ones); ``cost``: candidate -> seconds
+    (default its ``seconds``)."""
+    cost = cost or (lambda candidate: candidate.seconds)
     cheapest: dict[str, Candidate] = {}
-    for candidate in sorted(pool, key=lambda c: (c.seconds, c.key)):
+    for candidate in sorted(pool, key=lambda c: (cost(c), c.key)):
         cheapest.setdefault(candidate.kind, candidate)
     return cheapest
 
 
-def affordable_kinds(pool: Sequence[Candidate], budget: float) -> list[str]:
+def affordable_kinds(pool: Sequence[Candidate], budget: float, cost=None) -> list[str]:
     """The most kinds that one result each can cover within ``budget`` seconds: the kinds whose cheapest result is
-    cheapest, taken while their cheapest results fit together."""
+    cheapest, taken while their cheapest results fit together (``cost`` as in :func:`cheapest_by_kind`)."""
+    cost = cost or (lambda candidate: candidate.seconds)
     covered, total = [], 0.0
-    for kind, cheapest in sorted(cheapest_by_kind(pool).items(), key=lambda item: (item[1].seconds, item[0])):
-        if total + cheapest.seconds > budget:
+    for kind, cheapest in sorted(cheapest_by_kind(pool, cost).items(), key=lambda item: (cost(item[1]), item[0])):
+        if total + cost(cheapest) > budget:
             break
         covered.append(kind)
-        total += cheapest.seconds
+        total += cost(cheapest)
     return covered
 
 
-def _draw(pool: Sequence[Candidate], limit: float, rng: np.random.Generator) -> Candidate | None:
+def _draw(pool: Sequence[Candidate], limit: float, rng: np.random.Generator, cost=None) -> Candidate | None:
     """One of the candidates costing at most ``limit`` seconds, with a chance inversely proportional to its cost
-    (None: none fits)."""
-    fitting = [c for c in pool if c.seconds <= limit]
+    (None: none fits; ``cost`` as in :func:`cheapest_by_kind`)."""
+    cost = cost or (lambda candidate: candidate.seconds)
+    fitting = [c for c in pool if cost(c) <= limit]
     if not fitting:
         return None
-    weights = np.array([1.0 / max(c.seconds, 1.0) for c in fitting])
+    weights = np.array([1.0 / max(cost(c), 1.0) for c in fitting])
     return fitting[int(rng.choice(len(fitting), p=weights / weights.sum()))]
 
 
@@ -266,9 +275,12 @@ def _shuffled(names: Sequence[str], rng: np.random.Generator) -> list[str]:
     return [names[i] for i in rng.permutation(len(names))]
 
 
-def pick(pool: Sequence[Candidate], minutes: float, seed: int) -> list[Candidate]:
+def pick(pool: Sequence[Candidate], minutes: float, seed: int,
+         chapter_seconds: Mapping[str, float] | None = None) -> list[Candidate]:
     """A seeded sample of ``pool`` whose estimated seconds sum to at most ``minutes`` × 60, never a result (kind, key)
-    twice, in the order the audit recomputes it (plan order).
+    twice, in the order the audit recomputes it (plan order). ``chapter_seconds``: what executing each chapter again
+    costs (chapter -> seconds); a result then also costs the chapters it brings in that the sample does not already
+    (its ``chapters``: those that record a verdict it was read by), so that deciding the claims again fits too.
 
     First one result of each kind in :func:`affordable_kinds` (in a seeded order, each drawn among those that leave
     room for the cheapest of the kinds still to cover), then rounds over every kind (in a seeded order), each drawing
@@ -277,6 +289,14 @@ def pick(pool: Sequence[Candidate], minutes: float, seed: int) -> list[Candidate
     """
     rng = np.random.default_rng(seed)
     budget = minutes * 60.0
+    included: set[str] = set()  # the chapters the sample executes again already
+
+    def cost(candidate: Candidate) -> float:
+        if chapter_seconds is None:
+            return candidate.seconds
+        return candidate.seconds + sum(chapter_seconds.get(chapter, DEFAULT_CHAPTER_SECONDS)
+                                       for chapter in candidate.chapters - included)
+
     unique = sorted({(c.kind, c.key): c for c in pool}.values(), key=lambda c: (c.kind, c.key))
     left: dict[str, list[Candidate]] = {}
     for candidate in unique:
@@ -285,20 +305,23 @@ def pick(pool: Sequence[Candidate], minutes: float, seed: int) -> list[Candidate
 
     def take(candidate: Candidate) -> None:
         nonlocal budget
+        budget -= cost(candidate)
         chosen.append(candidate)
+        included.update(candidate.chapters)
         left[candidate.kind].remove(candidate)
-        budget -= candidate.seconds
 
-    covered, cheapest = affordable_kinds(unique, budget), cheapest_by_kind(unique)
-    reserve = sum(cheapest[kind].seconds for kind in covered)
+    covered, cheapest = affordable_kinds(unique, budget, cost), cheapest_by_kind(unique, cost)
+    reserve = sum(cost(cheapest[kind]) for kind in covered)
     for kind in _shuffled(covered, rng):
-        reserve -= cheapest[kind].seconds
-        take(_draw(left[kind], budget - reserve, rng) or cheapest[kind])  # the cheapest always fits (rounding aside)
+        reserve -= cost(cheapest[kind])
+        candidate = _draw(left[kind], budget - reserve, rng, cost) or cheapest[kind]
+        if cost(candidate) <= budget:  # the cheapest fits (chapters another kind already brought in only help)
+            take(candidate)
     drawn = True
     while drawn:
         drawn = False
         for kind in _shuffled(sorted(left), rng):
-            if (candidate := _draw(left[kind], budget, rng)) is not None:
+            if (candidate := _draw(left[kind], budget, rng, cost)) is not None:
                 take(candidate)
                 drawn = True
     return sorted(chosen, key=lambda c: (c.step_index, c.step, c.kind, c.key))
@@ -466,7 +489,9 @@ def decide_again(keys: Sequence[str], store: Store, rejudge: Callable[[Sequence[
 
 def audit(experiments, minutes: float, seed: int, rejudge: Callable[[Sequence[str], Store], Mapping[str, object]],
           records: Mapping[str, tuple[object, list[dict]]], tolerance: float = DEFAULT_TOLERANCE,
-          workdir: str | Path | None = None, say: Callable[[str], None] = _quiet) -> AuditReport:
+          workdir: str | Path | None = None, say: Callable[[str], None] = _quiet,
+          chapter_of: Callable[[str], str] | None = None,
+          chapter_seconds: Mapping[str, float] | None = None) -> AuditReport:
     """Run the audit (module docstring).
 
     Args:
@@ -476,6 +501,9 @@ def audit(experiments, minutes: float, seed: int, rejudge: Callable[[Sequence[st
         rejudge: (verdict keys, recomputed store) -> {key: the verdict decided again, or an Exception}.
         records: the recorded verdicts and their evidence (``verdicts.load_verdict_records``).
         say: gets a line before and after each part that takes long (the terminal prints it at once).
+        chapter_of, chapter_seconds: the chapter that records a verdict (by its key) and what executing each chapter
+            costs: with both, the budget holds the whole run (mapping the results, recomputing them, and executing
+            again the chapters that decide the claims they feed); without, the recomputation alone.
 
     Raises:
         NothingFits: not even the cheapest stored result fits ``minutes`` (nothing is recomputed).
@@ -483,7 +511,12 @@ def audit(experiments, minutes: float, seed: int, rejudge: Callable[[Sequence[st
     say("finding the plan step that reads each stored result (reads them all, computes nothing)")
     start = time.perf_counter()
     pool = candidates(experiments, progress=experiments.progress)
-    chosen = pick(pool, minutes, seed)
+    whole_run = chapter_of is not None and chapter_seconds is not None
+    if whole_run:
+        pool = [dataclasses.replace(c, chapters=frozenset(chapter_of(key) for key in affected_verdicts(records, [c])))
+                for c in pool]
+        minutes -= (time.perf_counter() - start) / 60  # what the mapping took is spent
+    chosen = pick(pool, minutes, seed, chapter_seconds if whole_run else None)
     if pool and not chosen:
         raise NothingFits(minutes, min(pool, key=lambda c: c.seconds))
     say(f"{len(pool)} stored result(s) mapped in {duration(time.perf_counter() - start)}; "

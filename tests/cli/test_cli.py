@@ -52,7 +52,10 @@ def test_the_audit_prints_each_progress_line_as_it_is_said(audited, capsys, monk
     from layercollapse.cli.reproduce import audit_command
     from layercollapse.study import audit as audit_module
 
-    def two_lines(experiments, minutes, seed, rejudge, records, tolerance, say):
+    def two_lines(experiments, minutes, seed, rejudge, records, tolerance, say, chapter_of, chapter_seconds):
+        # the command counts executing the chapters again in the budget: it passes where each verdict is decided
+        assert chapter_of("C5b@m@t@letter@0shot") == "chapters/11-pruned-dynamics.qmd"
+        assert chapter_seconds["chapters/11-pruned-dynamics.qmd"] > 0
         say("[1/1] readout m t (est. 10 s; step 'readout m t')")
         assert capsys.readouterr().out.splitlines()[-1].startswith("[1/1] readout m t")  # printed at once
         say("      done in 9 s")

@@ -124,6 +124,24 @@ def test_pick_stays_within_its_budget_and_never_draws_a_result_twice(minutes):
         assert [c.step_index for c in chosen] == sorted(c.step_index for c in chosen)  # plan order
 
 
+@pytest.mark.parametrize("minutes", [0.5, 1, 2, 5, 10])
+def test_pick_counts_the_chapters_that_decide_the_claims_again_once_each(minutes):
+    """With chapter costs, a result also costs the chapters that record the verdicts it feeds, each counted once over
+    the sample: the whole run (recompute + decide again) stays within the budget."""
+    chapter_seconds = {"chapters/a.qmd": 30.0, "chapters/b.qmd": 200.0}
+    pool = [dataclasses.replace(c, chapters=frozenset({"chapters/a.qmd"} if c.kind != "trace" else
+                                                      {"chapters/a.qmd", "chapters/b.qmd"})) for c in POOL]
+    for seed in range(40):
+        chosen = pick(pool, minutes, seed, chapter_seconds)
+        chapters = set().union(*(c.chapters for c in chosen))
+        whole = sum(c.seconds for c in chosen) + sum(chapter_seconds[chapter] for chapter in chapters)
+        assert whole <= minutes * 60 and len({(c.kind, c.key) for c in chosen}) == len(chosen)
+    # half a minute: the cheapest readout (10 s) and its chapter (30 s) do not fit; without chapters it does
+    assert pick(pool, 0.5, 0, chapter_seconds) == [] and pick(pool, 0.5, 0) != []
+    # two minutes: a trace (100 s) with both chapters (230 s) never fits, readouts and LM losses share chapter a
+    assert {c.kind for c in pick(pool, 2, 0, chapter_seconds)} == {"readout", "lm_loss"}
+
+
 def test_pick_is_seeded():
     assert pick(POOL, 8, seed=7) == pick(POOL, 8, seed=7)
     assert len({tuple(c.key for c in pick(POOL, 8, seed)) for seed in range(20)}) > 1
