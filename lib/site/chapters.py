@@ -15,6 +15,7 @@ import os
 import re
 import shutil
 import subprocess
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -503,8 +504,10 @@ def render_all(profile: str = "default", timeout: int | None = None, root: Path 
         return []
     written = []
     for path in project_chapters(root):
-        print(f"executing {path.relative_to(root)} (profile {profile})", flush=True)
+        print(f"executing {path.relative_to(root)} (profile {profile})", end="", flush=True)
+        start = time.perf_counter()
         executed = execute_chapter(path, profile=profile, timeout=timeout, env=env)
+        print(f" in {time.perf_counter() - start:.0f} s", flush=True)
         target = root / NOTEBOOKS_DIR / profile / path.relative_to(root).with_suffix(".ipynb")
         target.parent.mkdir(parents=True, exist_ok=True)
         tmp = target.with_name(f".{target.name}.tmp")
