@@ -29,6 +29,8 @@ TIMED_ALONE = [("arc_challenge", 0, 8), ("arc_challenge", 0, 9)] + [("arc_challe
 #: What a trace of the dose-response adds: its passes at k > K_STORED on ARC-Easy (k <= 2 was stored before and is
 #: continued, not recomputed) and all its passes on ARC-Challenge.
 K_STORED = {"arc_easy": 2, "arc_challenge": 0}
+#: The model whose dose-response this part costs (the phase settings of the main model).
+MAIN_MODEL = "qwen2.5-coder-1.5b"
 
 
 def layer_passes(kept: np.ndarray) -> np.ndarray:
@@ -43,8 +45,9 @@ def dose_response(store: Store) -> dict:
     rows = []
     for sidecar in store.sidecars("trace"):
         spec = sidecar["spec"]
-        if spec.get("schedule") != "random_in_range" or spec["n_remove"] < 6:
-            continue
+        if (spec.get("schedule") != "random_in_range" or spec["n_remove"] < 6 or spec["model"] != MAIN_MODEL
+                or spec["task"] not in K_STORED):
+            continue  # the settings' dose-responses are costed with the settings (settings_part)
         kept = store.load("trace", spec, compute_version=sidecar["compute_version"]).arrays["kept"]
         passes = layer_passes(kept)
         rows.append({"task": spec["task"], "phase": "Silent" if spec["layers"][0] == 0 else "Decisive",
@@ -62,6 +65,22 @@ def dose_response(store: Store) -> dict:
                             "seconds": round(sum(r["wall_s"] for r in alone), 1)},
             "recorded_wall_hours": round(sum(r["wall_s"] for r in rows if r["new_passes"]) / 3600, 2),
             "hours": round(sum(parts.values()) * rate / 3600, 2)}
+
+
+def main_model_rates(store: Store) -> dict:
+    """Milliseconds per decoder-layer pass per item of the main model's phase-targeted traces, per CPU and task: the
+    settings were computed on another machine than the rest, and these rates compare the two on the same model."""
+    totals: dict = {}
+    for sidecar in store.sidecars("trace"):
+        spec = sidecar["spec"]
+        if spec.get("schedule") != "random_in_range" or spec["model"] != MAIN_MODEL:
+            continue
+        kept = store.load("trace", spec, compute_version=sidecar["compute_version"]).arrays["kept"]
+        cpu = (sidecar["provenance"].get("environment") or {}).get("cpu", "unknown CPU")
+        total = totals.setdefault(f"{cpu}, {spec['task']}", [0, 0.0])
+        total[0] += int(layer_passes(kept).sum()) * len(spec["evaluation_ids"])
+        total[1] += sidecar["provenance"]["wall_s"]
+    return {where: round(1000 * seconds / pass_items, 1) for where, (pass_items, seconds) in sorted(totals.items())}
 
 
 #: Parts timed alone, step by step (benchmarks/cold_profile.py, 2026-12-05).
@@ -102,6 +121,7 @@ def cold_total(store: Store) -> dict:
                         f"the rate of {dose['timed_alone']['traces']} of its traces run alone (2026-12-06)"}]
              + ([settings] if settings else []))
     return {"profile": "default", "machine": MACHINE, "parts": parts, "dose_response": dose,
+            "main_model_ms_per_pass_item": main_model_rates(store),
             "new_hours": settings["hours"] if settings else dose["hours"],
             "measured_hours": round(sum(p["hours"] for p in parts if p["how"] != "estimate"), 2),
             "total_hours": round(sum(p["hours"] for p in parts), 1)}
@@ -112,7 +132,7 @@ def main() -> None:
     path = RESULTS / "cold_total_default.json"
     path.write_text(json.dumps(report, indent=2) + "\n")
     print(f"cold run of the default profile: about {report['total_hours']} h "
-          f"({report['new_hours']} h of it the dose-response) -> {path}")
+          f"({report['new_hours']} h of it the settings of the verdict matrix) -> {path}")
 
 
 if __name__ == "__main__":

@@ -48,32 +48,44 @@ def machine(sidecar: dict) -> str:
             f"{environment.get('torch_threads', '?')} threads") if environment else "not recorded"
 
 
+def setting_of(spec: dict) -> str:
+    """The ``Setting.key`` a stored result belongs to, from its own spec (an LM-loss result: its trace's)."""
+    spec = spec.get("trace_spec", spec)
+    return f"{spec['model']}@{spec['task']}@{spec.get('format', 'letter')}@{len(spec.get('shot_ids') or [])}shot"
+
+
 def setting_costs(profile: str = "default", before: str = "2026-12-07T03:30") -> dict:
-    """Per setting and part: the results read, their recorded seconds, and which were stored before ``before`` (the
-    commit that registered the settings; reused, not counted)."""
+    """Per setting and part, the recorded seconds of the results the settings read (every candidate's readout, every
+    studied setting's study) that were computed after ``before`` (the commit that registered the settings); results
+    stored before it (the main model's schedules and dose-responses, the pruning model's schedules) are reused, not
+    counted. Each result is counted once, for the setting its own spec names."""
     experiments = Experiments(profile, compute=False, progress=False)
     store = experiments.store
-    rows = []
     for setting in experiments.profile.candidate_settings:
-        start = len(results_read(store))
-        narrowed = experiments.for_setting(setting)
-        narrowed.readout()
+        experiments.for_setting(setting).readout()
         if setting != experiments.profile.main_setting and experiments.studies(setting):
             experiments.study(setting)
-        for result in results_read(store)[start:]:
-            sidecar = json.loads((store.directory(result["kind"]) / f"{result['key']}.json").read_text("utf-8"))
-            created = sidecar.get("created", "")
-            rows.append({"setting": setting.key, "kind": result["kind"], "part": part_of(result["kind"], sidecar["spec"]),
-                         "seconds": wall_seconds(sidecar), "reused": bool(created) and created < before,
-                         "machine": machine(sidecar)})
     summary: dict = defaultdict(lambda: defaultdict(float))
-    for row in rows:
-        if not row["reused"] and row["seconds"]:
-            summary[row["setting"]][row["part"]] += row["seconds"]
-    per_setting = {key: {part: round(seconds) for part, seconds in parts.items()} for key, parts in summary.items()}
+    machines, counted, reused, unrecorded = set(), 0, 0, 0
+    for result in results_read(store):
+        sidecar = json.loads((store.directory(result["kind"]) / f"{result['key']}.json").read_text("utf-8"))
+        if result["kind"] not in ("readout", "trace", "lm_loss"):
+            continue
+        if sidecar.get("created", "") < before:
+            reused += 1
+            continue
+        seconds = wall_seconds(sidecar)
+        if seconds is None:
+            unrecorded += 1
+            continue
+        counted += 1
+        summary[setting_of(sidecar["spec"])][part_of(result["kind"], sidecar["spec"])] += seconds
+        machines.add(machine(sidecar))
+    per_setting = {key: {part: round(seconds) for part, seconds in sorted(parts.items())}
+                   for key, parts in sorted(summary.items())}
     total = sum(sum(parts.values()) for parts in per_setting.values())
-    machines = sorted({row["machine"] for row in rows if not row["reused"]})
-    return {"profile": profile, "machines": machines, "studied": [s.key for s in experiments.studied_settings()],
+    return {"profile": profile, "machines": sorted(machines), "studied": [s.key for s in experiments.studied_settings()],
+            "results": {"counted": counted, "reused": reused, "without_wall_time": unrecorded},
             "seconds": per_setting, "total_hours": round(total / 3600, 2),
             "how": "the wall times the results recorded when they were computed (provenance.wall_s)"}
 

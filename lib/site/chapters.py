@@ -36,15 +36,15 @@ ISOLATED_DIR = "_render"
 DEFAULT_CELL_TIMEOUT_S = 1800  # per cell; LAYERCOLLAPSE_CELL_TIMEOUT overrides
 
 #: Seconds each page of the default profile took to execute through a Jupyter kernel without Quarto, on 2 cores
-#: (`render --profile default`, measured 2026-12-07 on the committed store): what ``reproduce --audit`` counts for
-#: executing a chapter again to decide its claims.
+#: (`render --profile default` on the committed store, measured 2026-12-07 on an Intel Xeon: 4 min 28 s in all):
+#: what ``reproduce --audit`` counts for executing a chapter again to decide its claims.
 CHAPTER_SECONDS = {
-    "chapters/01-cliff-edge.qmd": 60.0, "chapters/02-decision-dynamics.qmd": 60.0,
-    "chapters/03-option-frequency.qmd": 30.0, "chapters/04-phase-pruning.qmd": 60.0,
-    "chapters/05-representation-similarity.qmd": 30.0, "chapters/06-statistics-and-scale.qmd": 30.0,
-    "chapters/07-probes.qmd": 30.0, "chapters/08-random-controls.qmd": 60.0, "chapters/09-noise-sensitivity.qmd": 30.0,
-    "chapters/10-finetune-recovery.qmd": 30.0, "chapters/11-pruned-dynamics.qmd": 300.0,
-    "chapters/methods.qmd": 30.0, "index.qmd": 15.0,
+    "chapters/01-cliff-edge.qmd": 11.0, "chapters/02-decision-dynamics.qmd": 10.0,
+    "chapters/03-option-frequency.qmd": 9.0, "chapters/04-phase-pruning.qmd": 12.0,
+    "chapters/05-representation-similarity.qmd": 6.0, "chapters/06-statistics-and-scale.qmd": 7.0,
+    "chapters/07-probes.qmd": 5.0, "chapters/08-random-controls.qmd": 11.0, "chapters/09-noise-sensitivity.qmd": 6.0,
+    "chapters/10-finetune-recovery.qmd": 6.0, "chapters/11-pruned-dynamics.qmd": 132.0,
+    "chapters/methods.qmd": 5.0, "index.qmd": 41.0,
 }
 
 _FENCE_OPEN = re.compile(r"^(?P<fence>`{3,})\s*\{(?P<engine>[A-Za-z0-9_]+)(?P<rest>[^}]*)\}\s*$")

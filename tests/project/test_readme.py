@@ -150,11 +150,14 @@ def test_readme_cold_run_figures_are_the_cold_total_file_s():
     measured = json.loads((README.parent / "benchmarks" / "results" / "cold_total_default.json").read_text())
     assert round(sum(part["hours"] for part in measured["parts"]), 1) == measured["total_hours"]
     dose = measured["dose_response"]
-    assert measured["new_hours"] == dose["hours"]
+    settings = measured["parts"][-1]
+    assert settings["part"].startswith("settings of the verdict matrix") and measured["new_hours"] == settings["hours"]
     assert dose["hours"] == pytest.approx(sum(dose["passes"].values()) * dose["seconds_per_layer_pass"] / 3600, abs=0.01)
     text = " ".join(README.read_text().split())
     assert f"about **{measured['total_hours']} hours** on 2 CPU cores" in text
-    assert f"The dose-response added **{measured['new_hours']} h**" in text
+    assert f"The dose-response of the main model added **{dose['hours']} h**" in text
+    assert f"The settings of the verdict matrix added **{measured['new_hours']} h**" in text
+    assert all(f"{rate} ms" in text or f"{rate} and" in text for rate in measured["main_model_ms_per_pass_item"].values())
     assert f"{sum(dose['passes'].values()):,} decoder-layer passes" in text
     assert f"at {dose['seconds_per_layer_pass']} s per pass, the rate of the {dose['timed_alone']['traces']} " in text
     assert f"sum to {dose['recorded_wall_hours']} h" in text

@@ -585,26 +585,31 @@ def test_the_first_registered_rule_is_shown_beside_its_amendment_and_never_recor
 
 
 @pytest.mark.slow
-def test_ledger_of_the_committed_default_verdicts_names_the_models_each_rests_on():
+def test_ledger_of_the_committed_default_verdicts_names_the_settings_each_rests_on():
+    """Each ledger row agrees with the recorded verdicts of its claim part: one status where every setting agrees,
+    *mixed* where they disagree, the settings counted per status, the main setting named and quoted first."""
     rows = {row.claim: row for row in ledger.ledger_rows("default")}
     recorded = verdicts.load_verdicts("default")
-    main = load_profile("default").main_model
-    shown = {verdict.claim: verdict for verdict in recorded.values() if verdict.model in (None, main)}
-    shown |= {verdict.claim: verdict for verdict in recorded.values() if verdict.claim not in shown}  # one model only
-    assert {claim: row.status for claim, row in rows.items() if claim in shown} == {
-        claim: verdict.status for claim, verdict in shown.items()}
-    assert rows["C4"].models == [main]  # phase pruning of the main model
-    assert rows["C1"].models == [main] and recorded[f"C1@{main}"].status == rows["C1"].status  # decided per model
-    other = recorded["C1@smollm2-135m"]  # the pruning model's verdict, counted in the agreement
-    assert rows["C1"].others == (("smollm2-135m", other.status),)
-    assert rows["C1"].agreement().startswith("2 of 2" if other.status == rows["C1"].status else "1 of 2")
-    for claim in ("C2", "C7"):  # decided on both cliff models too: the main model's verdict shown, the other's counted
-        assert rows[claim].models == [main] and rows[claim].status == recorded[f"{claim}@{main}"].status
-        assert rows[claim].others == (("smollm2-135m", recorded[f"{claim}@smollm2-135m"].status),)
-    assert len(rows["R1"].models) == 3  # across the three embedded models
-    assert all(shown[claim].statistic.startswith(row.number.split(":")[0]) for claim, row in rows.items()
-               if claim in shown)
-    assert rows["R1"].number == "smallest evaluation set (items): 200"  # whole numbers stay whole
+    main = load_profile("default").main_setting
+    parts: dict[str, list] = {}
+    for verdict in recorded.values():
+        parts.setdefault(verdict.claim, []).append(verdict)
+    assert set(parts) <= set(rows)
+    for part, decided in parts.items():
+        row = rows[part]
+        statuses = {verdict.status for verdict in decided}
+        assert row.status == (statuses.pop() if len(statuses) == 1 else ledger.MIXED), part
+        quoted = next((v for v in decided if v.setting_key in ("", main.key)), decided[0])
+        assert row.number.split(":")[0] and quoted.statistic.startswith(row.number.split(":")[0]), part
+        if quoted.setting_key:
+            assert sum(row.counts.values()) == len(decided), part
+            assert all(row.counts[status] == sum(v.status == status for v in decided) for status in row.counts)
+            assert sorted(row.models) == sorted(verdict.setting for verdict in decided), part
+            assert row.models[0] == quoted.setting, part
+    assert rows["C5b"].models[0] == recorded[f"C5b@{main.key}"].setting  # the main setting is quoted first
+    assert len(rows["C5b"].models) >= 5  # decided on every studied setting
+    assert len(rows["R1"].models) == 3  # decided once, across the three embedded models
+    assert rows["R1"].number == "smallest evaluation set (items): 100"  # the settings' dose-response reads 100  # whole numbers stay whole
     assert rows["C1"].number.endswith("to the collapse step: 0.139 [0.065, 0.217]")  # the method note is in the chapter
 
 
