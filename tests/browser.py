@@ -23,7 +23,12 @@ LOCAL_HOSTS = {"localhost", "127.0.0.1", "::1", ""}  # "" = file: and data: URLs
 # break at), and the rendered width of every chart and table against the text column (Quarto's `main.content`, or
 # the element a test marks `data-text-column`): a wide element inside a scrolling box widens no page, but a reader
 # sees only the part that fits. Each element is named by the nearest id around it (a figure's or table's label).
-_MEASURE = r"""() => { const WORD = /[^\s\-\u2010\u2013\u2014\/]+/g; return ({
+_MEASURE = r"""() => { const WORD = /[^\s\-\u2010\u2013\u2014\/]+/g;
+  // the width a chart was drawn at: a stylesheet that squeezes it into the column (max-width: 100%) hides the overflow
+  // from its box but shrinks its text below legibility, so both count as too wide
+  const drawnWidth = el => el.tagName === 'CANVAS' ? (parseFloat(el.style.width) || el.width / devicePixelRatio)
+                         : el.tagName.toLowerCase() === 'svg' ? (parseFloat(el.getAttribute('width')) || 0) : 0;
+  return ({
   charts: [...document.querySelectorAll('.vega-visualization, .vega-embed')].filter(
       el => !el.parentElement.closest('.vega-visualization, .vega-embed')).map(el => {
     const drawn = el.querySelector('svg.marks, canvas');
@@ -36,7 +41,7 @@ _MEASURE = r"""() => { const WORD = /[^\s\-\u2010\u2013\u2014\/]+/g; return ({
   elements: [...document.querySelectorAll('svg.marks, canvas.marks, table')].map(el => {
     const named = el.closest('[id]:not(svg):not(canvas)');
     return {kind: el.tagName === 'TABLE' ? 'table' : 'chart', name: named ? named.id : '',
-            width: Math.round(Math.max(el.getBoundingClientRect().width, el.scrollWidth || 0))};
+            width: Math.round(Math.max(el.getBoundingClientRect().width, el.scrollWidth || 0, drawnWidth(el)))};
   }),
   text: document.body.innerText,
   scripts: [...document.querySelectorAll('script[src]')].map(s => s.src),

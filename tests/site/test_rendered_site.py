@@ -230,3 +230,31 @@ def test_the_ledger_keeps_its_words_whole_in_a_narrow_column(tmp_path):
         assert all("Representation" in report.broken_words for report in quarto)  # the check sees the bug
         assert [(report.url, report.broken_words) for report in site if report.broken_words] == []
         assert [report.url for report in site if report.scroll_width > width] == []
+
+
+@pytest.mark.slow
+@needs_browser
+def test_the_notebook_stand_in_names_a_chart_and_a_table_wider_than_the_column(tmp_path):
+    """The Quarto-free twin of the column check fails on the bug the real site had: a chart of two 600 px panels side
+    by side (chapter 11's first dose-response figure, 1,314 px) and a table wider than the column, laid out in
+    Chromium at 1280 px; the same chart as rows fits."""
+    import nbformat
+
+    frame = pd.DataFrame({"k": [0, 1, 2] * 2, "share": [1.0, 0.8, 0.5, 1.0, 0.9, 0.7],
+                          "task": ["arc_easy"] * 3 + ["arc_challenge"] * 3})
+    base = alt.Chart(frame).mark_line().encode(x="k:Q", y="share:Q").properties(width=600, height=120)
+    wide_table = "<table id='tbl-wide'><tr>" + "".join(f"<td>column&nbsp;number&nbsp;{i}</td>" for i in range(12))
+    cells = []
+    for chart in (base.facet(column="task:N"), base.facet(row="task:N")):
+        bundle = vega.offline_html(chart.to_dict())
+        cells.append(nbformat.v4.new_code_cell(outputs=[nbformat.v4.new_output(
+            "display_data", data={"text/html": bundle, "text/plain": "chart"})]))
+    cells.append(nbformat.v4.new_code_cell(outputs=[nbformat.v4.new_output(
+        "display_data", data={"text/html": wide_table + "</tr></table>", "text/plain": "table"})]))
+    page = rendered_site.notebook_page(nbformat.v4.new_notebook(cells=cells), tmp_path / "wide.html")
+    (report,) = browser.open_pages([page.as_uri()], width=rendered_site.WIDE_WINDOW_PX, settle_ms=800)
+    problems = rendered_site.column_problems("wide.html", report, rendered_site.WIDE_WINDOW_PX)
+    charts = [element for element in report.elements if element["kind"] == "chart"]
+    assert len(charts) == 2 and charts[0]["width"] > 1200 and charts[1]["width"] <= report.column, charts
+    assert len([problem for problem in problems if " chart " in problem]) == 1, problems
+    assert any("table tbl-wide" in problem or "table (unnamed)" in problem for problem in problems), problems
