@@ -60,6 +60,15 @@ UNKNOWN_KIND_SECONDS = 900.0
 #: timed alone: (5,052 + 1,728) / 5,052 = 1.34, rounded up.
 EXTENDED_TRACE_FACTOR = 1.35
 
+#: Seconds a plan step's run spends before the results along a trace it recomputes (LM loss, a phase-targeted trace,
+#: margins): loading the model and the intact network's pass over the items, which those results' recorded wall
+#: times leave out (a readout's includes them). Measured by ``reproduce --audit --minutes 10`` on 2 cores of an Intel
+#: Xeon (2026-12-07) as each run's time less its results' recorded times: Qwen2.5-Coder-1.5B 29-55 s, Gemma-3-270M
+#: 58 s (its 262k-word unembedding), SmolLM2-135M 9-14 s.
+STEP_START_SECONDS = {"qwen2.5-coder-1.5b": 55.0, "gemma3-270m": 60.0, "smollm2-135m": 15.0}
+#: Kinds whose recorded wall time covers the whole run of their step (loading the model included).
+WHOLE_RUN_KINDS = frozenset({"readout", "tuned_lens"})
+
 #: Per result: the CPU model its sidecar records is this machine's, another one, or none is recorded.
 SAME_KIND, ANOTHER_KIND, UNKNOWN_CPU = "same kind", "another kind", "unknown"
 
@@ -79,6 +88,7 @@ class Candidate:
     basis: str = "recorded"
     cpu: str | None = None
     chapters: frozenset[str] = frozenset()  # the chapters to execute again when it is recomputed (its verdicts')
+    start_seconds: float = 0.0  # what its step's run costs before it, once per run (STEP_START_SECONDS)
 
 
 @dataclass(frozen=True)
@@ -214,6 +224,17 @@ def cpu_kind(recorded: str | None, here: str) -> str:
     return SAME_KIND if recorded == here else ANOTHER_KIND
 
 
+def start_seconds(kind: str, sidecar: Mapping, readout_seconds: Mapping[str, float]) -> float:
+    """What the run of a result's plan step costs before the result itself: :data:`STEP_START_SECONDS` of its model,
+    else the shortest recorded time of a readout of that model (loading it and one pass over its items; 0 when none
+    is recorded); 0 for a kind whose recorded time covers its whole run."""
+    if kind in WHOLE_RUN_KINDS:
+        return 0.0
+    spec = sidecar.get("spec", {})
+    model = (spec["trace_spec"] if isinstance(spec.get("trace_spec"), dict) else spec).get("model")
+    return STEP_START_SECONDS.get(model, readout_seconds.get(model, 0.0))
+
+
 def describe(sidecar: Mapping) -> str:
     """A result for people: model, task, schedule and seed of its spec (of its trace for a result along a trace)."""
     spec = sidecar.get("spec", {})
@@ -227,19 +248,25 @@ def candidates(experiments, progress: bool = False) -> list[Candidate]:
     the CPU its sidecar records. ``progress``: a bar over the plan steps while they are mapped."""
     store = experiments.store
     sidecars = {(kind, sidecar["key"]): sidecar for kind in store.kinds() for sidecar in store.sidecars(kind)}
+    readout_seconds: dict[str, float] = {}  # model -> its shortest recorded readout
+    for (kind, _), sidecar in sidecars.items():
+        wall, model = (sidecar.get("provenance") or {}).get("wall_s"), sidecar.get("spec", {}).get("model")
+        if kind == "readout" and wall and model:
+            readout_seconds[model] = min(float(wall), readout_seconds.get(model, math.inf))
     found = []
     for index, (step, results) in enumerate(own_results(experiments, progress).items()):
         for kind, key in results:
             sidecar = sidecars.get((kind, key), {})
             seconds, basis = estimated_seconds(kind, sidecar.get("provenance") or {}, sidecars)
-            found.append(Candidate(kind, key, step, seconds, describe(sidecar), index, basis, recorded_cpu(sidecar)))
+            found.append(Candidate(kind, key, step, seconds, describe(sidecar), index, basis, recorded_cpu(sidecar),
+                                   start_seconds=start_seconds(kind, sidecar, readout_seconds)))
     return found
 
 
 def cheapest_by_kind(pool: Sequence[Candidate], cost=None) -> dict[str, Candidate]:
     """Kind -> its cheapest candidate (the first by key among equally cheap ones); ``cost``: candidate -> seconds
-    (default its ``seconds``)."""
-    cost = cost or (lambda candidate: candidate.seconds)
+    (default its ``seconds`` and its step's start)."""
+    cost = cost or (lambda candidate: candidate.seconds + candidate.start_seconds)
     cheapest: dict[str, Candidate] = {}
     for candidate in sorted(pool, key=lambda c: (cost(c), c.key)):
         cheapest.setdefault(candidate.kind, candidate)
@@ -249,7 +276,7 @@ def cheapest_by_kind(pool: Sequence[Candidate], cost=None) -> dict[str, Candidat
 def affordable_kinds(pool: Sequence[Candidate], budget: float, cost=None) -> list[str]:
     """The most kinds that one result each can cover within ``budget`` seconds: the kinds whose cheapest result is
     cheapest, taken while their cheapest results fit together (``cost`` as in :func:`cheapest_by_kind`)."""
-    cost = cost or (lambda candidate: candidate.seconds)
+    cost = cost or (lambda candidate: candidate.seconds + candidate.start_seconds)
     covered, total = [], 0.0
     for kind, cheapest in sorted(cheapest_by_kind(pool, cost).items(), key=lambda item: (cost(item[1]), item[0])):
         if total + cost(cheapest) > budget:
@@ -262,7 +289,7 @@ def affordable_kinds(pool: Sequence[Candidate], budget: float, cost=None) -> lis
 def _draw(pool: Sequence[Candidate], limit: float, rng: np.random.Generator, cost=None) -> Candidate | None:
     """One of the candidates costing at most ``limit`` seconds, with a chance inversely proportional to its cost
     (None: none fits; ``cost`` as in :func:`cheapest_by_kind`)."""
-    cost = cost or (lambda candidate: candidate.seconds)
+    cost = cost or (lambda candidate: candidate.seconds + candidate.start_seconds)
     fitting = [c for c in pool if cost(c) <= limit]
     if not fitting:
         return None
@@ -291,11 +318,14 @@ def pick(pool: Sequence[Candidate], minutes: float, seed: int,
     budget = minutes * 60.0
     included: set[str] = set()  # the chapters the sample executes again already
 
+    started: set[str] = set()  # the plan steps the sample runs already
+
     def cost(candidate: Candidate) -> float:
+        start = 0.0 if candidate.step in started else candidate.start_seconds
         if chapter_seconds is None:
-            return candidate.seconds
-        return candidate.seconds + sum(chapter_seconds.get(chapter, DEFAULT_CHAPTER_SECONDS)
-                                       for chapter in candidate.chapters - included)
+            return candidate.seconds + start
+        return candidate.seconds + start + sum(chapter_seconds.get(chapter, DEFAULT_CHAPTER_SECONDS)
+                                               for chapter in candidate.chapters - included)
 
     unique = sorted({(c.kind, c.key): c for c in pool}.values(), key=lambda c: (c.kind, c.key))
     left: dict[str, list[Candidate]] = {}
@@ -308,6 +338,7 @@ def pick(pool: Sequence[Candidate], minutes: float, seed: int,
         budget -= cost(candidate)
         chosen.append(candidate)
         included.update(candidate.chapters)
+        started.add(candidate.step)
         left[candidate.kind].remove(candidate)
 
     covered, cheapest = affordable_kinds(unique, budget, cost), cheapest_by_kind(unique, cost)
@@ -335,11 +366,17 @@ def step_runs(chosen: Sequence[Candidate]) -> list[tuple[str, list[Candidate]]]:
     return list(runs.items())
 
 
+def run_seconds(members: Sequence[Candidate]) -> float:
+    """The estimated seconds of one run of a plan step that recomputes ``members``: their own seconds and the
+    step's start (its largest ``start_seconds``), once."""
+    return sum(c.seconds for c in members) + max((c.start_seconds for c in members), default=0.0)
+
+
 def run_line(number: int, n_runs: int, step: str, members: Sequence[Candidate]) -> str:
     """The line said before a step's run: which results it recomputes and its estimated time, e.g.
     "[2/5] trace qwen2.5-coder-1.5b arc_easy random_in_range seed 3 (est. 4 min 0 s; step 'phase-targeted silent')"."""
     results = ", ".join(f"{c.kind} {c.what}" for c in members)
-    estimate = duration(sum(c.seconds for c in members))
+    estimate = duration(run_seconds(members))
     basis = "" if all(c.basis == "recorded" for c in members) else \
         "; " + "; ".join(sorted({c.basis for c in members if c.basis != "recorded"}))
     return f"[{number}/{n_runs}] {results} (est. {estimate}{basis}; step '{step}')"
@@ -465,12 +502,13 @@ def _number_text(value: float | None, ci: Sequence[float] | None, now: float | N
 def sample_line(chosen: Sequence[Candidate], pool: Sequence[Candidate], minutes: float) -> str:
     """What was drawn: how many results of how many kinds, their estimated time against the budget, and the kinds
     the budget could not afford."""
-    total, cheapest = sum(c.seconds for c in chosen), cheapest_by_kind(pool)
+    total = sum(run_seconds(members) for _, members in step_runs(chosen))
+    cheapest = cheapest_by_kind(pool)
     missed = sorted(set(cheapest) - {c.kind for c in chosen})
     line = (f"sample: {len(chosen)} result(s) of {len({c.kind for c in chosen})} kind(s) in {len(step_runs(chosen))} "
             f"plan-step run(s), estimated {duration(total)} of the {minutes:g}-minute budget")
     if missed:
-        line += "; too costly for it: " + ", ".join(f"{kind} (cheapest {duration(cheapest[kind].seconds)})"
+        line += "; too costly for it: " + ", ".join(f"{kind} (cheapest {duration(run_seconds([cheapest[kind]]))})"
                                                   for kind in missed)
     return line
 

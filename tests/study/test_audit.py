@@ -33,6 +33,7 @@ from layercollapse.study.audit import (
     pick,
     recorded_cpu,
     run_line,
+    run_seconds,
     step_runs,
 )
 from layercollapse.study.experiments import Experiments
@@ -56,12 +57,13 @@ def test_the_sample_is_seeded_fits_its_budget_and_draws_every_kind_it_can(golden
     assert {candidate.kind for candidate in pool} == set(COMPUTE_VERSIONS)  # every stored kind has a plan step
     assert all(candidate.seconds > 0 and candidate.step for candidate in pool)
     chosen = pick(pool, minutes=0.1, seed=0)
-    assert sum(candidate.seconds for candidate in chosen) <= 6.0
+    assert sum(run_seconds(members) for _, members in step_runs(chosen)) <= 6.0
     assert chosen == pick(pool, minutes=0.1, seed=0) and chosen != pick(pool, minutes=0.1, seed=1)
     everything = pick(pool, minutes=10**6, seed=0)
     assert sorted((c.kind, c.key) for c in everything) == sorted((c.kind, c.key) for c in pool)  # all fit: all drawn
-    cheapest = min(pool, key=lambda c: c.seconds)
-    assert pick(pool, minutes=cheapest.seconds / 60, seed=3) == [cheapest]  # only the cheapest fits
+    cheapest = min(pool, key=lambda c: c.seconds + c.start_seconds)
+    alone = (cheapest.seconds + cheapest.start_seconds) / 60
+    assert pick(pool, minutes=alone, seed=3) == [cheapest]  # only the cheapest fits, its step's start included
 
 
 @pytest.mark.slow
@@ -140,6 +142,20 @@ def test_pick_counts_the_chapters_that_decide_the_claims_again_once_each(minutes
     assert pick(pool, 0.5, 0, chapter_seconds) == [] and pick(pool, 0.5, 0) != []
     # two minutes: a trace (100 s) with both chapters (230 s) never fits, readouts and LM losses share chapter a
     assert {c.kind for c in pick(pool, 2, 0, chapter_seconds)} == {"readout", "lm_loss"}
+
+
+def test_pick_counts_the_start_of_each_plan_step_run_once():
+    """Results along a trace recorded their own steps only: the run of their plan step first loads the model and
+    passes the intact network over the items (``start_seconds``), counted once per step however many it recomputes."""
+    pool = [dataclasses.replace(candidate("lm_loss", f"l{i}", 10, step="loss step", step_index=1), start_seconds=50)
+            for i in range(3)] + [dataclasses.replace(candidate("trace", "t1", 10, step="trace step", step_index=2),
+                                                      start_seconds=50)]
+    for seed in range(20):
+        chosen = pick(pool, 80 / 60, seed)  # 80 s: one step's start (50 s) and up to three of its results (30 s)
+        assert len({c.step for c in chosen}) == 1 and len(chosen) == 3, chosen
+        assert sum(run_seconds(members) for _, members in step_runs(chosen)) == 80
+    assert pick(pool, 55 / 60, 0) == []  # a result (10 s) does not fit without its step's start (50 s)
+    assert run_line(1, 1, "loss step", pool[:3]).endswith("(est. 1 min 20 s; step 'loss step')")
 
 
 def test_pick_is_seeded():
@@ -279,14 +295,15 @@ def test_the_audit_says_what_it_does_before_each_run_and_runs_a_shared_step_once
     report = audit(synthetic, 10, 0, lambda keys, store: {}, {}, workdir=tmp_path, say=said.append)
     assert said[0].startswith("finding the plan step that reads each stored result")
     assert said[1].startswith("4 stored result(s) mapped in ")
-    assert "sample: 4 result(s) of 3 kind(s) in 3 plan-step run(s), estimated 1 min 40 s of the 10-minute budget" \
+    # 10 + (20 + 30) + 40 s recorded, and the two runs along the model start with its readout's 10 s each
+    assert "sample: 4 result(s) of 3 kind(s) in 3 plan-step run(s), estimated 2 min 0 s of the 10-minute budget" \
         in said[1]
     runs = said[2:]
     assert [line.split(" (est.")[0] for line in runs[::3]] == \
         ["[1/3] readout m t", runs[3].split(" (est.")[0], "[3/3] noise m"]
     assert runs[3].startswith("[2/3] trace m seed ") and {"trace m seed 1", "trace m seed 2"} <= set(
         runs[3].split(" (est.")[0][6:].split(", "))
-    assert "(est. 50 s; step 'phase-targeted silent')" in runs[3]
+    assert "(est. 1 min 0 s; step 'phase-targeted silent')" in runs[3]  # 20 + 30 s and the model's start, 10 s
     assert runs[1::3] == ["ran readout m t", "ran phase-targeted silent", "ran noise sweep"]  # after its line, once
     assert all(line.startswith("      done in ") for line in runs[2::3])
     assert [(item.candidate.kind, item.reread) for item in report.recomputed] == \
