@@ -403,7 +403,7 @@ def recompute(experiments, chosen: Sequence[Candidate], scratch: Path, tolerance
         for _ in run_plan_steps(computing, only=None, names=(step,)):
             pass
         seconds = time.perf_counter() - start
-        say(f"      done in {duration(seconds)} (est. {duration(sum(c.seconds for c in members))})")
+        say(f"      done in {duration(seconds)} (est. {duration(run_seconds(members))})")
         for position, candidate in enumerate(members):
             done.append(Recomputed(candidate, _compare(stored, fresh, candidate, tolerance), seconds,
                                    cpu_kind(candidate.cpu, here), reread=position > 0))

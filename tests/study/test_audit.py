@@ -306,6 +306,7 @@ def test_the_audit_says_what_it_does_before_each_run_and_runs_a_shared_step_once
     assert "(est. 1 min 0 s; step 'phase-targeted silent')" in runs[3]  # 20 + 30 s and the model's start, 10 s
     assert runs[1::3] == ["ran readout m t", "ran phase-targeted silent", "ran noise sweep"]  # after its line, once
     assert all(line.startswith("      done in ") for line in runs[2::3])
+    assert runs[5].endswith("(est. 1 min 0 s)")  # the estimate said after the run is the one said before it
     assert [(item.candidate.kind, item.reread) for item in report.recomputed] == \
         [("readout", False), ("trace", False), ("trace", True), ("noise", False)]
     assert all(item.comparison.agrees() and item.cpu == UNKNOWN_CPU for item in report.recomputed)  # no environment
