@@ -57,7 +57,8 @@ def why_not(found: float, height_low: float | None) -> str:
     if found < MIN_FOUND:
         reasons.append(f"transition in {found:.0%} of resamples (< {MIN_FOUND:.0%})")
     if height_low is None or pd.isna(height_low):
-        reasons.append("no transition")
+        if found >= MIN_FOUND:  # else the share above says it already
+            reasons.append("no transition")
     elif height_low <= MIN_HEIGHT:
         reasons.append(f"height's lower bound {height_low:.3f} ≤ {MIN_HEIGHT:.2f}")
     return "; ".join(reasons)

@@ -50,7 +50,8 @@ def test_a_candidate_qualifies_by_the_registered_rule():
     assert low.found >= breadth.MIN_FOUND and low.height == pytest.approx(0.13) and low.height_low <= breadth.MIN_HEIGHT
     assert low.why_not.startswith("height's lower bound") and "≤ 0.10" in low.why_not
     assert pd.isna(flat.layer) and flat.found < 0.05  # at chance, a resample rises above it only by luck
-    assert flat.why_not == f"transition in {flat.found:.0%} of resamples (< 95%); no transition"
+    assert flat.why_not == f"transition in {flat.found:.0%} of resamples (< 95%)"  # said once
+    assert breadth.why_not(0.97, None) == "no transition" and breadth.why_not(0.97, 0.2) == ""
     assert breadth.qualifies(0.96, 0.11) and not breadth.qualifies(0.94, 0.5) and not breadth.qualifies(1.0, None)
 
 
