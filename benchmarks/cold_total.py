@@ -40,16 +40,25 @@ def layer_passes(kept: np.ndarray) -> np.ndarray:
     return np.array([int(row[first:].sum()) for row, first in zip(kept[1:], first_removed)])
 
 
-def dose_response(store: Store) -> dict:
-    """Passes and recorded wall times of the phase-targeted traces, the rate of those run alone, and the hours."""
-    rows = []
+def main_model_phase_traces(store: Store) -> list[tuple[dict, np.ndarray]]:
+    """(sidecar, decoder-layer passes per step) of every phase-targeted trace of the main model, read once."""
+    found = []
     for sidecar in store.sidecars("trace"):
         spec = sidecar["spec"]
-        if (spec.get("schedule") != "random_in_range" or spec["n_remove"] < 6 or spec["model"] != MAIN_MODEL
-                or spec["task"] not in K_STORED):
+        if spec.get("schedule") == "random_in_range" and spec["model"] == MAIN_MODEL:
+            kept = store.load("trace", spec, compute_version=sidecar["compute_version"]).arrays["kept"]
+            found.append((sidecar, layer_passes(kept)))
+    return found
+
+
+def dose_response(traces: list[tuple[dict, np.ndarray]]) -> dict:
+    """Passes and recorded wall times of the phase-targeted traces (:func:`main_model_phase_traces`) on the phase
+    tasks, the rate of those run alone, and the hours."""
+    rows = []
+    for sidecar, passes in traces:
+        spec = sidecar["spec"]
+        if spec["n_remove"] < 6 or spec["task"] not in K_STORED:
             continue  # the settings' dose-responses are costed with the settings (settings_part)
-        kept = store.load("trace", spec, compute_version=sidecar["compute_version"]).arrays["kept"]
-        passes = layer_passes(kept)
         rows.append({"task": spec["task"], "phase": "Silent" if spec["layers"][0] == 0 else "Decisive",
                      "first": spec["layers"][0], "seed": spec["seed"], "passes": int(passes.sum()),
                      "new_passes": int(passes[K_STORED[spec["task"]]:].sum()),
@@ -67,18 +76,16 @@ def dose_response(store: Store) -> dict:
             "hours": round(sum(parts.values()) * rate / 3600, 2)}
 
 
-def main_model_rates(store: Store) -> dict:
-    """Milliseconds per decoder-layer pass per item of the main model's phase-targeted traces, per CPU and task: the
-    settings were computed on another machine than the rest, and these rates compare the two on the same model."""
+def main_model_rates(traces: list[tuple[dict, np.ndarray]]) -> dict:
+    """Milliseconds per decoder-layer pass per item of the main model's phase-targeted traces
+    (:func:`main_model_phase_traces`), per CPU and task: the settings were computed on another machine than the rest,
+    and these rates compare the two on the same model."""
     totals: dict = {}
-    for sidecar in store.sidecars("trace"):
+    for sidecar, passes in traces:
         spec = sidecar["spec"]
-        if spec.get("schedule") != "random_in_range" or spec["model"] != MAIN_MODEL:
-            continue
-        kept = store.load("trace", spec, compute_version=sidecar["compute_version"]).arrays["kept"]
         cpu = (sidecar["provenance"].get("environment") or {}).get("cpu", "unknown CPU")
         total = totals.setdefault(f"{cpu}, {spec['task']}", [0, 0.0])
-        total[0] += int(layer_passes(kept).sum()) * len(spec["evaluation_ids"])
+        total[0] += int(passes.sum()) * len(spec["evaluation_ids"])
         total[1] += sidecar["provenance"]["wall_s"]
     return {where: round(1000 * seconds / pass_items, 1) for where, (pass_items, seconds) in sorted(totals.items())}
 
@@ -110,7 +117,8 @@ def settings_part() -> dict | None:
 
 def cold_total(store: Store) -> dict:
     """Every part in hours, how it was measured, and the total."""
-    dose = dose_response(store)
+    traces = main_model_phase_traces(store)
+    dose = dose_response(traces)
     settings = settings_part()
     parts = ([{"part": what, "hours": round(hours, 2), "how": "timed alone (cold_profile.py, 2026-12-05)"}
               for what, hours in TIMED]
@@ -121,7 +129,7 @@ def cold_total(store: Store) -> dict:
                         f"the rate of {dose['timed_alone']['traces']} of its traces run alone (2026-12-06)"}]
              + ([settings] if settings else []))
     return {"profile": "default", "machine": MACHINE, "parts": parts, "dose_response": dose,
-            "main_model_ms_per_pass_item": main_model_rates(store),
+            "main_model_ms_per_pass_item": main_model_rates(traces),
             "new_hours": settings["hours"] if settings else dose["hours"],
             "measured_hours": round(sum(p["hours"] for p in parts if p["how"] != "estimate"), 2),
             "total_hours": round(sum(p["hours"] for p in parts), 1)}

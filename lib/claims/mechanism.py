@@ -374,16 +374,21 @@ def _c5c_untestable(fit: TransitionOdds | None, phases) -> str | None:
     return None
 
 
-def _c5c_verdict(fit: TransitionOdds | None, phases, model: str | None, task: str | None, why: str | None) -> Verdict:
-    """The C5c verdict once the rule has said whether it can decide (``why``: the reason it cannot, or None)."""
+def _c5c_verdict(fit: TransitionOdds | None, phases, model: str | None, task: str | None,
+                 undecided: str | None = None) -> Verdict:
+    """The C5c verdict (the registered rule where ``undecided`` is None); ``undecided``: why the amended rule does
+    not decide on these networks (:func:`_c5c_amendment`), said beside the fit's numbers where there are any."""
     model, task = (fit.model, fit.task) if fit is not None else (model, task)
     statistic = "b_Silent (log odds of a transition of its own, Silent- vs Decisive-pruned, at equal final accuracy)"
     where = f"{model} on {task}" if model else "The main model"
-    if why is not None and (fit is None or not np.isfinite(fit.silent.estimate) or _c5c_untestable(fit, phases)):
+    why = _c5c_untestable(fit, phases)
+    if why is None and undecided is not None and not np.isfinite(fit.silent.estimate):
+        why = undecided  # no number to show
+    if why is not None:
         return Verdict("C5c", "inconclusive", statistic, None, n=0 if fit is None else fit.n_traces, model=model,
                        task=task, text=f"{where}: C5c cannot be tested, because {why}.")
     silent = fit.silent
-    if why is not None:
+    if undecided is not None:
         status = "inconclusive"
     elif lies_below(silent.ci, 0):
         status = "supported"
@@ -400,7 +405,7 @@ def _c5c_verdict(fit: TransitionOdds | None, phases, model: str | None, task: st
             f"times a Decisive-pruned one's at equal final accuracy: b_Silent = {silent.text(2)} (Firth logistic "
             f"regression with final accuracy, b_acc = {fit.accuracy.text(1)} per unit of accuracy; percentile bootstrap "
             f"over traces within phases, {fit.identified:.0%} of the resampled fits identified). Supported below 0, "
-            f"not supported above log(1/4) = {C5C_MARGIN:.2f}." + (f" Inconclusive here because {why}." if why else ""))
+            f"not supported above log(1/4) = {C5C_MARGIN:.2f}." + (f" Inconclusive here because {undecided}." if undecided else ""))
     return Verdict("C5c", status, statistic, silent.estimate, text, ci=silent.ci, n=fit.n_traces, model=model,
                    task=task)
 
@@ -416,15 +421,21 @@ def verdict_c5c(fit: TransitionOdds | None, phases, model: str | None = None, ta
         phases: the intact network's phases on the task.
         model, task: the setting (taken from ``fit`` where it has them).
     """
-    why = _c5c_untestable(fit, phases)
-    if why is None and not np.isfinite(fit.silent.estimate):
-        why = "the fit on every network is not identified"
-    if why is None and min(fit.n_shared) < C5C_MIN_OVERLAP:
-        low, high = fit.shared_range
-        why = (f"the phases barely overlap in final accuracy: {fit.n_shared[0]} Silent- and {fit.n_shared[1]} "
-               f"Decisive-pruned networks lie in the range both reach" + (f" ({low:.2f}–{high:.2f})" if low <= high else "")
-               + f", fewer than {C5C_MIN_OVERLAP} of each, so there are too few networks of equal accuracy to compare")
-    return _c5c_verdict(fit, phases, model, task, why)
+    return _c5c_verdict(fit, phases, model, task, _c5c_amendment(fit))
+
+
+def _c5c_amendment(fit: TransitionOdds | None) -> str | None:
+    """Why the amended rule does not decide on a fit both rules could test (module docstring), or None."""
+    if fit is None or not fit.both_outcomes:
+        return None  # neither rule can test it (_c5c_untestable)
+    if not np.isfinite(fit.silent.estimate):
+        return "the fit on every network is not identified"
+    if min(fit.n_shared) >= C5C_MIN_OVERLAP:
+        return None
+    low, high = fit.shared_range
+    return (f"the phases barely overlap in final accuracy: {fit.n_shared[0]} Silent- and {fit.n_shared[1]} "
+            f"Decisive-pruned networks lie in the range both reach" + (f" ({low:.2f}–{high:.2f})" if low <= high else "")
+            + f", fewer than {C5C_MIN_OVERLAP} of each, so there are too few networks of equal accuracy to compare")
 
 
 @verdict_rule
@@ -432,7 +443,7 @@ def verdict_c5c_registered(fit: TransitionOdds | None, phases, model: str | None
                            task: str | None = None) -> Verdict:
     """C5c as first registered (amended, module docstring): no condition that the phases overlap in accuracy. Kept to
     be shown beside the amended rule, never recorded in the ledger."""
-    return _c5c_verdict(fit, phases, model, task, _c5c_untestable(fit, phases))
+    return _c5c_verdict(fit, phases, model, task)
 
 
 def c5c_account(verdict: Verdict) -> str:

@@ -124,7 +124,7 @@ def audit_command(experiments, minutes: float, seed: int, tolerance: float) -> i
     """``reproduce --audit``: recompute a sample of the stored results and decide again the claims that read them."""
     from layercollapse.claims.verdicts import load_verdict_records
     from layercollapse.site.chapters import CHAPTER_SECONDS
-    from layercollapse.site.ledger import chapter_of, rejudge
+    from layercollapse.site.ledger import rejudge, verdict_chapter
     from layercollapse.study.audit import NothingFits, audit
 
     name = experiments.profile.name
@@ -133,10 +133,10 @@ def audit_command(experiments, minutes: float, seed: int, tolerance: float) -> i
     try:
         report = audit(experiments, minutes, seed, lambda keys, store: rejudge(keys, store, name),
                        load_verdict_records(name), tolerance, say=lambda line: print(line, flush=True),
-                       chapter_of=lambda key: chapter_of(key.split("@")[0])[1], chapter_seconds=CHAPTER_SECONDS)
+                       chapter_of=verdict_chapter, chapter_seconds=CHAPTER_SECONDS)
     except NothingFits as nothing:
         print(f"error: --minutes {minutes:g} fits no stored result: {nothing}; pass --minutes "
-              f"{math.ceil(nothing.cheapest.seconds / 60)} or more")
+              f"{math.ceil(nothing.seconds / 60)} or more")
         return 2
     for line in report.lines():
         print(line)

@@ -92,6 +92,12 @@ def chapter_of(claim: str) -> tuple[str, str]:
     return chapter_title(path), path
 
 
+def verdict_chapter(key: str) -> str:
+    """The chapter (path from the project root) that records the verdict ``key`` (``Verdict.key``, e.g.
+    ``C5b@qwen2.5-coder-1.5b@arc_easy@letter@0shot``)."""
+    return chapter_of(key.split("@")[0])[1]
+
+
 def badge(status: str, claim: str, role: str = "verdict-badge") -> str:
     """Pandoc bracketed span of a verdict badge, e.g. ``[supported]{.badge .text-bg-success data-claim="C4"}``.
 
@@ -254,7 +260,7 @@ def rejudge(keys: Sequence[str], store: Store, profile: str, timeout: int | None
     """
     from layercollapse.site.chapters import ChapterError, execute_chapter
 
-    chapters = {chapter_of(key.split("@")[0])[1] for key in keys}
+    chapters = {verdict_chapter(key) for key in keys}
     found: dict[str, object] = {}
     with tempfile.TemporaryDirectory(prefix="layercollapse-rejudge-") as data:
         env = {settings.DATA.name: data, settings.STORE.name: str(store.root)}
@@ -262,7 +268,7 @@ def rejudge(keys: Sequence[str], store: Store, profile: str, timeout: int | None
             try:
                 execute_chapter(project_root() / path, profile, timeout=timeout, env=env)
             except ChapterError as error:
-                found |= {key: error for key in keys if chapter_of(key.split("@")[0])[1] == path}
+                found |= {key: error for key in keys if verdict_chapter(key) == path}
         for path in (Path(data) / "verdicts" / profile).glob("*.json"):
             verdict = Verdict.from_dict(json.loads(path.read_text("utf-8")))
             if verdict.key in keys:

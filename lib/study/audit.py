@@ -136,10 +136,11 @@ class VerdictChange:
 class NothingFits(ValueError):
     """Not even the cheapest stored result fits the audit's time budget; ``cheapest`` is that result."""
 
-    def __init__(self, minutes: float, cheapest: Candidate) -> None:
+    def __init__(self, minutes: float, cheapest: Candidate, seconds: float | None = None) -> None:
+        seconds = alone_seconds(cheapest) if seconds is None else seconds  # what it needs of the budget
         super().__init__(f"the cheapest, {cheapest.kind} {cheapest.what} (plan step '{cheapest.step}'), is estimated "
-                         f"at {duration(cheapest.seconds)}")
-        self.minutes, self.cheapest = minutes, cheapest
+                         f"at {duration(seconds)}")
+        self.minutes, self.cheapest, self.seconds = minutes, cheapest, seconds
 
 
 class ReadLog(Store):
@@ -230,15 +231,19 @@ def start_seconds(kind: str, sidecar: Mapping, readout_seconds: Mapping[str, flo
     is recorded); 0 for a kind whose recorded time covers its whole run."""
     if kind in WHOLE_RUN_KINDS:
         return 0.0
-    spec = sidecar.get("spec", {})
-    model = (spec["trace_spec"] if isinstance(spec.get("trace_spec"), dict) else spec).get("model")
+    model = _own_spec(sidecar).get("model")
     return STEP_START_SECONDS.get(model, readout_seconds.get(model, 0.0))
+
+
+def _own_spec(sidecar: Mapping) -> Mapping:
+    """The spec a result is about: its own, or its trace's for a result along a trace."""
+    spec = sidecar.get("spec", {})
+    return spec["trace_spec"] if isinstance(spec.get("trace_spec"), dict) else spec
 
 
 def describe(sidecar: Mapping) -> str:
     """A result for people: model, task, schedule and seed of its spec (of its trace for a result along a trace)."""
-    spec = sidecar.get("spec", {})
-    spec = spec["trace_spec"] if isinstance(spec.get("trace_spec"), dict) else spec
+    spec = _own_spec(sidecar)
     parts = [str(spec[name]) for name in ("model", "task", "schedule") if spec.get(name) is not None]
     return " ".join(parts + ([f"seed {spec['seed']}"] if spec.get("seed") is not None else [])) or "-"
 
@@ -263,10 +268,18 @@ def candidates(experiments, progress: bool = False) -> list[Candidate]:
     return found
 
 
+def alone_seconds(candidate: Candidate, chapter_seconds: Mapping[str, float] | None = None) -> float:
+    """What recomputing ``candidate`` alone costs (seconds): its own estimate and its step's start, and with
+    ``chapter_seconds`` executing again the chapters that record the verdicts it feeds."""
+    chapters = 0.0 if chapter_seconds is None else sum(
+        chapter_seconds.get(chapter, DEFAULT_CHAPTER_SECONDS) for chapter in candidate.chapters)
+    return candidate.seconds + candidate.start_seconds + chapters
+
+
 def cheapest_by_kind(pool: Sequence[Candidate], cost=None) -> dict[str, Candidate]:
     """Kind -> its cheapest candidate (the first by key among equally cheap ones); ``cost``: candidate -> seconds
-    (default its ``seconds`` and its step's start)."""
-    cost = cost or (lambda candidate: candidate.seconds + candidate.start_seconds)
+    (default :func:`alone_seconds`)."""
+    cost = cost or alone_seconds
     cheapest: dict[str, Candidate] = {}
     for candidate in sorted(pool, key=lambda c: (cost(c), c.key)):
         cheapest.setdefault(candidate.kind, candidate)
@@ -276,7 +289,7 @@ def cheapest_by_kind(pool: Sequence[Candidate], cost=None) -> dict[str, Candidat
 def affordable_kinds(pool: Sequence[Candidate], budget: float, cost=None) -> list[str]:
     """The most kinds that one result each can cover within ``budget`` seconds: the kinds whose cheapest result is
     cheapest, taken while their cheapest results fit together (``cost`` as in :func:`cheapest_by_kind`)."""
-    cost = cost or (lambda candidate: candidate.seconds + candidate.start_seconds)
+    cost = cost or alone_seconds
     covered, total = [], 0.0
     for kind, cheapest in sorted(cheapest_by_kind(pool, cost).items(), key=lambda item: (cost(item[1]), item[0])):
         if total + cost(cheapest) > budget:
@@ -289,7 +302,7 @@ def affordable_kinds(pool: Sequence[Candidate], budget: float, cost=None) -> lis
 def _draw(pool: Sequence[Candidate], limit: float, rng: np.random.Generator, cost=None) -> Candidate | None:
     """One of the candidates costing at most ``limit`` seconds, with a chance inversely proportional to its cost
     (None: none fits; ``cost`` as in :func:`cheapest_by_kind`)."""
-    cost = cost or (lambda candidate: candidate.seconds + candidate.start_seconds)
+    cost = cost or alone_seconds
     fitting = [c for c in pool if cost(c) <= limit]
     if not fitting:
         return None
@@ -317,7 +330,6 @@ def pick(pool: Sequence[Candidate], minutes: float, seed: int,
     rng = np.random.default_rng(seed)
     budget = minutes * 60.0
     included: set[str] = set()  # the chapters the sample executes again already
-
     started: set[str] = set()  # the plan steps the sample runs already
 
     def cost(candidate: Candidate) -> float:
@@ -508,7 +520,7 @@ def sample_line(chosen: Sequence[Candidate], pool: Sequence[Candidate], minutes:
     line = (f"sample: {len(chosen)} result(s) of {len({c.kind for c in chosen})} kind(s) in {len(step_runs(chosen))} "
             f"plan-step run(s), estimated {duration(total)} of the {minutes:g}-minute budget")
     if missed:
-        line += "; too costly for it: " + ", ".join(f"{kind} (cheapest {duration(run_seconds([cheapest[kind]]))})"
+        line += "; too costly for it: " + ", ".join(f"{kind} (cheapest {duration(alone_seconds(cheapest[kind]))})"
                                                   for kind in missed)
     return line
 
@@ -554,9 +566,11 @@ def audit(experiments, minutes: float, seed: int, rejudge: Callable[[Sequence[st
         pool = [dataclasses.replace(c, chapters=frozenset(chapter_of(key) for key in affected_verdicts(records, [c])))
                 for c in pool]
         minutes -= (time.perf_counter() - start) / 60  # what the mapping took is spent
-    chosen = pick(pool, minutes, seed, chapter_seconds if whole_run else None)
+    counted = chapter_seconds if whole_run else None
+    chosen = pick(pool, minutes, seed, counted)
     if pool and not chosen:
-        raise NothingFits(minutes, min(pool, key=lambda c: c.seconds))
+        cheapest = min(pool, key=lambda c: alone_seconds(c, counted))
+        raise NothingFits(minutes, cheapest, alone_seconds(cheapest, counted))
     say(f"{len(pool)} stored result(s) mapped in {duration(time.perf_counter() - start)}; "
         + sample_line(chosen, pool, minutes))
     with tempfile.TemporaryDirectory(prefix="layercollapse-audit-", dir=workdir) as tmp:
