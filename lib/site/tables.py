@@ -128,20 +128,23 @@ def people_table(
             right.add(header)
         if name in estimates:
             value, low, high = estimates[name]
-            shown[header] = [dash if _undefined(v) else format_number(v, places) + (
-                "" if _undefined(a) or _undefined(b) else f" [{format_number(a, places)}, {format_number(b, places)}]")
-                for v, a, b in zip(frame[value], frame[low], frame[high])]
+            shown[header] = [dash if _undefined(v) else " ".join(filter(None, (format_number(v, places),
+                                                                                _bracket(a, b, places))))
+                             for v, a, b in zip(frame[value], frame[low], frame[high])]
         elif name in intervals:
             low, high = intervals[name]
-            shown[header] = [MISSING if _undefined(a) or _undefined(b) else
-                             f"[{format_number(a, places)}, {format_number(b, places)}]"
-                             for a, b in zip(frame[low], frame[high])]
+            shown[header] = [_bracket(a, b, places) or MISSING for a, b in zip(frame[low], frame[high])]
         elif name in p_values:
             shown[header] = [dash if _undefined(p) else format_p(float(p)) for p in frame[name]]
         else:
             shown[header] = [format_number(value, places, dash) if not _undefined(value) else dash
                              for value in frame[name]]
     return Table(pd.DataFrame(shown), frozenset(right), summary=summary, fold_after=fold_after)
+
+
+def _bracket(low, high, places: int) -> str:
+    """An interval as ``[low, high]``, or "" where a bound is undefined."""
+    return "" if _undefined(low) or _undefined(high) else f"[{format_number(low, places)}, {format_number(high, places)}]"
 
 
 def _undefined(value) -> bool:

@@ -56,8 +56,6 @@ MAIN_SCHEDULES = ("iterative", "block_influence", "angular_distance", "reverse",
 PHASE_AWARE = ("decisive_first",)
 
 
-
-
 #: Environment variable that lets a chapter compute missing results ("1"); set by ``render --compute``.
 COMPUTE_ENV = settings.COMPUTE.name
 

@@ -152,7 +152,7 @@ class SettingStudy:
     n_phase_seeds: int = 10
     n_phase_items: int | None = None
     n_random_orders: int = 5
-    schedules: tuple[str, ...] = ("iterative", "block_influence", "reverse", "decisive_first")
+    schedules: tuple[str, ...] = SETTING_SCHEDULES
 
 
 @dataclass(frozen=True)

@@ -43,6 +43,14 @@ def test_people_table_picks_renames_formats_and_never_shows_nan():
     assert "NaN" not in table.to_markdown() and "model" not in table.to_markdown()
 
 
+def test_an_estimate_and_its_interval_share_one_column():
+    frame = pd.DataFrame({"layer": [22.0, 12.0, np.nan], "low": [21.0, np.nan, np.nan], "high": [23.0, 14.0, np.nan]})
+    table = people_table(frame, {"layer": "Transition layer [95% CI]"}, digits={"layer": 0},
+                         estimates={"layer": ("layer", "low", "high")}, missing={"layer": "none"})
+    assert table.to_markdown() == (  # a bound missing: the estimate alone; the estimate missing: the word for it
+        "| Transition layer [95% CI] |\n| ---: |\n| 22 [21, 23] |\n| 12 |\n| none |\n")
+
+
 def test_long_tables_fold_and_missing_columns_are_named():
     frame = pd.DataFrame({"x": range(20)})  # the default folds from 20 rows
     folded = people_table(frame, {"x": "X"}, fold_after=12, summary="All steps").to_markdown()
