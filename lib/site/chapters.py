@@ -251,6 +251,10 @@ def _quarto_client_class():
     return QuartoClient
 
 
+KERNEL_EXIT_WAIT_S = 30.0
+"""Seconds a kernel gets to exit after a shutdown request before it is terminated (half) and killed (all)."""
+
+
 def _kernel_manager_class():
     """jupyter_client's async kernel manager, made quiet on a healthy run.
 
@@ -261,6 +265,9 @@ def _kernel_manager_class():
       it while it is still finishing the last request logs ``ERROR | KeyboardInterrupt caught in kernel`` on a run
       that went well. A kernel that does not exit on the request is still terminated, then killed
       (``finish_shutdown``), and ``now=True`` (or a restart) keeps jupyter_client's own path.
+    * A kernel that is exiting gets ``KERNEL_EXIT_WAIT_S`` to do so (half before SIGTERM, half before SIGKILL), not
+      jupyter_client's 5 s: on a loaded 2-core machine a healthy kernel's exit (atexit handlers, torch's threads) took
+      longer than 2.5 s and was terminated, which is noise on a run that went well.
     """
     import zmq
     from jupyter_client.manager import AsyncKernelManager
@@ -268,6 +275,7 @@ def _kernel_manager_class():
     class QuietKernelManager(AsyncKernelManager):
         def __init__(self, **kwargs):
             super().__init__(**kwargs)
+            self.shutdown_wait_time = KERNEL_EXIT_WAIT_S
             if self.has_trait("transport_encryption") and zmq.has("curve"):
                 self.transport_encryption = "auto"  # provisions keys only where the kernelspec declares support
 

@@ -396,6 +396,24 @@ def test_a_healthy_chapter_prints_nothing_but_its_own_output(tmp_path, capfd, mo
     assert sent == [], f"a healthy kernel was shut down with signals, not a shutdown request: {sent}"
 
 
+def test_a_kernel_that_takes_seconds_to_exit_is_waited_for_not_terminated(tmp_path, monkeypatch):
+    """On a loaded CI machine a healthy kernel once took longer than jupyter_client's 2.5 s to exit and was sent
+    SIGTERM. An exit made 4 s long on purpose (an atexit handler) stands in for that load: it is waited for."""
+    path = _write_qmd(tmp_path, '''
+        ---
+        title: "Slow exit"
+        ---
+
+        ```{python}
+        import atexit, time
+        atexit.register(time.sleep, 4)
+        ```
+        ''')
+    sent = _kernel_signals(monkeypatch)
+    execute_chapter(path, profile="test", timeout=60)
+    assert sent == [], f"a kernel that was exiting was shut down with signals: {sent}"
+
+
 def test_a_raising_cell_is_still_reported_in_full_and_its_kernel_shut_down_quietly(tmp_path, capfd, monkeypatch):
     path = _write_qmd(tmp_path, '''
         ---
