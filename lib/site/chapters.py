@@ -271,11 +271,15 @@ def _kernel_manager_class():
     """
     import zmq
     from jupyter_client.manager import AsyncKernelManager
+    from traitlets import default
 
     class QuietKernelManager(AsyncKernelManager):
+        @default("shutdown_wait_time")
+        def _exit_wait(self) -> float:  # a default: a user's jupyter config still sets it
+            return KERNEL_EXIT_WAIT_S
+
         def __init__(self, **kwargs):
             super().__init__(**kwargs)
-            self.shutdown_wait_time = KERNEL_EXIT_WAIT_S
             if self.has_trait("transport_encryption") and zmq.has("curve"):
                 self.transport_encryption = "auto"  # provisions keys only where the kernelspec declares support
 

@@ -271,9 +271,15 @@ def candidates(experiments, progress: bool = False) -> list[Candidate]:
 def alone_seconds(candidate: Candidate, chapter_seconds: Mapping[str, float] | None = None) -> float:
     """What recomputing ``candidate`` alone costs (seconds): its own estimate and its step's start, and with
     ``chapter_seconds`` executing again the chapters that record the verdicts it feeds."""
-    chapters = 0.0 if chapter_seconds is None else sum(
-        chapter_seconds.get(chapter, DEFAULT_CHAPTER_SECONDS) for chapter in candidate.chapters)
-    return candidate.seconds + candidate.start_seconds + chapters
+    return candidate.seconds + candidate.start_seconds + _chapters_seconds(candidate.chapters, chapter_seconds)
+
+
+def _chapters_seconds(chapters: Collection[str], chapter_seconds: Mapping[str, float] | None) -> float:
+    """What executing ``chapters`` again costs (seconds; :data:`DEFAULT_CHAPTER_SECONDS` for one ``chapter_seconds``
+    does not know); 0 where ``chapter_seconds`` is None (chapters not counted)."""
+    if chapter_seconds is None:
+        return 0.0
+    return sum(chapter_seconds.get(chapter, DEFAULT_CHAPTER_SECONDS) for chapter in chapters)
 
 
 def cheapest_by_kind(pool: Sequence[Candidate], cost=None) -> dict[str, Candidate]:
@@ -334,10 +340,7 @@ def pick(pool: Sequence[Candidate], minutes: float, seed: int,
 
     def cost(candidate: Candidate) -> float:
         start = 0.0 if candidate.step in started else candidate.start_seconds
-        if chapter_seconds is None:
-            return candidate.seconds + start
-        return candidate.seconds + start + sum(chapter_seconds.get(chapter, DEFAULT_CHAPTER_SECONDS)
-                                               for chapter in candidate.chapters - included)
+        return candidate.seconds + start + _chapters_seconds(candidate.chapters - included, chapter_seconds)
 
     unique = sorted({(c.kind, c.key): c for c in pool}.values(), key=lambda c: (c.kind, c.key))
     left: dict[str, list[Candidate]] = {}
